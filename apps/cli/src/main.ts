@@ -1,0 +1,51 @@
+/** The `fedcare` command: one entry point, one module per subcommand. */
+import { CliError } from './io';
+
+interface Command {
+  summary: string;
+  load: () => Promise<{ run: (argv: string[]) => Promise<number> }>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: { summary: 'generate data if missing and train (the main job on embedded defaults)', load: () => import('./commands/start') },
+  generate: { summary: 'write seeded synthetic hospitals H1–H3 as NDJSON', load: () => import('./commands/generate') },
+  'import-fhir': { summary: 'turn FHIR R4 bundles into NDJSON records', load: () => import('./commands/import-fhir') },
+  train: { summary: 'train the multimodal model centrally (pooled or one hospital)', load: () => import('./commands/train') },
+  bench: { summary: 'benchmarks, one JSON object per line', load: () => import('./commands/bench') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'usage: fedcare <command> [options]   (fedcare <command> --help for its options)',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`fedcare: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const mod = await command.load();
+    return await mod.run(rest);
+  } catch (e) {
+    if (e instanceof CliError) {
+      process.stderr.write(`fedcare ${name}: ${e.message}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof Error && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`fedcare ${name}: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * A progress bar on stderr. On a terminal it redraws one line; elsewhere (CI logs, pipes) it prints
+ * a line every 10 % so logs stay short. stdout stays clean for --json output.
+ */
+export class ProgressBar {
+  private last = -1;
+  private readonly tty: boolean;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly enabled = true,
+  ) {
+    this.tty = Boolean(stream.isTTY);
+  }
+
+  update(done: number, info = ''): void {
+    if (!this.enabled || this.total <= 0) return;
+    const frac = Math.min(1, Math.max(0, done / this.total));
+    const pct = Math.floor(frac * 100);
+    const elapsed = (Date.now() - this.started) / 1000;
+    const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+    const width = 28;
+    const fill = Math.round(frac * width);
+    const bar = `${'█'.repeat(fill)}${'░'.repeat(width - fill)}`;
+    const text = `${this.label} ${bar} ${String(pct).padStart(3)}% ${done}/${this.total} ${info} eta ${eta.toFixed(0)}s`;
+    if (this.tty) {
+      this.stream.write(`\r${text.padEnd(100)}`);
+    } else if (pct >= this.last + 10 || done === this.total) {
+      this.last = pct - (pct % 10);
+      this.stream.write(`${text}\n`);
+    }
+  }
+
+  done(info = ''): void {
+    this.update(this.total, info);
+    if (this.enabled && this.tty) this.stream.write('\n');
+  }
+}

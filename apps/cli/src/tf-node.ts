@@ -1,0 +1,29 @@
+/**
+ * TensorFlow.js in Node: the wasm backend (SIMD, single thread). tfjs-node cannot install here
+ * (it downloads libtensorflow) and threaded wasm fails in Node, so this is the fast path.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+export type NodeBackend = 'wasm' | 'cpu';
+
+let ready: Promise<NodeBackend> | undefined;
+
+/** Selects and initialises a backend once per process; later calls return the same promise. */
+export function initTf(preferred: NodeBackend = 'wasm'): Promise<NodeBackend> {
+  ready ??= (async () => {
+    if (preferred === 'wasm') {
+      const require = createRequire(import.meta.url);
+      const pkg = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
+      setWasmPaths(path.join(path.dirname(pkg), 'dist') + path.sep);
+    }
+    const ok = await tf.setBackend(preferred);
+    if (!ok) throw new Error(`TensorFlow.js backend "${preferred}" failed to initialise`);
+    await tf.ready();
+    return preferred;
+  })();
+  return ready;
+}

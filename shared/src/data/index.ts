@@ -1,0 +1,17 @@
+export * from './vocabulary';
+export * from './schema';
+export * from './records';
+export * from './profiles';
+export {
+  generateHospital,
+  riskWeights,
+  OBSERVATION_WINDOW_DAYS,
+  RISK_CUTS,
+  RISK_INTERCEPT,
+  RISK_LABEL_NOISE_SD,
+  type GenerateOptions,
+  type GeneratedHospital,
+} from './generator';
+export * from './features';
+export { symmetricEigen, type Eigen } from './linalg';
+export { splitByHospital, type Split } from './split';

@@ -1,0 +1,159 @@
+/**
+ * The local training loop shared by every host (CLI, headless hospital, browser worker): Adam on
+ * softmax cross-entropy over minibatches of a FeatureBatch, with progress callbacks, plus
+ * prediction and evaluation. Tensors are created per minibatch and disposed at once.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { FeatureBatch } from '../data/features';
+import { Rng } from '../util/random';
+import { classificationMetrics, type ClassificationMetrics } from './metrics';
+
+/** Model inputs for one minibatch. */
+export interface ModelInputs {
+  vitals: tf.Tensor3D;
+  labs: tf.Tensor3D;
+  demographics: tf.Tensor2D;
+  biology: tf.Tensor2D;
+  omics: tf.Tensor2D;
+}
+
+/** What the loop needs of a model: its variables, a loss and logits. */
+export interface TrainableModel {
+  readonly params: readonly { readonly variable: tf.Variable }[];
+  loss(inputs: ModelInputs, labels: tf.Tensor1D, options: { training: boolean }): tf.Scalar;
+  predictLogits(inputs: ModelInputs, options: { training: boolean }): tf.Tensor2D;
+}
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Seed for the minibatch order. */
+  seed: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = { epochs: 5, batchSize: 32, learningRate: 1e-3, seed: 0 };
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  /** Running mean training loss of the current epoch. */
+  loss: number;
+}
+
+export interface EpochSummary {
+  epoch: number;
+  loss: number;
+  seconds: number;
+}
+
+export interface TrainResult {
+  epochs: EpochSummary[];
+  /** Labelled examples trained on (per epoch). */
+  samples: number;
+  seconds: number;
+}
+
+/** Indices of records with a known label. */
+export function labelledIndices(batch: FeatureBatch): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < batch.n; i++) if ((batch.labels[i] as number) >= 0) out.push(i);
+  return out;
+}
+
+function gatherRows(src: Float32Array, width: number, rows: readonly number[]): Float32Array {
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((r, i) => out.set(src.subarray(r * width, (r + 1) * width), i * width));
+  return out;
+}
+
+/** Builds model input tensors for the given rows of a FeatureBatch (caller disposes). */
+export function inputsFor(batch: FeatureBatch, rows: readonly number[]): ModelInputs {
+  const b = rows.length;
+  const T = batch.seqLen;
+  const vw = batch.vitals.length / batch.n / T;
+  const lw = batch.labs.length / batch.n / T;
+  return {
+    vitals: tf.tensor3d(gatherRows(batch.vitals, T * vw, rows), [b, T, vw]),
+    labs: tf.tensor3d(gatherRows(batch.labs, T * lw, rows), [b, T, lw]),
+    demographics: tf.tensor2d(gatherRows(batch.demographics, batch.demographics.length / batch.n, rows), [b, batch.demographics.length / batch.n]),
+    biology: tf.tensor2d(gatherRows(batch.biology, batch.biology.length / batch.n, rows), [b, batch.biology.length / batch.n]),
+    omics: tf.tensor2d(gatherRows(batch.omics, batch.omics.length / batch.n, rows), [b, batch.omics.length / batch.n]),
+  };
+}
+
+export function disposeInputs(inputs: ModelInputs): void {
+  tf.dispose([inputs.vitals, inputs.labs, inputs.demographics, inputs.biology, inputs.omics]);
+}
+
+const yieldToHost = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Trains `model` in place on the labelled rows (or `rows`) of `batch`. Unlabelled rows are never
+ * used. Yields to the host between minibatches so UIs and sockets stay responsive.
+ */
+export async function trainLocal(
+  model: TrainableModel,
+  batch: FeatureBatch,
+  config: Partial<TrainConfig> = {},
+  onProgress?: (p: TrainProgress) => void,
+  rows: readonly number[] = labelledIndices(batch),
+): Promise<TrainResult> {
+  const cfg = { ...DEFAULT_TRAIN_CONFIG, ...config };
+  const usable = rows.filter((r) => (batch.labels[r] as number) >= 0);
+  if (usable.length === 0) throw new Error('no labelled records to train on');
+  const optimizer = tf.train.adam(cfg.learningRate);
+  const varList = model.params.map((p) => p.variable);
+  const batches = Math.ceil(usable.length / cfg.batchSize);
+  const started = performance.now();
+  const epochs: EpochSummary[] = [];
+  try {
+    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+      const t0 = performance.now();
+      const order = new Rng(`train/${cfg.seed}/${epoch}`).shuffle([...usable]);
+      let lossSum = 0;
+      for (let b = 0; b < batches; b++) {
+        const rowsB = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
+        const inputs = inputsFor(batch, rowsB);
+        const labels = tf.tensor1d(Int32Array.from(rowsB, (r) => batch.labels[r] as number), 'int32');
+        const loss = optimizer.minimize(() => model.loss(inputs, labels, { training: true }), true, varList);
+        disposeInputs(inputs);
+        labels.dispose();
+        const value = loss ? (await loss.data())[0] as number : Number.NaN;
+        loss?.dispose();
+        if (!Number.isFinite(value)) throw new Error(`training diverged: loss is ${value} at epoch ${epoch + 1}, batch ${b + 1}`);
+        lossSum += value;
+        onProgress?.({ epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches, loss: lossSum / (b + 1) });
+        await yieldToHost();
+      }
+      epochs.push({ epoch: epoch + 1, loss: lossSum / batches, seconds: (performance.now() - t0) / 1000 });
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return { epochs, samples: usable.length, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Class probabilities [rows.length × 3], row-major, in inference mode. */
+export async function predictProbs(model: TrainableModel, batch: FeatureBatch, rows: readonly number[], batchSize = 128): Promise<Float32Array> {
+  const out = new Float32Array(rows.length * 3);
+  for (let s = 0; s < rows.length; s += batchSize) {
+    const rowsB = rows.slice(s, s + batchSize);
+    const inputs = inputsFor(batch, rowsB);
+    const probs = tf.tidy(() => tf.softmax(model.predictLogits(inputs, { training: false })));
+    out.set(await probs.data(), s * 3);
+    probs.dispose();
+    disposeInputs(inputs);
+    await yieldToHost();
+  }
+  return out;
+}
+
+/** Seed spec 6.1 metrics of the model on the labelled rows (or `rows`) of `batch`. */
+export async function evaluate(model: TrainableModel, batch: FeatureBatch, rows: readonly number[] = labelledIndices(batch)): Promise<ClassificationMetrics> {
+  const usable = rows.filter((r) => (batch.labels[r] as number) >= 0);
+  const probs = await predictProbs(model, batch, usable);
+  return classificationMetrics(probs, Int32Array.from(usable, (r) => batch.labels[r] as number));
+}

@@ -1,0 +1,1 @@
+export { Rng, hashUnit } from './random';
