@@ -15,3 +15,5 @@ export {
 export * from './features';
 export { symmetricEigen, type Eigen } from './linalg';
 export { splitByHospital, type Split } from './split';
+export * from './fhir';
+export { SNOMED_SYSTEM, SNOMED_COMORBIDITY, comorbidityForSnomed, icd10ForComorbidity } from './snomed';
