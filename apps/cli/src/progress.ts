@@ -3,7 +3,7 @@
  * a line every 10 % so logs stay short. stdout stays clean for --json output.
  */
 export class ProgressBar {
-  private last = -1;
+  private last = -10;
   private readonly tty: boolean;
   private readonly started = Date.now();
 
@@ -28,8 +28,8 @@ export class ProgressBar {
     const text = `${this.label} ${bar} ${String(pct).padStart(3)}% ${done}/${this.total} ${info} eta ${eta.toFixed(0)}s`;
     if (this.tty) {
       this.stream.write(`\r${text.padEnd(100)}`);
-    } else if (pct >= this.last + 10 || done === this.total) {
-      this.last = pct - (pct % 10);
+    } else if (pct >= this.last + 10 || (done === this.total && this.last < 100)) {
+      this.last = done === this.total ? 100 : pct - (pct % 10);
       this.stream.write(`${text}\n`);
     }
   }

@@ -5,7 +5,9 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+// The union package registers every op's gradient and the cpu backend (tfjs-core alone registers
+// no gradients); shared/ itself imports only tfjs-core and stays free of such side effects.
+import '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 export type NodeBackend = 'wasm' | 'cpu';

@@ -1,0 +1,341 @@
+/**
+ * MultimodalRiskClassifier (seed spec 2.1) in plain TF.js ops: per-modality encoders, attention
+ * fusion over the modality embeddings, and the 3-class risk head.
+ *
+ * Deviations from the spec, on purpose:
+ *  - The LSTM inputs carry the missingness masks too: vitals are 5 values + 5 masks (10 channels),
+ *    labs 8 values + 8 masks (16), so the encoders can tell "normal" from "not measured".
+ *  - Fusion. The spec concatenates the five embeddings into one 256-vector and runs
+ *    MultiheadAttention(256, 8) over that single token; with one token the softmax is exactly 1,
+ *    so the "attention" degenerates to two linear maps (V then the output projection). Instead the
+ *    five modality embeddings are five tokens of width 256: token k holds embedding k at its own
+ *    offset of the 256-d concatenation (clinical 0, lab 128, demographics 192, biology 208,
+ *    omics 224; zeros elsewhere) plus a learned modality-type embedding; 8-head self-attention,
+ *    residual, LayerNorm, then mean-pooling over the 5 tokens gives the fused 256-vector.
+ *  - Dropout between the two LSTM layers uses one mask per sequence (variational dropout, Gal &
+ *    Ghahramani, NeurIPS 2016) rather than a fresh mask per time step.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import { Rng } from '../util/random';
+import { constantInit, glorotUniform, normalInit } from './init';
+import { initLstmValues, lstmStack, lstmStackAutograd, type LstmWeights } from './lstm';
+import { dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
+import { disposeParams, ParamCollector, type Param } from './params';
+
+export interface ClassifierConfig {
+  /** Channels of `vitals`: 5 vital signs + 5 missingness masks. */
+  vitalsChannels: number;
+  /** Channels of `labs`: 8 lab values + 8 missingness masks. */
+  labChannels: number;
+  demographicsDim: number;
+  biologyDim: number;
+  omicsDim: number;
+  clinicalHidden: number;
+  labHidden: number;
+  /** LSTM layers per sequence encoder. */
+  lstmLayers: number;
+  demographicsHidden: number;
+  demographicsOut: number;
+  biologyHidden: number;
+  biologyOut: number;
+  omicsHidden: number;
+  omicsOut: number;
+  attentionHeads: number;
+  headHidden: readonly number[];
+  numClasses: number;
+  lstmDropout: number;
+  demographicsDropout: number;
+  omicsDropout: number;
+  attentionDropout: number;
+  headDropout: number;
+  /** Hand-written BPTT LSTM (`lstmStack`) instead of the autograd reference (`lstmStackAutograd`). */
+  fastLstm: boolean;
+}
+
+export const DEFAULT_CLASSIFIER_CONFIG: Readonly<ClassifierConfig> = Object.freeze({
+  vitalsChannels: 10,
+  labChannels: 16,
+  demographicsDim: 10,
+  biologyDim: 20,
+  omicsDim: 32,
+  clinicalHidden: 128,
+  labHidden: 64,
+  lstmLayers: 2,
+  demographicsHidden: 32,
+  demographicsOut: 16,
+  biologyHidden: 32,
+  biologyOut: 16,
+  omicsHidden: 64,
+  omicsOut: 32,
+  attentionHeads: 8,
+  headHidden: Object.freeze([128, 64]),
+  numClasses: 3,
+  lstmDropout: 0.3,
+  demographicsDropout: 0.2,
+  omicsDropout: 0.2,
+  attentionDropout: 0.1,
+  headDropout: 0.3,
+  fastLstm: true,
+});
+
+/** One minibatch; all float32. T may differ between vitals and labs. */
+export interface ClassifierInputs {
+  /** [B, T, vitalsChannels] */
+  vitals: tf.Tensor3D;
+  /** [B, T, labChannels] */
+  labs: tf.Tensor3D;
+  /** [B, demographicsDim] */
+  demographics: tf.Tensor2D;
+  /** [B, biologyDim] */
+  biology: tf.Tensor2D;
+  /** [B, omicsDim] */
+  omics: tf.Tensor2D;
+}
+
+export interface ForwardOptions {
+  /** Dropout on (true) or off (false: deterministic inference). */
+  training: boolean;
+  /** Dropout seed for this pass; by default each training pass draws the next seed of the model's stream. */
+  seed?: number;
+}
+
+export interface MultimodalRiskClassifier {
+  readonly config: Readonly<ClassifierConfig>;
+  /** Trainable parameters in the fixed order that `flattenWeights` uses. */
+  readonly params: readonly Param[];
+  /** Width of the fused representation (sum of the embedding widths, 256 by default). */
+  readonly fusionDim: number;
+  /** Class logits [B, numClasses]. */
+  predictLogits(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
+  /** The fused, mean-pooled representation [B, fusionDim] that feeds the head. */
+  embed(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
+  /**
+   * Mean softmax cross-entropy over the batch. `labels`: class ids [B] (int32) or one-hot /
+   * soft targets [B, numClasses] (float32).
+   */
+  loss(inputs: ClassifierInputs, labels: tf.Tensor1D | tf.Tensor2D, options: ForwardOptions): tf.Scalar;
+  dispose(): void;
+}
+
+interface Dense {
+  W: tf.Variable<tf.Rank.R2>;
+  b: tf.Variable<tf.Rank.R1>;
+}
+
+function addDense(pc: ParamCollector, rng: Rng, name: string, inDim: number, outDim: number): Dense {
+  return {
+    W: pc.add(`${name}.kernel`, [inDim, outDim], glorotUniform(rng, inDim, outDim)) as tf.Variable<tf.Rank.R2>,
+    b: pc.add(`${name}.bias`, [outDim], constantInit([outDim], 0)) as tf.Variable<tf.Rank.R1>,
+  };
+}
+
+function addLstm(pc: ParamCollector, rng: Rng, name: string, inDim: number, units: number, layers: number): LstmWeights[] {
+  const out: LstmWeights[] = [];
+  for (let l = 0; l < layers; l++) {
+    const v = initLstmValues(rng, l === 0 ? inDim : units, units);
+    const I = l === 0 ? inDim : units;
+    out.push({
+      W: pc.add(`${name}.lstm${l}.kernel`, [I, 4 * units], v.W) as tf.Variable<tf.Rank.R2>,
+      U: pc.add(`${name}.lstm${l}.recurrent_kernel`, [units, 4 * units], v.U) as tf.Variable<tf.Rank.R2>,
+      b: pc.add(`${name}.lstm${l}.bias`, [4 * units], v.b) as tf.Variable<tf.Rank.R1>,
+    });
+  }
+  return out;
+}
+
+function validateConfig(c: ClassifierConfig): number {
+  const dims = [c.clinicalHidden, c.labHidden, c.demographicsOut, c.biologyOut, c.omicsOut];
+  for (const [k, v] of Object.entries(c)) {
+    if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0)) throw new Error(`classifier config: ${k} must be a non-negative number, got ${v}`);
+  }
+  if (dims.some((d) => !Number.isInteger(d) || d < 1)) throw new Error('classifier config: embedding widths must be positive integers');
+  if (!Number.isInteger(c.lstmLayers) || c.lstmLayers < 1) throw new Error('classifier config: lstmLayers must be >= 1');
+  const fusionDim = dims.reduce((a, b) => a + b, 0);
+  if (fusionDim % c.attentionHeads !== 0) {
+    throw new Error(`classifier config: fusion width ${fusionDim} is not divisible by ${c.attentionHeads} attention heads`);
+  }
+  for (const r of [c.lstmDropout, c.demographicsDropout, c.omicsDropout, c.attentionDropout, c.headDropout]) {
+    if (!(r >= 0 && r < 1)) throw new Error(`classifier config: dropout rates must be in [0, 1), got ${r}`);
+  }
+  return fusionDim;
+}
+
+function checkInput(name: string, t: tf.Tensor, rank: number, lastDim: number, batch?: number): void {
+  const ok = t.rank === rank && t.shape[rank - 1] === lastDim && (batch === undefined || t.shape[0] === batch) && t.dtype === 'float32';
+  if (!ok) {
+    throw new Error(
+      `classifier input ${name}: expected float32 rank ${rank} with last dimension ${lastDim}` +
+        `${batch === undefined ? '' : ` and batch ${batch}`}, got ${t.dtype} [${t.shape.join(', ')}]`,
+    );
+  }
+}
+
+/**
+ * Builds a classifier with deterministic initial weights: the same `seed` gives bit-identical
+ * parameters on every host.
+ */
+export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 0): MultimodalRiskClassifier {
+  const cfg: ClassifierConfig = { ...DEFAULT_CLASSIFIER_CONFIG, ...config };
+  const fusionDim = validateConfig(cfg);
+  const rng = new Rng(`model/classifier/${seed}`);
+  const dropoutStream = new Rng(`model/classifier/${seed}/dropout`);
+  const pc = new ParamCollector();
+
+  const clinical = addLstm(pc, rng, 'clinical', cfg.vitalsChannels, cfg.clinicalHidden, cfg.lstmLayers);
+  const lab = addLstm(pc, rng, 'lab', cfg.labChannels, cfg.labHidden, cfg.lstmLayers);
+  const demo = [
+    addDense(pc, rng, 'demographics.dense0', cfg.demographicsDim, cfg.demographicsHidden),
+    addDense(pc, rng, 'demographics.dense1', cfg.demographicsHidden, cfg.demographicsOut),
+  ];
+  const bio = [
+    addDense(pc, rng, 'biology.dense0', cfg.biologyDim, cfg.biologyHidden),
+    addDense(pc, rng, 'biology.dense1', cfg.biologyHidden, cfg.biologyOut),
+  ];
+  const omics = [
+    addDense(pc, rng, 'omics.dense0', cfg.omicsDim, cfg.omicsHidden),
+    addDense(pc, rng, 'omics.dense1', cfg.omicsHidden, cfg.omicsOut),
+  ];
+  const modalityEmbedding = pc.add('fusion.modality_embedding', [5, fusionDim], normalInit(rng, [5, fusionDim], 0.02)) as tf.Variable<tf.Rank.R2>;
+  const attnDense = ['query', 'key', 'value', 'output'].map((n) => addDense(pc, rng, `fusion.attention.${n}`, fusionDim, fusionDim));
+  const attention: AttentionWeights = {
+    Wq: attnDense[0]!.W, bq: attnDense[0]!.b,
+    Wk: attnDense[1]!.W, bk: attnDense[1]!.b,
+    Wv: attnDense[2]!.W, bv: attnDense[2]!.b,
+    Wo: attnDense[3]!.W, bo: attnDense[3]!.b,
+  };
+  const normGamma = pc.add('fusion.norm.gamma', [fusionDim], constantInit([fusionDim], 1)) as tf.Variable<tf.Rank.R1>;
+  const normBeta = pc.add('fusion.norm.beta', [fusionDim], constantInit([fusionDim], 0)) as tf.Variable<tf.Rank.R1>;
+  const headSizes = [fusionDim, ...cfg.headHidden, cfg.numClasses];
+  const head = headSizes.slice(1).map((out, k) => addDense(pc, rng, `head.dense${k}`, headSizes[k]!, out));
+  const params: readonly Param[] = Object.freeze([...pc.params]);
+
+  // Offsets of each embedding inside the fusion width: clinical, lab, demographics, biology, omics.
+  const widths = [cfg.clinicalHidden, cfg.labHidden, cfg.demographicsOut, cfg.biologyOut, cfg.omicsOut];
+  const offsets = widths.map((_, k) => widths.slice(0, k).reduce((a, b) => a + b, 0));
+  const blockMask = new Float32Array(5 * fusionDim);
+  widths.forEach((w, k) => blockMask.fill(1, k * fusionDim + offsets[k]!, k * fusionDim + offsets[k]! + w));
+  const tokenMask = tf.tensor2d(blockMask, [5, fusionDim]); // constant, disposed with the model
+
+  const seedsFor = (options: ForwardOptions): DropoutSeeds => {
+    if (!options.training) return null;
+    const stream = options.seed === undefined ? dropoutStream : new Rng(`model/classifier/dropout/${options.seed}`);
+    return () => stream.nextU32();
+  };
+
+  const encodeSequence = (x: tf.Tensor3D, layers: LstmWeights[], units: number, seeds: DropoutSeeds): tf.Tensor2D => {
+    const B = x.shape[0];
+    const masks = layers.slice(1).map(() =>
+      seeds && cfg.lstmDropout > 0 ? (dropoutMask([B, units], cfg.lstmDropout, seeds()) as tf.Tensor2D) : null,
+    );
+    return cfg.fastLstm
+      ? lstmStack(x, layers, { interLayerMasks: masks })
+      : lstmStackAutograd(x, layers, { interLayerMasks: masks });
+  };
+
+  const mlp = (x: tf.Tensor2D, layers: Dense[], rate: number, seeds: DropoutSeeds): tf.Tensor2D => {
+    const [l0, l1] = layers as [Dense, Dense];
+    return linear(dropout(tf.relu(linear(x, l0.W, l0.b)), rate, seeds), l1.W, l1.b);
+  };
+
+  const embedRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds): tf.Tensor2D => {
+    const B = inputs.demographics.shape[0];
+    checkInput('vitals', inputs.vitals, 3, cfg.vitalsChannels, B);
+    checkInput('labs', inputs.labs, 3, cfg.labChannels, B);
+    checkInput('demographics', inputs.demographics, 2, cfg.demographicsDim, B);
+    checkInput('biology', inputs.biology, 2, cfg.biologyDim, B);
+    checkInput('omics', inputs.omics, 2, cfg.omicsDim, B);
+    const embeddings = [
+      encodeSequence(inputs.vitals, clinical, cfg.clinicalHidden, seeds),
+      encodeSequence(inputs.labs, lab, cfg.labHidden, seeds),
+      mlp(inputs.demographics, demo, cfg.demographicsDropout, seeds),
+      mlp(inputs.biology, bio, 0, seeds),
+      mlp(inputs.omics, omics, cfg.omicsDropout, seeds),
+    ];
+    // Token k = embedding k at its offset of the fusion width (zeros elsewhere) + type embedding k:
+    // the concatenation broadcast over 5 tokens times a 0/1 block mask (wasm's Pad is very slow).
+    const tokens = tf.add(
+      tf.mul(tf.expandDims(tf.concat(embeddings, 1), 1), tokenMask),
+      modalityEmbedding,
+    ) as tf.Tensor3D; // [B, 5, fusionDim]
+    const attended = multiHeadSelfAttention(tokens, attention, cfg.attentionHeads, cfg.attentionDropout, seeds);
+    const normed = layerNorm(tf.reshape(tf.add(tokens, attended), [B * 5, fusionDim]), normGamma, normBeta);
+    return tf.mean(tf.reshape(normed, [B, 5, fusionDim]), 1);
+  };
+
+  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds): tf.Tensor2D => {
+    let x = embedRaw(inputs, seeds);
+    head.forEach((layer, k) => {
+      x = linear(x, layer.W, layer.b);
+      if (k < head.length - 1) x = dropout(tf.relu(x), k === 0 ? cfg.headDropout : 0, seeds);
+    });
+    return x;
+  };
+
+  let disposed = false;
+  const live = (): void => {
+    if (disposed) throw new Error('classifier has been disposed');
+  };
+
+  return {
+    config: Object.freeze({ ...cfg }),
+    params,
+    fusionDim,
+    predictLogits(inputs, options) {
+      live();
+      return tf.tidy(() => logitsRaw(inputs, seedsFor(options)));
+    },
+    embed(inputs, options) {
+      live();
+      return tf.tidy(() => embedRaw(inputs, seedsFor(options)));
+    },
+    loss(inputs, labels, options) {
+      live();
+      return tf.tidy(() => {
+        const logits = logitsRaw(inputs, seedsFor(options));
+        const B = logits.shape[0];
+        let targets: tf.Tensor2D;
+        if (labels.rank === 1) {
+          if (labels.shape[0] !== B) throw new Error(`loss: ${labels.shape[0]} labels for a batch of ${B}`);
+          // int32 one-hot, then cast: wasm's OneHot writes int bits into a float32 output.
+          targets = tf.cast(tf.oneHot(tf.cast(labels, 'int32') as tf.Tensor1D, cfg.numClasses), 'float32') as tf.Tensor2D;
+        } else {
+          if (labels.shape[0] !== B || labels.shape[1] !== cfg.numClasses) {
+            throw new Error(`loss: targets [${labels.shape.join(', ')}] for logits [${B}, ${cfg.numClasses}]`);
+          }
+          targets = tf.cast(labels as tf.Tensor2D, 'float32');
+        }
+        return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1)));
+      });
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      disposeParams(params);
+      tokenMask.dispose();
+    },
+  };
+}
+
+/** Parameter count of a classifier with this config, without building it. */
+export function classifierParamCount(config: Partial<ClassifierConfig> = {}): number {
+  const c: ClassifierConfig = { ...DEFAULT_CLASSIFIER_CONFIG, ...config };
+  const fusionDim = validateConfig(c);
+  const dense = (i: number, o: number) => i * o + o;
+  const lstmParams = (inDim: number, h: number) => {
+    let n = 0;
+    for (let l = 0; l < c.lstmLayers; l++) n += (l === 0 ? inDim : h) * 4 * h + h * 4 * h + 4 * h;
+    return n;
+  };
+  const headSizes = [fusionDim, ...c.headHidden, c.numClasses];
+  return (
+    lstmParams(c.vitalsChannels, c.clinicalHidden) +
+    lstmParams(c.labChannels, c.labHidden) +
+    dense(c.demographicsDim, c.demographicsHidden) + dense(c.demographicsHidden, c.demographicsOut) +
+    dense(c.biologyDim, c.biologyHidden) + dense(c.biologyHidden, c.biologyOut) +
+    dense(c.omicsDim, c.omicsHidden) + dense(c.omicsHidden, c.omicsOut) +
+    5 * fusionDim + 4 * dense(fusionDim, fusionDim) + 2 * fusionDim +
+    headSizes.slice(1).reduce((n, o, k) => n + dense(headSizes[k]!, o), 0)
+  );
+}
+

@@ -1,0 +1,40 @@
+/** @fedcare/shared/model: the models, their layers and the weight wire format. Named exports only. */
+export {
+  createAutoencoder,
+  DEFAULT_AUTOENCODER_CONFIG,
+  type AutoencoderConfig,
+  type AutoencoderForwardOptions,
+  type FederatedAutoencoder,
+} from './autoencoder';
+export {
+  classifierParamCount,
+  createClassifier,
+  DEFAULT_CLASSIFIER_CONFIG,
+  type ClassifierConfig,
+  type ClassifierInputs,
+  type ForwardOptions,
+  type MultimodalRiskClassifier,
+} from './classifier';
+export { constantInit, glorotUniform, normalInit, orthogonal, uniformInit, type RandomSource } from './init';
+export {
+  initLstmValues,
+  lstm,
+  lstmAutograd,
+  lstmStack,
+  lstmStackAutograd,
+  type LstmStackOptions,
+  type LstmWeights,
+} from './lstm';
+export { dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
+export { countParams, disposeParams, type Param } from './params';
+export {
+  flattenWeights,
+  sha256Hex,
+  unflattenWeights,
+  weightManifest,
+  weightsChecksum,
+  weightsFromBytes,
+  weightsToBytes,
+  type WeightManifest,
+  type WeightManifestEntry,
+} from './weights';

@@ -1,0 +1,123 @@
+/**
+ * Functional layers for the models (no tfjs-layers): dense with a wasm-friendly backward, dropout,
+ * layer norm and multi-head self-attention. Every function is pure given its tensors; parameters
+ * live in the caller's `Param` list.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * y = x W + b for x [N, I], W [I, O], b [O]. The backward uses explicit transposes instead of the
+ * transposeA/transposeB matMul flags that autograd's MatMul gradient uses, which are 10–20× slower
+ * on the wasm backend.
+ */
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  if (x.rank !== 2 || x.shape[1] !== W.shape[0] || b.shape[0] !== W.shape[1]) {
+    throw new Error(`linear: x [${x.shape.join(', ')}] · W [${W.shape.join(', ')}] + b [${b.shape.join(', ')}] do not fit`);
+  }
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, Wi, bi] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    save([xi, Wi]);
+    const value: tf.Tensor2D = tf.add(tf.matMul(xi, Wi), bi);
+    const gradFunc = (dy: tf.Tensor2D, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [xs, Ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const n = xs.shape[0];
+      return [
+        tf.matMul(dy, tf.transpose(Ws)),
+        tf.matMul(tf.transpose(xs), dy),
+        // Σ over rows as a GEMV: wasm's Sum over axis 0 is slow.
+        tf.reshape(tf.matMul(tf.ones([1, n]), dy), [dy.shape[1]]),
+      ];
+    };
+    return { value, gradFunc };
+  });
+  return op(x, W, b) as tf.Tensor2D;
+}
+
+/**
+ * Inverted-dropout mask of `shape`: 0 with probability `rate`, else 1/(1 − rate) (Srivastava et
+ * al., JMLR 2014). Deterministic for a given seed.
+ */
+export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
+  if (!(rate >= 0 && rate < 1)) throw new Error(`dropout rate must be in [0, 1), got ${rate}`);
+  return tf.tidy(() => {
+    const keep = tf.cast(tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed), rate), 'float32');
+    return tf.mul(keep, 1 / (1 - rate));
+  });
+}
+
+/** Source of dropout seeds for one forward pass; `null` when not training (dropout off). */
+export type DropoutSeeds = (() => number) | null;
+
+export function dropout<T extends tf.Tensor>(x: T, rate: number, seeds: DropoutSeeds): T {
+  if (!seeds || rate === 0) return x;
+  return tf.mul(x, dropoutMask(x.shape, rate, seeds()));
+}
+
+/** Layer norm over the last axis (Ba, Kiros & Hinton, 2016). x [N, D], gamma/beta [D]. */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-5): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
+    return tf.add(tf.mul(normed, gamma), beta);
+  });
+}
+
+export interface AttentionWeights {
+  readonly Wq: tf.Tensor2D;
+  readonly bq: tf.Tensor1D;
+  readonly Wk: tf.Tensor2D;
+  readonly bk: tf.Tensor1D;
+  readonly Wv: tf.Tensor2D;
+  readonly bv: tf.Tensor1D;
+  readonly Wo: tf.Tensor2D;
+  readonly bo: tf.Tensor1D;
+}
+
+/**
+ * Multi-head scaled dot-product self-attention (Vaswani et al., NeurIPS 2017) over x [B, N, D]
+ * with `heads` heads of width D/heads; returns [B, N, D] (after the output projection).
+ * `attentionDropout` drops attention weights when training, as torch.nn.MultiheadAttention does.
+ */
+export function multiHeadSelfAttention(
+  x: tf.Tensor3D,
+  w: AttentionWeights,
+  heads: number,
+  attentionDropout = 0,
+  seeds: DropoutSeeds = null,
+): tf.Tensor3D {
+  const [B, N, D] = x.shape;
+  checkHeads(D, heads);
+  return tf.tidy(() => {
+    const x2: tf.Tensor2D = tf.reshape(x, [B * N, D]);
+    const q = tf.reshape(linear(x2, w.Wq, w.bq), [B, N, D]) as tf.Tensor3D;
+    const k = tf.reshape(linear(x2, w.Wk, w.bk), [B, N, D]) as tf.Tensor3D;
+    const v = tf.reshape(linear(x2, w.Wv, w.bv), [B, N, D]) as tf.Tensor3D;
+    return attendAndProject(q, k, v, w, heads, attentionDropout, seeds);
+  });
+}
+
+function checkHeads(D: number, heads: number): void {
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) throw new Error(`attention: width ${D} is not divisible by ${heads} heads`);
+}
+
+/** softmax(q kᵀ / √dh) v per head, heads merged, output projection. q, k, v [B, N, D]. */
+function attendAndProject(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  w: AttentionWeights,
+  heads: number,
+  attentionDropout: number,
+  seeds: DropoutSeeds,
+): tf.Tensor3D {
+  const [B, N, D] = q.shape;
+  const dh = D / heads;
+  // [B, N, D] → [B, heads, N, dh] (or [B, heads, dh, N] for kᵀ: no transposed matMul flags).
+  const split = (t: tf.Tensor3D, perm: number[]): tf.Tensor4D => tf.transpose(tf.reshape(t, [B, N, heads, dh]), perm);
+  const scores = tf.mul(tf.matMul(split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1])), 1 / Math.sqrt(dh)); // [B, heads, N, N]
+  const attn = dropout(tf.softmax(scores, -1), attentionDropout, seeds);
+  const ctx = tf.matMul(attn, split(v, [0, 2, 1, 3])); // [B, heads, N, dh]
+  const merged: tf.Tensor2D = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * N, D]);
+  return tf.reshape(linear(merged, w.Wo, w.bo), [B, N, D]);
+}
