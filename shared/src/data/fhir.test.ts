@@ -11,6 +11,7 @@ import {
   type FhirBundleReport,
   type FhirImportBatch,
 } from './fhir';
+import { fitAndEncode } from './features';
 import { parseNdjsonStrict, parseRecord, toNdjson } from './records';
 import type { PatientRecord } from './schema';
 
@@ -49,6 +50,30 @@ describe('importFhirBundles on the 12 Synthea fixtures', () => {
     fixtures = loadFixtures();
     batch = importFhirBundles(fixtures, { hospitalId: 'H4', support: loadSupport() });
     batch.reports.forEach((report, k) => byPatient.set(report.source, { record: batch.records[k] as PatientRecord, report }));
+  });
+
+  it('imported records encode into finite model inputs whose masks show what was measured', () => {
+    const { batch: enc } = fitAndEncode(batch.records);
+    expect(enc.n).toBe(12);
+    for (const arr of [enc.demographics, enc.vitals, enc.labs, enc.biology, enc.omics]) expect(arr.every(Number.isFinite)).toBe(true);
+    // a mask bit is on exactly for records with a measurement inside the 84-day window ending at
+    // discharge; measurements the import kept from outside that window (its fallback) stay unseen
+    const inWindow = (r: PatientRecord, ts: string[]) => {
+      const end = Date.parse(r.metadata.discharge_date);
+      return ts.some((t) => Date.parse(t) <= end && Date.parse(t) > end - 84 * 86_400_000);
+    };
+    let withVitals = 0;
+    batch.records.forEach((r, i) => {
+      const v = enc.vitals.subarray(i * enc.seqLen * 10, (i + 1) * enc.seqLen * 10).filter((_, k) => k % 10 >= 5);
+      const l = enc.labs.subarray(i * enc.seqLen * 16, (i + 1) * enc.seqLen * 16).filter((_, k) => k % 16 >= 8);
+      expect(v.some((x) => x === 1)).toBe(inWindow(r, r.clinical_timeseries.timestamps));
+      expect(l.some((x) => x === 1)).toBe(inWindow(r, r.lab_results.timestamps));
+      if (inWindow(r, r.clinical_timeseries.timestamps)) withVitals++;
+    });
+    expect(withVitals).toBeGreaterThan(0);
+    // no omics in FHIR: the omics input is all zeros; risk_level is unknown: every label is -1
+    expect(enc.omics.every((x) => x === 0)).toBe(true);
+    expect([...enc.labels]).toEqual(new Array(12).fill(-1));
   });
 
   it('imports all 12 bundles without error, each record valid against the schema', () => {

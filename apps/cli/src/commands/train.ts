@@ -92,6 +92,9 @@ export async function trainCentral(o: TrainOptions): Promise<TrainReport> {
   const test = encodeRecords(split.test, stats, cfg);
   const rows = labelledIndices(train);
   const excluded = train.n - rows.length;
+  if (rows.length === 0) {
+    throw new CliError(`none of the ${train.n} training record(s) has a known risk_level (FHIR imports have none): nothing to train on`);
+  }
   if (excluded > 0) process.stderr.write(`${excluded} training record(s) have unknown outcomes and are excluded from supervised training\n`);
 
   const model = createClassifier({}, o.seed);
