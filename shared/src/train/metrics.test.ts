@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { averagePrecision, binaryAucRoc, classificationMetrics } from './metrics';
+import { averagePrecision, binaryAucRoc, classificationMetrics, splitMetrics } from './metrics';
 
 describe('binary ranking metrics (values from scikit-learn documentation examples)', () => {
   it.each([
@@ -64,5 +64,16 @@ describe('classificationMetrics', () => {
   it('rejects labels out of range and mismatched shapes', () => {
     expect(() => classificationMetrics([0.5, 0.5, 0], [3])).toThrow(/label 0 is 3/);
     expect(() => classificationMetrics([0.5, 0.5], [0])).toThrow(/expected 1×3/);
+  });
+});
+
+describe('splitMetrics', () => {
+  it('renames loss and accuracy for the split and keeps the rest', () => {
+    const m = classificationMetrics([0.9, 0.05, 0.05, 0.1, 0.8, 0.1], [0, 1]);
+    const t = splitMetrics('test', m);
+    expect(t.test_loss).toBe(m.loss);
+    expect(t.test_accuracy).toBe(1);
+    expect(t.auc_roc).toBe(m.auc_roc);
+    expect('loss' in t).toBe(false);
   });
 });

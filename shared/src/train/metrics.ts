@@ -152,3 +152,15 @@ export function scoreToClassProbs(scores: ArrayLike<number>, cuts: readonly [num
   }
   return out;
 }
+
+export type SplitName = 'train' | 'val' | 'test';
+
+/** Metrics under the seed spec 6.1 names for one split: `test_loss`, `test_accuracy`, `auc_roc`, … */
+export type SplitMetrics<S extends SplitName> = Omit<ClassificationMetrics, 'loss' | 'accuracy'> & {
+  [K in `${S}_loss` | `${S}_accuracy`]: number;
+};
+
+export function splitMetrics<S extends SplitName>(split: S, m: ClassificationMetrics): SplitMetrics<S> {
+  const { loss, accuracy, ...rest } = m;
+  return { [`${split}_loss`]: loss, [`${split}_accuracy`]: accuracy, ...rest } as SplitMetrics<S>;
+}

@@ -10,7 +10,7 @@ import {
   type PatientRecord,
 } from '@fedcare/shared/data';
 import { createClassifier, countParams } from '@fedcare/shared/model';
-import { evaluate, labelledIndices, trainLocal, type ClassificationMetrics } from '@fedcare/shared/train';
+import { evaluate, labelledIndices, splitMetrics, trainLocal, type ClassificationMetrics, type SplitMetrics } from '@fedcare/shared/train';
 import { CliError } from '../io';
 import { ProgressBar } from '../progress';
 import { loadRecords } from '../records-io';
@@ -23,36 +23,8 @@ const HELP = `usage: fedcare train --data DIR [--hospital H2] [--epochs 10] [--s
 Trains on the pooled hospitals' 80 % train splits (or one hospital's with --hospital) and reports
 test metrics on the pooled 20 % test split and on each hospital's. The split is fixed by patient id.`;
 
-/** Seed spec 6.1 names for a test evaluation. */
-export interface TestMetrics {
-  test_loss: number;
-  test_accuracy: number;
-  auc_roc: number;
-  auc_pr: number;
-  f1_score: number;
-  precision: number;
-  recall: number;
-  accuracy_low_risk: number;
-  accuracy_medium_risk: number;
-  accuracy_high_risk: number;
-  num_examples: number;
-}
-
-export function toTestMetrics(m: ClassificationMetrics): TestMetrics {
-  return {
-    test_loss: m.loss,
-    test_accuracy: m.accuracy,
-    auc_roc: m.auc_roc,
-    auc_pr: m.auc_pr,
-    f1_score: m.f1_score,
-    precision: m.precision,
-    recall: m.recall,
-    accuracy_low_risk: m.accuracy_low_risk,
-    accuracy_medium_risk: m.accuracy_medium_risk,
-    accuracy_high_risk: m.accuracy_high_risk,
-    num_examples: m.num_examples,
-  };
-}
+export type TestMetrics = SplitMetrics<'test'>;
+const toTestMetrics = (m: ClassificationMetrics): TestMetrics => splitMetrics('test', m);
 
 export interface TrainReport {
   trained_on: string[];
