@@ -17,6 +17,8 @@ let ready: Promise<NodeBackend> | undefined;
 /** Selects and initialises a backend once per process; later calls return the same promise. */
 export function initTf(preferred: NodeBackend = 'wasm'): Promise<NodeBackend> {
   ready ??= (async () => {
+    // Production mode: no per-op debug checks, and no "install tfjs-node" banner (it cannot install here).
+    tf.enableProdMode();
     if (preferred === 'wasm') {
       const require = createRequire(import.meta.url);
       const pkg = require.resolve('@tensorflow/tfjs-backend-wasm/package.json');
