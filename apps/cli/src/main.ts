@@ -11,6 +11,10 @@ const COMMANDS: Record<string, Command> = {
   generate: { summary: 'write seeded synthetic hospitals H1–H3 as NDJSON', load: () => import('./commands/generate') },
   'import-fhir': { summary: 'turn FHIR R4 bundles into NDJSON records', load: () => import('./commands/import-fhir') },
   train: { summary: 'train the multimodal model centrally (pooled or one hospital)', load: () => import('./commands/train') },
+  serve: { summary: 'run the coordinator (Socket.IO + REST) on embedded defaults', load: () => import('./commands/serve') },
+  client: { summary: 'run a headless hospital that joins the coordinator', load: () => import('./commands/client') },
+  simulate: { summary: 'a whole federation on this machine, one JSON line per round', load: () => import('./commands/simulate') },
+  token: { summary: 'create, list or revoke credentials', load: () => import('./commands/token') },
   bench: { summary: 'benchmarks, one JSON object per line', load: () => import('./commands/bench') },
 };
 

@@ -30,9 +30,14 @@ export interface TrainConfig {
   learningRate: number;
   /** Seed for the minibatch order. */
   seed: number;
+  /**
+   * FedProx proximal term μ (Li et al., MLSys 2020): adds μ/2·‖w − w_start‖² to the loss, where
+   * w_start are the weights when training began (the global model). 0 disables it.
+   */
+  proximalMu: number;
 }
 
-export const DEFAULT_TRAIN_CONFIG: TrainConfig = { epochs: 5, batchSize: 32, learningRate: 1e-3, seed: 0 };
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = { epochs: 5, batchSize: 32, learningRate: 1e-3, seed: 0, proximalMu: 0 };
 
 export interface TrainProgress {
   epoch: number;
@@ -109,6 +114,13 @@ export async function trainLocal(
   const batches = Math.ceil(usable.length / cfg.batchSize);
   const started = performance.now();
   const epochs: EpochSummary[] = [];
+  const anchors = cfg.proximalMu > 0 ? varList.map((v) => tf.keep(v.clone())) : [];
+  const objective = (inputs: ModelInputs, labels: tf.Tensor1D): tf.Scalar => {
+    const base = model.loss(inputs, labels, { training: true });
+    if (anchors.length === 0) return base;
+    const prox = tf.addN(varList.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i] as tf.Tensor)))) as tf.Scalar;
+    return tf.add(base, tf.mul(prox, cfg.proximalMu / 2));
+  };
   try {
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       const t0 = performance.now();
@@ -118,7 +130,7 @@ export async function trainLocal(
         const rowsB = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
         const inputs = inputsFor(batch, rowsB);
         const labels = tf.tensor1d(Int32Array.from(rowsB, (r) => batch.labels[r] as number), 'int32');
-        const loss = optimizer.minimize(() => model.loss(inputs, labels, { training: true }), true, varList);
+        const loss = optimizer.minimize(() => objective(inputs, labels), true, varList);
         disposeInputs(inputs);
         labels.dispose();
         const value = loss ? (await loss.data())[0] as number : Number.NaN;
@@ -132,6 +144,7 @@ export async function trainLocal(
     }
   } finally {
     optimizer.dispose();
+    tf.dispose(anchors);
   }
   return { epochs, samples: usable.length, seconds: (performance.now() - started) / 1000 };
 }

@@ -1,0 +1,71 @@
+/** `fedcare client`: a headless hospital (Node host of the shared client pipeline). */
+import { parseArgs } from 'node:util';
+import { CliError } from '../io';
+import { parseFault } from '../faults';
+import { startHospital } from '../hospital';
+import { loadRecords } from '../records-io';
+import { initTf } from '../tf-node';
+import { ProgressBar } from '../progress';
+
+const HELP = `usage: fedcare client --server URL --hospital H1 --token TOKEN --data H1.ndjson [--once] [--fault H1:disconnect@train:round=2]
+
+Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
+model updates and metrics leave this process. --once exits when the current run ends.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      server: { type: 'string' },
+      hospital: { type: 'string' },
+      token: { type: 'string', default: process.env.FEDCARE_TOKEN },
+      data: { type: 'string' },
+      once: { type: 'boolean', default: false },
+      fault: { type: 'string', multiple: true, default: [] },
+      'model-seed': { type: 'string', default: '0' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  for (const k of ['server', 'hospital', 'token', 'data'] as const) if (!values[k]) throw new CliError(`--${k} is required`, 2);
+  const hospitalId = values.hospital as string;
+  const records = loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);
+  if (records.length === 0) throw new CliError(`${values.data} holds no records of ${hospitalId}`);
+  const faults = values.fault.map(parseFault).filter((f) => f.hospital === hospitalId);
+  await initTf('wasm');
+  const log = (msg: string) => !values.quiet && process.stderr.write(`${msg}\n`);
+  let bar: ProgressBar | undefined;
+  const hospital = startHospital({
+    server: values.server as string,
+    hospitalId,
+    token: values.token as string,
+    records,
+    modelSeed: Number(values['model-seed']),
+    exitOnRunEnd: values.once,
+    log,
+    onProgress: (p) => {
+      if (values.quiet || p.stage !== 'train' || !p.train) return;
+      if (p.train.epoch === 1 && p.train.batch === 1) bar = new ProgressBar(`${hospitalId} round ${p.round}`, p.train.epochs * p.train.batches);
+      bar?.update((p.train.epoch - 1) * p.train.batches + p.train.batch, `loss ${p.train.loss.toFixed(3)}`);
+    },
+    beforeInstruction: (instr, socket) => {
+      const f = faults.find((x) => x.stage === instr.stage && x.round === instr.round);
+      if (!f) return true;
+      faults.splice(faults.indexOf(f), 1);
+      log(`${hospitalId}: fault injected: disconnecting at ${f.stage} of round ${f.round}`);
+      socket.disconnect();
+      setTimeout(() => socket.connect(), 1500);
+      return false;
+    },
+  });
+  process.once('SIGINT', () => hospital.close());
+  process.once('SIGTERM', () => hospital.close());
+  await hospital.done;
+  hospital.close();
+  return 0;
+}

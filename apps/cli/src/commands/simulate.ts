@@ -1,0 +1,165 @@
+/**
+ * `fedcare simulate`: a whole federation on this machine — a real coordinator on a free port and one
+ * real client process per hospital — printing one JSON line per round and a final summary with the
+ * global model's metrics on the pooled test split.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startServer } from '@fedcare/server';
+import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
+import type { FederationSummary, RoundReport } from '@fedcare/shared/fl';
+import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
+import { runConfigSchema, STRATEGY_NAMES, type RunConfigInput } from '@fedcare/shared/protocol';
+import { evaluate, splitMetrics } from '@fedcare/shared/train';
+import { formatFault, parseFault } from '../faults';
+import { CliError } from '../io';
+import { ProgressBar } from '../progress';
+import { loadRecords } from '../records-io';
+import { initTf } from '../tf-node';
+
+const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
+         [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
+         [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE] [--json]
+
+Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
+per_hospital), then {"summary": …} with the final model on the pooled test split.`;
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fedcare.mjs');
+
+/** JSON cannot hold ±Infinity/NaN: null (privacy_epsilon null = ε ∞, not private). */
+function jsonLine(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
+}
+
+export function roundLine(r: RoundReport): Record<string, unknown> {
+  return { round: r.round, ...r.metrics, per_hospital: r.perHospital };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      data: { type: 'string', default: 'data' },
+      hospitals: { type: 'string', default: 'H1,H2,H3' },
+      rounds: { type: 'string', default: '5' },
+      strategy: { type: 'string', default: 'fedavg' },
+      'local-epochs': { type: 'string', default: '1' },
+      'fraction-fit': { type: 'string', default: '1' },
+      'min-fit-clients': { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      'seq-len': { type: 'string', default: '30' },
+      'batch-size': { type: 'string', default: '32' },
+      lr: { type: 'string', default: '0.001' },
+      'stage-timeout': { type: 'string', default: '600' },
+      fault: { type: 'string', multiple: true, default: [] },
+      db: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const hospitals = values.hospitals.split(',').map((h) => h.trim()).filter(Boolean);
+  const faults = values.fault.map(parseFault);
+  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
+  const all = loadRecords(values.data);
+  const missing = hospitals.filter((h) => !all.some((r) => r.hospital_id === h));
+  if (missing.length) throw new CliError(`no records for ${missing.join(', ')} in ${values.data}`, 2);
+  const records = all.filter((r) => hospitals.includes(r.hospital_id));
+  const n = hospitals.length;
+  const input: RunConfigInput = {
+    strategy: values.strategy as RunConfigInput['strategy'],
+    rounds: Number(values.rounds),
+    local_epochs: Number(values['local-epochs']),
+    fraction_fit: Number(values['fraction-fit']),
+    min_fit_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
+    min_evaluate_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
+    min_available_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
+    seed: Number(values.seed),
+    seq_len: Number(values['seq-len']),
+    batch_size: Number(values['batch-size']),
+    learning_rate: Number(values.lr),
+    stage_timeout_s: Number(values['stage-timeout']),
+    wait_for_clients_s: 120,
+    early_stopping_patience: 0,
+  };
+  const parsed = runConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new CliError(`invalid run configuration: ${i?.path.join('.')}: ${i?.message}`, 2);
+  }
+
+  const work = mkdtempSync(path.join(tmpdir(), 'fedcare-sim-'));
+  const tokens = Object.fromEntries(hospitals.map((h) => [h, randomBytes(32).toString('base64url')]));
+  const admin = randomBytes(32).toString('base64url');
+  const logFile = path.join(work, 'coordinator.log');
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    db: values.db ?? path.join(work, 'fedcare.db'),
+    env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
+    logLevel: 'info',
+    logStream: createWriteStream(logFile),
+  });
+  process.stderr.write(`coordinator ${server.url} (log ${logFile})\n`);
+
+  const children: ChildProcess[] = hospitals.map((h) => {
+    const file = path.join(values.data, `${h}.ndjson`);
+    const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--token', tokens[h] as string, '--data', existsSync(file) ? file : values.data, '--once', '--quiet'];
+    for (const f of faults.filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${h}] ${d.toString()}`));
+    return child;
+  });
+
+  const bar = new ProgressBar('rounds', parsed.data.rounds);
+  server.events.on('stage', (p: { round: number; stage: string; phase: string; dropped: string[] }) => {
+    if (p.phase === 'end' && p.dropped.length) process.stderr.write(`round ${p.round} ${p.stage}: dropped ${p.dropped.join(', ')}\n`);
+  });
+  server.events.on('round', (r: RoundReport) => {
+    process.stdout.write(`${jsonLine(roundLine(r))}\n`);
+    bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
+  });
+
+  try {
+    const { runId } = await server.coordinator.start(parsed.data, 'simulate');
+    const summary = (await server.coordinator.idle()) as FederationSummary | undefined;
+    bar.done();
+    if (!summary) throw new CliError(`run ${runId} crashed; see ${logFile}`);
+    // Final model on the pooled test split (this harness holds every hospital's data; a real
+    // coordinator never does).
+    await initTf('wasm');
+    const stats = (await server.store.getFeatureStats(runId)) as FeatureStats;
+    const model = await server.store.getModel(runId, 'latest');
+    const out: Record<string, unknown> = { rounds: summary.roundsCompleted, status: summary.status, strategy: parsed.data.strategy, run_id: runId };
+    if (summary.reason) out.reason = summary.reason;
+    if (model && stats) {
+      const clf = createClassifier({}, 0);
+      unflattenWeights(clf.params, weightsFromBytes(model.bytes));
+      const test = splitByHospital(records, 0.2, 0).test;
+      const batch = encodeRecords(test, stats, { seqLen: parsed.data.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
+      out.test = splitMetrics('test', await evaluate(clf, batch));
+      const per: Record<string, unknown> = {};
+      for (const h of hospitals) {
+        const idx = test.flatMap((r: PatientRecord, i) => (r.hospital_id === h ? [i] : []));
+        per[h] = splitMetrics('test', await evaluate(clf, batch, idx));
+      }
+      out.per_hospital = per;
+      out.model_sha256 = model.sha256;
+      clf.dispose();
+    }
+    process.stdout.write(`${jsonLine({ summary: out })}\n`);
+    return summary.status === 'completed' ? 0 : 1;
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await server.close();
+  }
+}

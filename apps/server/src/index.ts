@@ -1,0 +1,7 @@
+/** @fedcare/server: the coordinator as a library, for the `fedcare serve` / `simulate` hosts. */
+export { startServer, MAX_MESSAGE_BYTES, type RunningServer, type ServerOptions } from './server';
+export { Coordinator, RunConflictError } from './coordinator';
+export { SocketGrid } from './grid';
+export { openApiDocument } from './openapi';
+export { openSqliteStore } from './store/sqlite';
+export { TokenAuthority, parseHospitalTokens } from './store/tokens';

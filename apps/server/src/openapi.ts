@@ -1,0 +1,175 @@
+/** The OpenAPI 3.1 document of the REST API (seed spec 7.2), served at /api/v1/openapi.json. */
+import { STRATEGY_NAMES } from '@fedcare/shared/protocol';
+
+const error = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } },
+    },
+  },
+};
+
+const errors = {
+  '400': { description: 'Invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '401': { description: 'No or unknown token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '403': { description: 'Token lacks the role', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+};
+
+const metricsMap = { type: 'object', additionalProperties: { type: ['number', 'null'] } };
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'fedcare coordinator API',
+    version: '1.0.0',
+    description: 'Status, metrics and run control of the federated-learning coordinator. Hospitals train over Socket.IO (namespace /hospital), not over this API.',
+  },
+  servers: [{ url: '/' }],
+  security: [{ bearer: [] }],
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An admin token or a hospital token (fedcare token create).' } },
+    schemas: {
+      Error: error,
+      Status: {
+        type: 'object',
+        required: ['current_round', 'total_rounds', 'active_clients', 'global_accuracy', 'privacy_budget', 'status', 'run_id'],
+        properties: {
+          run_id: { type: ['string', 'null'] },
+          status: { type: 'string', enum: ['idle', 'running', 'completed', 'stopped', 'failed'] },
+          current_round: { type: 'integer' },
+          total_rounds: { type: 'integer' },
+          stage: { type: ['string', 'null'] },
+          active_clients: { type: 'array', items: { type: 'string' } },
+          global_accuracy: { type: ['number', 'null'] },
+          privacy_budget: { type: ['number', 'null'] },
+          protocol_version: { type: 'integer' },
+        },
+      },
+      RoundMetrics: {
+        type: 'object',
+        required: ['round_number', 'metrics', 'timestamp'],
+        properties: {
+          round_number: { type: 'integer' },
+          metrics: metricsMap,
+          per_hospital: { type: 'object', additionalProperties: metricsMap },
+          participation: { type: 'array', items: { type: 'object' } },
+          timestamp: { type: 'string', format: 'date-time' },
+        },
+      },
+      RunConfig: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          strategy: { type: 'string', enum: [...STRATEGY_NAMES] },
+          rounds: { type: 'integer', minimum: 1 },
+          local_epochs: { type: 'integer', minimum: 1 },
+          batch_size: { type: 'integer', minimum: 1 },
+          learning_rate: { type: 'number', exclusiveMinimum: 0 },
+          proximal_mu: { type: 'number', minimum: 0 },
+          fraction_fit: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+          fraction_evaluate: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+          min_fit_clients: { type: 'integer', minimum: 1 },
+          min_evaluate_clients: { type: 'integer', minimum: 1 },
+          min_available_clients: { type: 'integer', minimum: 1 },
+          seq_len: { type: 'integer', minimum: 2 },
+          seed: { type: 'integer' },
+          stage_timeout_s: { type: 'number', exclusiveMinimum: 0 },
+          wait_for_clients_s: { type: 'number', exclusiveMinimum: 0 },
+          round_failure_policy: { type: 'string', enum: ['retry', 'stop'] },
+          max_round_retries: { type: 'integer', minimum: 0 },
+          early_stopping_patience: { type: 'integer', minimum: 0 },
+          checkpoint_every: { type: 'integer', minimum: 1 },
+        },
+      },
+      Run: {
+        type: 'object',
+        required: ['run_id', 'status'],
+        properties: {
+          run_id: { type: 'string' },
+          status: { type: 'string' },
+          config: { type: 'object' },
+          total_rounds: { type: 'integer' },
+          last_completed_round: { type: 'integer' },
+          reason: { type: 'string' },
+          created_at: { type: 'string' },
+        },
+      },
+    },
+  },
+  paths: {
+    '/api/v1/status': {
+      get: {
+        operationId: 'getStatus',
+        summary: 'Current training status',
+        responses: { '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } }, '401': errors['401'] },
+      },
+    },
+    '/api/v1/metrics': {
+      get: {
+        operationId: 'getMetrics',
+        summary: 'Per-round metrics of a run (seed spec 6.1 names)',
+        parameters: [
+          { name: 'run_id', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'round_number', in: 'query', required: false, schema: { type: 'integer', minimum: 1 } },
+        ],
+        responses: {
+          '200': {
+            description: 'Metrics',
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['run_id', 'rounds'], properties: { run_id: { type: 'string' }, rounds: { type: 'array', items: { $ref: '#/components/schemas/RoundMetrics' } } } },
+              },
+            },
+          },
+          '400': errors['400'],
+          '401': errors['401'],
+          '404': { description: 'Unknown run', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      },
+    },
+    '/api/v1/runs': {
+      get: {
+        operationId: 'listRuns',
+        summary: 'Run history, newest first',
+        responses: {
+          '200': { description: 'Runs', content: { 'application/json': { schema: { type: 'object', properties: { runs: { type: 'array', items: { $ref: '#/components/schemas/Run' } } } } } } },
+          '401': errors['401'],
+        },
+      },
+    },
+    '/api/v1/train/start': {
+      post: {
+        operationId: 'startTraining',
+        summary: 'Start a new training run (admin)',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { type: 'object', properties: { config: { $ref: '#/components/schemas/RunConfig' } } } } },
+        },
+        responses: {
+          '200': { description: 'Started', content: { 'application/json': { schema: { type: 'object', required: ['run_id', 'status'], properties: { run_id: { type: 'string' }, status: { type: 'string' }, config: { $ref: '#/components/schemas/RunConfig' } } } } } },
+          ...errors,
+          '409': { description: 'A run is already active', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      },
+    },
+    '/api/v1/train/stop': {
+      post: {
+        operationId: 'stopTraining',
+        summary: 'Stop the active run (admin)',
+        parameters: [{ name: 'run_id', in: 'query', required: false, schema: { type: 'string' } }],
+        responses: {
+          '200': { description: 'Stopped', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { run_id: { type: 'string' }, status: { type: 'string' } } } } } },
+          ...errors,
+          '404': { description: 'No such active run', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      },
+    },
+    '/api/v1/openapi.json': {
+      get: { operationId: 'getOpenApi', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+    },
+  },
+} as const;

@@ -1,0 +1,216 @@
+/**
+ * The coordinator process: HTTP (REST + OpenAPI + Prometheus) and Socket.IO (hospitals on
+ * `/hospital`, dashboards on `/dashboard`) on one port, a Store, the round engine.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger as PinoLogger } from 'pino';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Server, type Namespace } from 'socket.io';
+import type { Store, TokenPrincipal } from '@fedcare/shared/fl';
+import {
+  DASHBOARD_NAMESPACE,
+  HOSPITAL_NAMESPACE,
+  helloSchema,
+  PROTOCOL_VERSION,
+  validate,
+  type DashboardClientToServer,
+  type DashboardServerToClient,
+  type ProtocolErrorPayload,
+} from '@fedcare/shared/protocol';
+import { Coordinator } from './coordinator';
+import { SocketGrid, type HospitalNamespace } from './grid';
+import { apiRoutes, createHttpHandler } from './http';
+import { openSqliteStore } from './store/sqlite';
+import { TokenAuthority } from './store/tokens';
+
+/**
+ * Socket.IO message limit: the model's weights (569,091 float32 = 2.28 MB) plus the JSON envelope,
+ * and the preprocess sums (~0.3 MB). 3 MB: what a model needs and no more.
+ */
+export const MAX_MESSAGE_BYTES = 3 * 1024 * 1024;
+
+export interface ServerOptions {
+  port?: number;
+  host?: string;
+  /** SQLite file (':memory:' for tests). */
+  db: string;
+  env?: Record<string, string | undefined>;
+  logLevel?: string;
+  /** Pino destination; defaults to stdout. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  coordinator: Coordinator;
+  store: Store;
+  grid: SocketGrid;
+  tokens: TokenAuthority;
+  log: PinoLogger;
+  http: HttpServer;
+  /** 'round' (RoundReport), 'stage' (StageProgress), 'status' (ServerStatus), 'runEnd' (FederationSummary). */
+  events: EventEmitter;
+  close(): Promise<void>;
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const log = pino({ level: o.logLevel ?? 'info', base: { service: 'fedcare-coordinator' } }, o.logStream ?? process.stdout);
+  const store = openSqliteStore(o.db);
+  const tokens = TokenAuthority.fromEnv(store, o.env ?? process.env);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const gRound = new Gauge({ name: 'fedcare_round', help: 'Last completed round of the active run', registers: [registry] });
+  const gClients = new Gauge({ name: 'fedcare_active_clients', help: 'Connected, authenticated hospitals', registers: [registry] });
+  const gAccuracy = new Gauge({ name: 'fedcare_global_accuracy', help: 'Test accuracy of the global model (federated evaluation)', registers: [registry] });
+  const gAuc = new Gauge({ name: 'fedcare_global_auc_roc', help: 'Macro AUC-ROC of the global model', registers: [registry] });
+  const gDuration = new Gauge({ name: 'fedcare_round_duration_seconds', help: 'Duration of the last round', registers: [registry] });
+  const cBytes = new Counter({ name: 'fedcare_communication_bytes_total', help: 'Bytes moved with hospitals during rounds', labelNames: ['direction'], registers: [registry] });
+  const cRejected = new Counter({ name: 'fedcare_rejected_messages_total', help: 'Hospital messages rejected', labelNames: ['code'], registers: [registry] });
+  const cDenied = new Counter({ name: 'fedcare_auth_denied_total', help: 'Refused credentials', labelNames: ['surface', 'status'], registers: [registry] });
+
+  const http = createHttpServer();
+  const io = new Server(http, { maxHttpBufferSize: MAX_MESSAGE_BYTES, serveClient: false, cors: { origin: true } });
+  const audit = (entry: Parameters<Store['appendAudit']>[0]) => {
+    store.appendAudit(entry).catch((e: unknown) => log.error({ err: (e as Error).message }, 'audit write failed'));
+  };
+
+  // Hospitals: a credential bound to one hospital; nobody can act as another.
+  const hospitals = io.of(HOSPITAL_NAMESPACE) as unknown as HospitalNamespace;
+  hospitals.use((socket, next) => {
+    const deny = (code: ProtocolErrorPayload['code'], message: string, field?: string) => {
+      const err = new Error(message) as Error & { data: ProtocolErrorPayload };
+      err.data = { code, message, ...(field ? { field } : {}), event: 'connect' };
+      cDenied.inc({ surface: 'socket', status: code });
+      audit({ actor: socket.handshake.address, action: 'join', outcome: 'rejected', detail: { code, message } });
+      log.warn({ address: socket.handshake.address, code, message }, 'hospital connection refused');
+      next(err);
+    };
+    const hello = validate(helloSchema, socket.handshake.auth);
+    if (!hello.ok) return deny('INVALID_PAYLOAD', `handshake ${hello.message}`, hello.field);
+    if (hello.value.client_version !== PROTOCOL_VERSION) return deny('INVALID_PAYLOAD', `protocol version ${hello.value.client_version} unsupported (server speaks ${PROTOCOL_VERSION})`, 'client_version');
+    tokens
+      .verify(hello.value.token)
+      .then((p) => {
+        if (!p) return deny('UNAUTHORIZED', 'unknown or revoked token', 'token');
+        if (p.role !== 'hospital') return deny('FORBIDDEN', 'an admin token cannot join as a hospital', 'token');
+        if (p.hospitalId !== hello.value.hospital_id) return deny('FORBIDDEN', `this token belongs to ${p.hospitalId}, not ${hello.value.hospital_id}`, 'hospital_id');
+        socket.data.hospitalId = p.hospitalId;
+        if (hello.value.host) socket.data.host = hello.value.host;
+        if (hello.value.num_records !== undefined) socket.data.numRecords = hello.value.num_records;
+        audit({ actor: `hospital:${p.hospitalId}`, action: 'join', outcome: 'ok', detail: { host: hello.value.host ?? 'unknown' } });
+        log.info({ hospital: p.hospitalId, host: hello.value.host }, 'hospital joined');
+        next();
+      })
+      .catch((e: unknown) => next(e as Error));
+  });
+
+  // Dashboards: any valid token may watch; run control is REST with the admin token.
+  const dashboards = io.of(DASHBOARD_NAMESPACE) as unknown as Namespace<DashboardClientToServer, DashboardServerToClient>;
+  dashboards.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown }).token;
+    tokens
+      .verify(token)
+      .then((p) => {
+        if (!p) {
+          cDenied.inc({ surface: 'dashboard', status: 'UNAUTHORIZED' });
+          const err = new Error('unknown or missing token') as Error & { data: ProtocolErrorPayload };
+          err.data = { code: 'UNAUTHORIZED', message: 'unknown or missing token', field: 'token' };
+          return next(err);
+        }
+        next();
+      })
+      .catch((e: unknown) => next(e as Error));
+  });
+
+  const grid = new SocketGrid(hospitals, {
+    onReject: (h, err) => {
+      cRejected.inc({ code: err.code });
+      audit({ actor: `hospital:${h}`, action: err.event ?? 'message', outcome: 'rejected', detail: { ...err } });
+      log.warn({ hospital: h, ...err }, 'message rejected');
+    },
+    onDecline: (h, reason) => audit({ actor: `hospital:${h}`, action: 'decline', outcome: 'ok', detail: { reason } }),
+    onConnectionChange: (list) => {
+      gClients.set(list.length);
+      dashboards.emit('dash:clients', { hospitals: list.map((h) => ({ hospital_id: h, state: 'connected' })) });
+    },
+  });
+
+  const events = new EventEmitter();
+  const coordinator = new Coordinator(store, grid, log, {
+    onStatus: (s) => {
+      events.emit('status', s);
+      dashboards.emit('dash:status', s);
+    },
+    onRunEnd: (s) => events.emit('runEnd', s),
+    onStage: (p) => {
+      events.emit('stage', p);
+      dashboards.emit('dash:stage', { run_id: p.runId, round: p.round, stage: p.stage, done: p.phase === 'end' ? p.targets.length - p.dropped.length : 0, total: p.targets.length, dropped: p.dropped });
+    },
+    onRound: (r) => {
+      events.emit('round', r);
+      gRound.set(r.round);
+      if (Number.isFinite(r.metrics.test_accuracy)) gAccuracy.set(r.metrics.test_accuracy as number);
+      if (Number.isFinite(r.metrics.auc_roc)) gAuc.set(r.metrics.auc_roc as number);
+      gDuration.set(r.metrics.round_duration_seconds ?? 0);
+      for (const b of Object.values(r.bytes)) {
+        cBytes.inc({ direction: 'up' }, b.up);
+        cBytes.inc({ direction: 'down' }, b.down);
+      }
+      dashboards.emit('dash:round', { run_id: r.runId, round: r.round, metrics: r.metrics, per_hospital: r.perHospital });
+    },
+  });
+  dashboards.on('connection', (socket) => socket.emit('dash:status', coordinator.status()));
+
+  const verify = (t: string | undefined): Promise<TokenPrincipal | undefined> => tokens.verify(t);
+  http.on(
+    'request',
+    createHttpHandler(
+      apiRoutes(coordinator, store),
+      verify,
+      async (req, res, url) => {
+        if (url.pathname === '/metrics' && req.method === 'GET') {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(await registry.metrics());
+          return true;
+        }
+        if (url.pathname === '/healthz') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"ok":true}');
+          return true;
+        }
+        return false;
+      },
+      (req, status, path) => {
+        cDenied.inc({ surface: 'rest', status: String(status) });
+        audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
+      },
+    ),
+  );
+
+  await new Promise<void>((resolve) => http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', resolve));
+  const port = (http.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+  log.info({ url, db: o.db }, 'coordinator listening');
+  await coordinator.boot();
+
+  return {
+    url,
+    port,
+    coordinator,
+    store,
+    grid,
+    tokens,
+    log,
+    http,
+    events,
+    async close() {
+      await coordinator.stop(undefined, 'system').catch(() => undefined);
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      await store.close();
+    },
+  };
+}

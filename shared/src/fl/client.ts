@@ -1,0 +1,161 @@
+/**
+ * The hospital side of a round, shared by every host (headless Node client, browser Web Worker,
+ * in-process simulations): it owns the hospital's records and model, answers the coordinator's
+ * instructions, and never puts a record on the wire — only feature sums (preprocess), model weights
+ * and metrics leave. Transport lives in the hosts.
+ */
+import {
+  computeFeatureSums,
+  encodeRecords,
+  type FeatureBatch,
+  type FeatureStats,
+  type FeatureSums,
+} from '../data/features';
+import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
+import type { PatientRecord } from '../data/schema';
+import { splitByHospital } from '../data/split';
+import { createClassifier, type MultimodalRiskClassifier } from '../model/classifier';
+import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
+import { ProtocolError } from '../protocol/errors';
+import type { Instruction } from '../protocol/messages';
+import { evaluate, labelledIndices, splitMetrics, trainLocal, type TrainProgress } from '../train';
+import { hashUnit } from '../util/random';
+
+/** Fraction of the training split held out for validation (early stopping, val_loss). */
+export const VALIDATION_FRACTION = 0.1;
+
+export interface ClientProgress {
+  stage: 'train' | 'evaluate';
+  round: number;
+  train?: TrainProgress;
+}
+
+export interface HospitalClientOptions {
+  /** Seed of the local model's initial weights (replaced by the global model at the first round). */
+  modelSeed?: number;
+  onProgress?: (p: ClientProgress) => void;
+}
+
+export type TrainReply = { weights: Uint8Array; weights_sha256: string; num_samples: number; metrics: Record<string, number> };
+export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
+
+export class HospitalClient {
+  readonly train: PatientRecord[];
+  readonly val: PatientRecord[];
+  readonly test: PatientRecord[];
+  private model: MultimodalRiskClassifier | undefined;
+  private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
+  private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
+
+  constructor(
+    readonly hospitalId: string,
+    records: readonly PatientRecord[],
+    private readonly options: HospitalClientOptions = {},
+  ) {
+    const foreign = records.find((r) => r.hospital_id !== hospitalId);
+    if (foreign) throw new Error(`record ${foreign.patient_id} belongs to ${foreign.hospital_id}, not ${hospitalId}`);
+    // Same fixed 80/20 split as central training; validation is a hashed 10 % of the train split.
+    const split = splitByHospital(records, 0.2, 0);
+    this.test = split.test;
+    this.val = split.train.filter((r) => hashUnit(`val/${r.hospital_id}/${r.patient_id}`) < VALIDATION_FRACTION);
+    const valIds = new Set(this.val.map((r) => r.patient_id));
+    this.train = split.train.filter((r) => !valIds.has(r.patient_id));
+  }
+
+  /** Labelled training examples (what num_samples will be). */
+  get numTrainExamples(): number {
+    return this.train.filter((r) => r.outcomes.risk_level !== null).length;
+  }
+
+  /** Preprocess stage: additive statistics of the training split only. */
+  featureSums(seqLen: number): FeatureSums {
+    return computeFeatureSums(this.train, { seqLen, windowDays: OBSERVATION_WINDOW_DAYS });
+  }
+
+  /** Installs the run's global statistics (from `fl:stats`); the splits are encoded with them on first use. */
+  setStats(runId: string, stats: FeatureStats, seqLen: number): void {
+    this.stats = { runId, stats, seqLen };
+    this.encoded = undefined;
+  }
+
+  hasStatsFor(runId: string): boolean {
+    return this.stats?.runId === runId;
+  }
+
+  private ensureModel(): MultimodalRiskClassifier {
+    this.model ??= createClassifier({}, this.options.modelSeed ?? 0);
+    return this.model;
+  }
+
+  private async loadGlobal(weights: Uint8Array, sha: string): Promise<MultimodalRiskClassifier> {
+    if ((await sha256Hex(weights)) !== sha) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
+    const model = this.ensureModel();
+    unflattenWeights(model.params, weightsFromBytes(weights));
+    return model;
+  }
+
+  private requireEncoded(runId: string) {
+    const st = this.stats;
+    if (!st || st.runId !== runId) throw new ProtocolError('WRONG_STAGE', `no global feature statistics for run ${runId} yet`, 'run_id');
+    if (!this.encoded) {
+      const cfg = { seqLen: st.seqLen, windowDays: OBSERVATION_WINDOW_DAYS };
+      this.encoded = { seqLen: st.seqLen, train: encodeRecords(this.train, st.stats, cfg), val: encodeRecords(this.val, st.stats, cfg), test: encodeRecords(this.test, st.stats, cfg) };
+    }
+    return this.encoded;
+  }
+
+  async fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply> {
+    const data = this.requireEncoded(instr.run_id);
+    if (data.seqLen !== instr.config.seq_len) throw new ProtocolError('INVALID_PAYLOAD', `seq_len ${instr.config.seq_len} differs from the run's ${data.seqLen}`, 'config.seq_len');
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
+    const rows = labelledIndices(data.train);
+    const result = await trainLocal(
+      model,
+      data.train,
+      {
+        epochs: instr.config.local_epochs,
+        batchSize: instr.config.batch_size,
+        learningRate: instr.config.learning_rate,
+        proximalMu: instr.config.proximal_mu,
+        seed: instr.config.seed,
+      },
+      (p) => this.options.onProgress?.({ stage: 'train', round: instr.round, train: p }),
+      rows,
+    );
+    const trainEval = await evaluate(model, data.train, rows);
+    const bytes = weightsToBytes(flattenWeights(model.params));
+    return {
+      weights: bytes,
+      weights_sha256: await sha256Hex(bytes),
+      num_samples: result.samples,
+      metrics: {
+        train_loss: trainEval.loss,
+        train_accuracy: trainEval.accuracy,
+        local_epoch_loss: result.epochs.at(-1)?.loss ?? Number.NaN,
+        train_seconds: result.seconds,
+      },
+    };
+  }
+
+  async evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
+    const data = this.requireEncoded(instr.run_id);
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
+    this.options.onProgress?.({ stage: 'evaluate', round: instr.round });
+    const test = await evaluate(model, data.test);
+    const metrics: Record<string, number> = { ...splitMetrics('test', test) };
+    if (data.val.n > 0 && labelledIndices(data.val).length > 0) {
+      const val = await evaluate(model, data.val);
+      metrics.val_loss = val.loss;
+      metrics.val_accuracy = val.accuracy;
+    }
+    // The fairness figures use each hospital's own test accuracy.
+    metrics.accuracy = test.accuracy;
+    for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
+    return { num_examples: test.num_examples, metrics };
+  }
+
+  dispose(): void {
+    this.model?.dispose();
+    this.model = undefined;
+  }
+}

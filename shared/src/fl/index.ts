@@ -1,0 +1,22 @@
+/** @fedcare/shared/fl: strategies, the round engine, the Grid and Store contracts, the hospital client. */
+export * from './strategy';
+export * from './aggregate';
+export * from './strategies';
+export { FedAvg } from './fedavg';
+export { FedProx } from './fedprox';
+export { FedOpt } from './fedopt';
+export { FedAdam } from './fedadam';
+export { FedYogi } from './fedyogi';
+export { FedAdagrad } from './fedadagrad';
+export { FedMedian } from './median';
+export { FedTrimmedMean } from './trimmed-mean';
+export { Krum } from './krum';
+export * from './grid';
+export * from './store';
+export * from './rounds';
+export { encodeStrategyState, decodeStrategyState } from './state-codec';
+export * from './client';
+export { FEDOPT_DEFAULTS, type FedOptParams } from './fedopt';
+export type { FedProxParams } from './fedprox';
+export type { TrimmedMeanParams } from './trimmed-mean';
+export { defaultByzantineCount, type KrumParams } from './krum';

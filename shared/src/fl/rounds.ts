@@ -1,0 +1,468 @@
+/**
+ * The round engine. A run is: a `preprocess` stage (hospitals send feature sums, the coordinator
+ * returns global statistics), then rounds; a round is a list of stages — `train` then `evaluate`
+ * (secure aggregation will insert its own) — each with a timeout and a minimum number of live
+ * clients. A hospital that drops out of a stage is out for the rest of the round; the round completes
+ * when enough remain and otherwise fails cleanly, to be retried or to stop the run (policy). Every
+ * completed round is committed to the Store atomically, so a restarted coordinator resumes from the
+ * last completed round. The strategy decides who trains and how results combine; this file only
+ * orchestrates.
+ */
+import { finalizeFeatureStats, mergeFeatureSums, type FeatureStats, type FeatureSums } from '../data/features';
+import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
+import { ProtocolError } from '../protocol/errors';
+import type { RunConfig, StageName, StageResult } from '../protocol/messages';
+import { Rng } from '../util/random';
+import type { Grid, StageOutcome } from './grid';
+import { decodeStrategyState, encodeStrategyState } from './state-codec';
+import type { Participation, Store } from './store';
+import { NotEnoughClientsError, type EvaluateResult, type FitResult, type Strategy } from './strategy';
+
+export interface Logger {
+  info(obj: Record<string, unknown>, msg: string): void;
+  warn(obj: Record<string, unknown>, msg: string): void;
+  error(obj: Record<string, unknown>, msg: string): void;
+}
+
+const silent: Logger = { info() {}, warn() {}, error() {} };
+
+/** Seed spec 6.1 metric names every round reports. */
+export const ROUND_METRIC_NAMES = [
+  'train_loss',
+  'train_accuracy',
+  'val_loss',
+  'val_accuracy',
+  'test_loss',
+  'test_accuracy',
+  'auc_roc',
+  'auc_pr',
+  'f1_score',
+  'precision',
+  'recall',
+  'accuracy_high_risk',
+  'accuracy_medium_risk',
+  'accuracy_low_risk',
+  'num_participating_clients',
+  'aggregation_time_seconds',
+  'communication_bytes',
+  'round_duration_seconds',
+  'privacy_epsilon',
+  'privacy_delta',
+  'noise_multiplier',
+  'performance_variance',
+  'min_hospital_accuracy',
+  'max_hospital_accuracy',
+] as const;
+
+export interface RoundReport {
+  runId: string;
+  round: number;
+  metrics: Record<string, number>;
+  perHospital: Record<string, Record<string, number>>;
+  participation: Participation[];
+  /** Bytes per hospital over the whole round. */
+  bytes: Record<string, { up: number; down: number }>;
+}
+
+export interface StageProgress {
+  runId: string;
+  round: number;
+  stage: StageName;
+  phase: 'start' | 'end';
+  targets: string[];
+  dropped: string[];
+}
+
+export interface FederationEvents {
+  onStage?(p: StageProgress): void;
+  onRound?(r: RoundReport): void;
+  onStats?(stats: FeatureStats): void;
+}
+
+export interface FederationOptions {
+  runId: string;
+  config: RunConfig;
+  strategy: Strategy;
+  grid: Grid;
+  store: Store;
+  /** Fresh global weights, used unless the store has a resume point for the run. */
+  initialWeights: Float32Array;
+  signal?: AbortSignal;
+  log?: Logger;
+  events?: FederationEvents;
+  /** Clock (ms) for durations; injectable for tests. */
+  now?: () => number;
+}
+
+export interface FederationSummary {
+  runId: string;
+  status: 'completed' | 'stopped' | 'failed';
+  reason?: string;
+  roundsCompleted: number;
+  weights: Float32Array;
+  stats: FeatureStats;
+}
+
+/** A stage ended with too few live clients. */
+export class StageFailedError extends Error {
+  constructor(
+    readonly stage: StageName,
+    readonly round: number,
+    readonly got: number,
+    readonly needed: number,
+  ) {
+    super(`round ${round}: stage ${stage} ended with ${got} live client(s), ${needed} needed`);
+    this.name = 'StageFailedError';
+  }
+}
+
+class Aborted extends Error {}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new Aborted('stopped');
+}
+
+function hasNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i] as number)) return i;
+  return -1;
+}
+
+/** Weighted mean of one metric across results that have it. */
+function weightedMetric(results: { weight: number; metrics: Record<string, number> }[], name: string): number {
+  let s = 0;
+  let w = 0;
+  for (const r of results) {
+    const v = r.metrics[name];
+    if (v === undefined || !Number.isFinite(v)) continue;
+    s += v * r.weight;
+    w += r.weight;
+  }
+  return w > 0 ? s / w : Number.NaN;
+}
+
+export async function runFederation(o: FederationOptions): Promise<FederationSummary> {
+  const log = o.log ?? silent;
+  const now = o.now ?? (() => Date.now());
+  const { config: cfg, strategy, grid, store, runId } = o;
+  const timeoutMs = cfg.stage_timeout_s * 1000;
+  const rng = new Rng(`fl/sampling/${runId}/${cfg.seed}`);
+  const random = () => rng.next();
+
+  // Resume or start fresh.
+  let global = o.initialWeights;
+  let startRound = 1;
+  const resume = await store.resumePoint(runId);
+  if (resume) {
+    global = weightsFromBytes(resume.weights);
+    strategy.importState(decodeStrategyState(resume.strategyState));
+    startRound = resume.round + 1;
+    log.info({ runId, round: resume.round }, 'resuming after the last completed round');
+  }
+  const expectedBytes = global.length * 4;
+  const run = await store.getRun(runId);
+  let bestValLoss = run?.bestValLoss ?? Number.POSITIVE_INFINITY;
+  let bestRound = run?.bestRound ?? 0;
+
+  let stats = (await store.getFeatureStats(runId)) as FeatureStats | undefined;
+  try {
+    if (!stats) {
+      stats = await preprocess(o, random, log, timeoutMs);
+      await store.saveFeatureStats(runId, stats);
+    }
+    grid.broadcast('fl:stats', { run_id: runId, seq_len: cfg.seq_len, stats });
+    o.events?.onStats?.(stats);
+
+    let round = startRound;
+    let retries = 0;
+    while (round <= cfg.rounds) {
+      throwIfAborted(o.signal);
+      try {
+        const report = await runRound(o, round, global, expectedBytes, random, log, timeoutMs, now);
+        global = report.weights;
+        const valLoss = report.report.metrics.val_loss ?? Number.NaN;
+        const best = Number.isFinite(valLoss) && valLoss < bestValLoss;
+        if (best) {
+          bestValLoss = valLoss;
+          bestRound = round;
+        }
+        const bytes = weightsToBytes(global);
+        await store.commitRound({
+          runId,
+          round,
+          startedAt: new Date(report.startedAt).toISOString(),
+          completedAt: new Date(now()).toISOString(),
+          metrics: report.report.metrics,
+          perHospital: report.report.perHospital,
+          participation: report.report.participation,
+          model: { bytes, sha256: await sha256Hex(bytes) },
+          strategyState: encodeStrategyState(strategy.exportState()),
+          checkpoint: round % cfg.checkpoint_every === 0,
+          best,
+        });
+        o.events?.onRound?.(report.report);
+        log.info({ runId, round, metrics: report.report.metrics }, 'round completed');
+        retries = 0;
+        if (cfg.early_stopping_patience > 0 && round - bestRound >= cfg.early_stopping_patience) {
+          const reason = `early stopping: val_loss has not improved for ${cfg.early_stopping_patience} rounds (best ${bestValLoss.toFixed(4)} at round ${bestRound})`;
+          await store.setRunStatus(runId, 'completed', reason);
+          grid.broadcast('fl:run', { run_id: runId, status: 'completed', round, total_rounds: cfg.rounds, reason });
+          return { runId, status: 'completed', reason, roundsCompleted: round, weights: global, stats };
+        }
+        round++;
+      } catch (e) {
+        if (!(e instanceof StageFailedError)) throw e;
+        await store.appendAudit({ actor: 'system', action: 'round.failed', outcome: 'error', runId, detail: { round, stage: e.stage, got: e.got, needed: e.needed } });
+        log.warn({ runId, round, err: e.message }, 'round failed');
+        if (cfg.round_failure_policy === 'retry' && retries < cfg.max_round_retries) {
+          retries++;
+          log.info({ runId, round, retry: retries }, 'retrying round');
+          continue;
+        }
+        const reason = `${e.message}; ${cfg.round_failure_policy === 'retry' ? `gave up after ${retries} retries` : 'policy is stop'}`;
+        await store.setRunStatus(runId, 'failed', reason);
+        grid.broadcast('fl:run', { run_id: runId, status: 'failed', round, total_rounds: cfg.rounds, reason });
+        return { runId, status: 'failed', reason, roundsCompleted: round - 1, weights: global, stats };
+      }
+    }
+    await store.setRunStatus(runId, 'completed');
+    grid.broadcast('fl:run', { run_id: runId, status: 'completed', round: cfg.rounds, total_rounds: cfg.rounds });
+    return { runId, status: 'completed', roundsCompleted: cfg.rounds, weights: global, stats };
+  } catch (e) {
+    if (e instanceof Aborted || o.signal?.aborted) {
+      const reason = 'stopped by an administrator';
+      const current = await store.getRun(runId);
+      if (current?.status === 'running') await store.setRunStatus(runId, 'stopped', reason);
+      grid.broadcast('fl:run', { run_id: runId, status: 'stopped', round: current?.lastCompletedRound ?? 0, total_rounds: cfg.rounds, reason });
+      return { runId, status: 'stopped', reason, roundsCompleted: current?.lastCompletedRound ?? 0, weights: global, stats: stats as FeatureStats };
+    }
+    throw e;
+  }
+}
+
+async function waitForClients(o: FederationOptions, round: number): Promise<void> {
+  const need = o.config.min_available_clients;
+  const ok = await o.grid.waitForClients(need, o.config.wait_for_clients_s * 1000, o.signal);
+  throwIfAborted(o.signal);
+  if (!ok) throw new StageFailedError(round === 0 ? 'preprocess' : 'train', round, o.grid.available().length, need);
+}
+
+async function preprocess(o: FederationOptions, random: () => number, log: Logger, timeoutMs: number): Promise<FeatureStats> {
+  await waitForClients(o, 0);
+  const targets = o.grid.available();
+  void random;
+  o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'start', targets, dropped: [] });
+  const out = await o.grid.request<Extract<StageResult, { stage: 'preprocess' }>>(
+    {
+      runId: o.runId,
+      round: 0,
+      stage: 'preprocess',
+      targets,
+      instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len }),
+      timeoutMs,
+      minResults: o.config.min_available_clients,
+    },
+    o.signal,
+  );
+  throwIfAborted(o.signal);
+  o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'end', targets, dropped: out.dropped.map((d) => d.hospitalId) });
+  if (out.results.size < o.config.min_available_clients) throw new StageFailedError('preprocess', 0, out.results.size, o.config.min_available_clients);
+  let total: FeatureSums | undefined;
+  for (const r of out.results.values()) total = total ? mergeFeatureSums(total, r.sums) : r.sums;
+  const stats = finalizeFeatureStats(total as FeatureSums);
+  log.info({ runId: o.runId, hospitals: [...out.results.keys()], records: stats.records }, 'global feature statistics ready');
+  return stats;
+}
+
+/** Sampling refuses when too few hospitals are there: that is a failed stage, not a crash. */
+function sample(f: () => string[], stage: StageName, round: number, needed: number): string[] {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof NotEnoughClientsError) throw new StageFailedError(stage, round, e.available, needed);
+    throw e;
+  }
+}
+
+interface RoundOutput {
+  weights: Float32Array;
+  report: RoundReport;
+  startedAt: number;
+}
+
+async function runRound(
+  o: FederationOptions,
+  round: number,
+  global: Float32Array,
+  expectedBytes: number,
+  random: () => number,
+  log: Logger,
+  timeoutMs: number,
+  now: () => number,
+): Promise<RoundOutput> {
+  const { config: cfg, strategy, grid, runId } = o;
+  const startedAt = now();
+  await waitForClients(o, round);
+  const participation: Participation[] = [];
+  const bytes: Record<string, { up: number; down: number }> = {};
+  const addBytes = (outcome: StageOutcome) => {
+    for (const [h, b] of outcome.bytes) {
+      const cur = (bytes[h] ??= { up: 0, down: 0 });
+      cur.up += b.up;
+      cur.down += b.down;
+    }
+  };
+  const record = (stage: string, outcome: StageOutcome, targets: readonly string[]) => {
+    const dropped = new Map(outcome.dropped.map((d) => [d.hospitalId, d]));
+    for (const h of targets) {
+      const d = dropped.get(h);
+      const b = outcome.bytes.get(h) ?? { up: 0, down: 0 };
+      participation.push({
+        hospitalId: h,
+        stage,
+        status: d ? (d.reason === 'rejected' ? 'rejected' : d.reason === 'declined' ? 'declined' : 'dropped') : 'ok',
+        ...(d ? { reason: d.detail ? `${d.reason}: ${d.detail}` : d.reason } : {}),
+        bytesUp: b.up,
+        bytesDown: b.down,
+      });
+    }
+  };
+  const out = new Set<string>(); // dropped for the rest of the round
+
+  // --- train -------------------------------------------------------------------------------
+  const fitTargets = sample(() => strategy.sampleFit(grid.available(), random), 'train', round, cfg.min_fit_clients);
+  const globalBytes = weightsToBytes(global);
+  const globalSha = await sha256Hex(globalBytes);
+  const fitConfig = strategy.configureFit(round, {
+    local_epochs: cfg.local_epochs,
+    batch_size: cfg.batch_size,
+    learning_rate: cfg.learning_rate,
+    proximal_mu: 0,
+  });
+  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'start', targets: fitTargets, dropped: [] });
+  const train = await grid.request<Extract<StageResult, { stage: 'train' }>>(
+    {
+      runId,
+      round,
+      stage: 'train',
+      targets: fitTargets,
+      instruction: () => ({
+        run_id: runId,
+        round,
+        stage: 'train',
+        config: {
+          local_epochs: Number(fitConfig.local_epochs),
+          batch_size: Number(fitConfig.batch_size),
+          learning_rate: Number(fitConfig.learning_rate),
+          proximal_mu: Number(fitConfig.proximal_mu),
+          seq_len: cfg.seq_len,
+          seed: cfg.seed * 1000 + round,
+        },
+        weights: globalBytes,
+        weights_sha256: globalSha,
+      }),
+      check: async (_h, r) => {
+        if (r.weights.byteLength !== expectedBytes) {
+          return new ProtocolError('WRONG_LENGTH', `weights: ${r.weights.byteLength} bytes, expected ${expectedBytes} (${expectedBytes / 4} float32)`, 'weights');
+        }
+        if ((await sha256Hex(r.weights)) !== r.weights_sha256) return new ProtocolError('CHECKSUM_MISMATCH', 'weights: SHA-256 does not match weights_sha256', 'weights_sha256');
+        const bad = hasNonFinite(weightsFromBytes(r.weights));
+        if (bad >= 0) return new ProtocolError('NON_FINITE', `weights[${bad}] is not a finite number`, `weights[${bad}]`);
+        return undefined;
+      },
+      timeoutMs,
+      minResults: Math.min(cfg.min_fit_clients, fitTargets.length),
+    },
+    o.signal,
+  );
+  throwIfAborted(o.signal);
+  addBytes(train);
+  record('train', train, fitTargets);
+  for (const d of train.dropped) out.add(d.hospitalId);
+  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'end', targets: fitTargets, dropped: train.dropped.map((d) => d.hospitalId) });
+  if (train.results.size < cfg.min_fit_clients) throw new StageFailedError('train', round, train.results.size, cfg.min_fit_clients);
+
+  const fitResults: FitResult[] = [...train.results].map(([h, r]) => ({
+    hospitalId: h,
+    weights: weightsFromBytes(r.weights),
+    numSamples: r.num_samples,
+    metrics: r.metrics,
+  }));
+  const aggStart = now();
+  const aggregated = strategy.aggregateFit(round, global, fitResults);
+  const aggregationSeconds = (now() - aggStart) / 1000;
+
+  // --- evaluate ----------------------------------------------------------------------------
+  const evalTargets = sample(() => strategy.sampleEvaluate(grid.available().filter((h) => !out.has(h)), random), 'evaluate', round, cfg.min_evaluate_clients);
+  const newBytes = weightsToBytes(aggregated.weights);
+  const newSha = await sha256Hex(newBytes);
+  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'start', targets: evalTargets, dropped: [] });
+  const evaluation = await grid.request<Extract<StageResult, { stage: 'evaluate' }>>(
+    {
+      runId,
+      round,
+      stage: 'evaluate',
+      targets: evalTargets,
+      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: newBytes, weights_sha256: newSha }),
+      timeoutMs,
+      minResults: Math.min(cfg.min_evaluate_clients, evalTargets.length),
+    },
+    o.signal,
+  );
+  throwIfAborted(o.signal);
+  addBytes(evaluation);
+  record('evaluate', evaluation, evalTargets);
+  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'end', targets: evalTargets, dropped: evaluation.dropped.map((d) => d.hospitalId) });
+  if (evaluation.results.size < cfg.min_evaluate_clients) throw new StageFailedError('evaluate', round, evaluation.results.size, cfg.min_evaluate_clients);
+
+  const evalResults: EvaluateResult[] = [...evaluation.results].map(([h, r]) => ({ hospitalId: h, numExamples: r.num_examples, metrics: r.metrics }));
+  const evalMetrics = strategy.aggregateEvaluate(round, evalResults);
+  const perHospital: Record<string, Record<string, number>> = {};
+  for (const r of evalResults) perHospital[r.hospitalId] = { ...r.metrics, num_examples: r.numExamples };
+  for (const r of fitResults) {
+    const h = (perHospital[r.hospitalId] ??= {});
+    for (const [k, v] of Object.entries(r.metrics)) h[k] = v;
+    h.num_samples = r.numSamples;
+  }
+  const fitWeighted = fitResults.map((r) => ({ weight: r.numSamples, metrics: r.metrics }));
+  let communication = 0;
+  for (const b of Object.values(bytes)) communication += b.up + b.down;
+  for (const [h, b] of Object.entries(bytes)) {
+    const ph = (perHospital[h] ??= {});
+    ph.communication_bytes_up = b.up;
+    ph.communication_bytes_down = b.down;
+  }
+
+  const metrics: Record<string, number> = {
+    train_loss: weightedMetric(fitWeighted, 'train_loss'),
+    train_accuracy: weightedMetric(fitWeighted, 'train_accuracy'),
+    val_loss: evalMetrics.val_loss ?? Number.NaN,
+    val_accuracy: evalMetrics.val_accuracy ?? Number.NaN,
+    test_loss: evalMetrics.test_loss ?? Number.NaN,
+    test_accuracy: evalMetrics.test_accuracy ?? Number.NaN,
+    auc_roc: evalMetrics.auc_roc ?? Number.NaN,
+    auc_pr: evalMetrics.auc_pr ?? Number.NaN,
+    f1_score: evalMetrics.f1_score ?? Number.NaN,
+    precision: evalMetrics.precision ?? Number.NaN,
+    recall: evalMetrics.recall ?? Number.NaN,
+    accuracy_high_risk: evalMetrics.accuracy_high_risk ?? Number.NaN,
+    accuracy_medium_risk: evalMetrics.accuracy_medium_risk ?? Number.NaN,
+    accuracy_low_risk: evalMetrics.accuracy_low_risk ?? Number.NaN,
+    num_participating_clients: fitResults.length,
+    aggregation_time_seconds: aggregationSeconds,
+    communication_bytes: communication,
+    round_duration_seconds: (now() - startedAt) / 1000,
+    // No differential privacy yet: ε = ∞ (not private), δ = 0, no noise.
+    privacy_epsilon: Number.POSITIVE_INFINITY,
+    privacy_delta: 0,
+    noise_multiplier: 0,
+    performance_variance: evalMetrics.performance_variance ?? Number.NaN,
+    min_hospital_accuracy: evalMetrics.min_hospital_accuracy ?? Number.NaN,
+    max_hospital_accuracy: evalMetrics.max_hospital_accuracy ?? Number.NaN,
+  };
+  void log;
+  return {
+    weights: aggregated.weights,
+    startedAt,
+    report: { runId, round, metrics, perHospital, participation, bytes },
+  };
+}

@@ -1,0 +1,240 @@
+/**
+ * The wire protocol between hospitals, the coordinator and dashboards: one file of typed Socket.IO
+ * event maps, each payload paired with a zod schema that is checked before use (types vanish on
+ * the wire). Seed spec 7.1's operations map onto two events carrying a `stage` discriminator, so the
+ * round engine can add stages (secure aggregation) without new plumbing:
+ *
+ *   GetParameters     server → hospital  `fl:instruction` { stage: 'train', config, weights }
+ *   UpdateParameters  hospital → server  `fl:result`      { stage: 'train', weights, num_samples, metrics }
+ *   EvaluateModel     server → hospital  `fl:instruction` { stage: 'evaluate', weights }
+ *                     hospital → server  `fl:result`      { stage: 'evaluate', num_examples, metrics }
+ *   GetStatus         hospital → server  `fl:status` (acknowledgement carries ServerStatus)
+ *
+ * Before round 1 a `preprocess` stage collects each hospital's feature sums and the server
+ * broadcasts the global statistics (`fl:stats`). Weights travel as binary attachments: little-endian
+ * float32 bytes with their SHA-256, never JSON number arrays.
+ */
+import { z } from 'zod';
+import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, type FeatureStats } from '../data/features';
+import { hospitalIdSchema } from '../data/schema';
+import type { ProtocolErrorPayload } from './errors';
+
+export const PROTOCOL_VERSION = 1;
+export const HOSPITAL_NAMESPACE = '/hospital';
+export const DASHBOARD_NAMESPACE = '/dashboard';
+
+export const STAGES = ['preprocess', 'train', 'evaluate'] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** Raw bytes as they arrive: a Node Buffer, a Uint8Array or an ArrayBuffer (browsers). */
+export const binarySchema = z
+  .custom<Uint8Array | ArrayBuffer>((v) => v instanceof ArrayBuffer || ArrayBuffer.isView(v), { message: 'expected binary data' })
+  .transform((v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a lowercase hex SHA-256' });
+const runId = z.string().min(1).max(64);
+const round = z.number().int().min(0).max(100_000);
+const metricsSchema = z.record(z.string().min(1).max(64), z.number({ message: 'expected a finite number' })).refine((m) => Object.keys(m).length <= 64, 'at most 64 metrics');
+
+// ---------------------------------------------------------------------------------------------
+// Run configuration (REST POST /api/v1/train/start, dashboard form, simulate).
+
+export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad', 'median', 'trimmed', 'krum'] as const;
+
+export const runConfigSchema = z.strictObject({
+  strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
+  rounds: z.number().int().min(1).max(1000).default(50),
+  local_epochs: z.number().int().min(1).max(100).default(5),
+  batch_size: z.number().int().min(1).max(4096).default(32),
+  learning_rate: z.number().positive().max(10).default(1e-3),
+  proximal_mu: z.number().min(0).max(100).default(0.01),
+  fraction_fit: z.number().gt(0).max(1).default(1),
+  fraction_evaluate: z.number().gt(0).max(1).default(1),
+  min_fit_clients: z.number().int().min(1).default(3),
+  min_evaluate_clients: z.number().int().min(1).default(3),
+  min_available_clients: z.number().int().min(1).default(3),
+  seq_len: z.number().int().min(2).max(365).default(30),
+  seed: z.number().int().default(1),
+  /** Seconds a stage waits for results before dropping the clients that have not answered. */
+  stage_timeout_s: z.number().positive().max(86_400).default(600),
+  /** Seconds to wait for min_available_clients to connect before a round. */
+  wait_for_clients_s: z.number().positive().max(86_400).default(300),
+  round_failure_policy: z.enum(['retry', 'stop']).default('retry'),
+  max_round_retries: z.number().int().min(0).max(100).default(2),
+  early_stopping_patience: z.number().int().min(0).max(1000).default(10),
+  checkpoint_every: z.number().int().min(1).max(1000).default(5),
+});
+export type RunConfig = z.infer<typeof runConfigSchema>;
+export type RunConfigInput = z.input<typeof runConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Handshake.
+
+export const helloSchema = z.strictObject({
+  token: z.string().min(16).max(512),
+  hospital_id: hospitalIdSchema,
+  client_version: z.number().int(),
+  /** Labelled examples the hospital holds (for the dashboard; weighting uses each round's num_samples). */
+  num_records: z.number().int().min(0).optional(),
+  /** 'browser' or 'node', and the TF.js backend in use. */
+  host: z.string().max(64).optional(),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Server → hospital.
+
+export interface FitConfigWire {
+  local_epochs: number;
+  batch_size: number;
+  learning_rate: number;
+  proximal_mu: number;
+  seq_len: number;
+  seed: number;
+}
+
+export type Instruction =
+  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number }
+  | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string }
+  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string };
+
+const fitConfigSchema = z.object({
+  local_epochs: z.number().int().min(1),
+  batch_size: z.number().int().min(1),
+  learning_rate: z.number().positive(),
+  proximal_mu: z.number().min(0),
+  seq_len: z.number().int().min(2),
+  seed: z.number().int(),
+});
+
+export const instructionSchema = z.discriminatedUnion('stage', [
+  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2) }),
+  z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex }),
+]);
+
+export interface GlobalStatsMessage {
+  run_id: string;
+  /** Sequence length the statistics and every stage of the run use. */
+  seq_len: number;
+  stats: FeatureStats;
+}
+
+const channelStats = (d: number) => z.object({ mean: z.array(z.number()).length(d), std: z.array(z.number().positive()).length(d) });
+/** Checked by hospitals before use, like every inbound payload. */
+export const globalStatsSchema = z.object({
+  run_id: runId,
+  seq_len: z.number().int().min(2),
+  stats: z.object({
+    demographics: channelStats(5),
+    vitals: channelStats(VITALS_CHANNELS),
+    labs: channelStats(LAB_CHANNELS),
+    biology: channelStats(BIOLOGY_DIM),
+    omics: channelStats(OMICS_RAW_DIM),
+    pcaBasis: z.array(z.number()).length(OMICS_DIM * OMICS_RAW_DIM),
+    pcaExplained: z.array(z.number()).length(OMICS_DIM),
+    records: z.number().int().min(0),
+  }),
+});
+
+export const runEventSchema = z.object({
+  run_id: runId,
+  status: z.enum(['running', 'completed', 'stopped', 'failed']),
+  round: z.number().int().min(0),
+  total_rounds: z.number().int().min(0),
+  reason: z.string().optional(),
+});
+
+export interface RunEvent {
+  run_id: string;
+  status: 'running' | 'completed' | 'stopped' | 'failed';
+  round: number;
+  total_rounds: number;
+  reason?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hospital → server.
+
+const moments = (d: number) =>
+  z.object({ count: z.array(z.number().min(0)).length(d), sum: z.array(z.number()).length(d), sumSq: z.array(z.number().min(0)).length(d) });
+
+/** The additive statistics of `computeFeatureSums` (data/features.ts), checked dimension by dimension. */
+export const featureSumsSchema = z.object({
+  records: z.number().int().min(0),
+  demographics: moments(5),
+  vitals: moments(VITALS_CHANNELS),
+  labs: moments(LAB_CHANNELS),
+  biology: moments(BIOLOGY_DIM),
+  omics: moments(OMICS_RAW_DIM),
+  omicsCross: z.array(z.number()).length(OMICS_RAW_DIM * OMICS_RAW_DIM),
+  omicsRows: z.number().int().min(0),
+});
+
+export const resultSchema = z.discriminatedUnion('stage', [
+  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), sums: featureSumsSchema }),
+  z.object({
+    run_id: runId,
+    round,
+    stage: z.literal('train'),
+    weights: binarySchema,
+    weights_sha256: sha256Hex,
+    num_samples: z.number().int().min(1),
+    metrics: metricsSchema,
+  }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), num_examples: z.number().int().min(1), metrics: metricsSchema }),
+]);
+export type StageResult = z.output<typeof resultSchema>;
+
+/** A hospital saying it will not take part in a stage, and why (no statistics yet, privacy budget spent, …). */
+export const declineSchema = z.strictObject({ run_id: runId, round, stage: z.enum(STAGES), reason: z.string().min(1).max(500) });
+export type Decline = z.infer<typeof declineSchema>;
+
+export interface ServerStatus {
+  protocol_version: number;
+  run_id: string | null;
+  status: 'idle' | 'running' | 'completed' | 'stopped' | 'failed';
+  current_round: number;
+  total_rounds: number;
+  stage: StageName | null;
+  active_clients: string[];
+  global_accuracy: number | null;
+  privacy_budget: number | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event maps (socket.io generics). Acknowledgements are the last parameter.
+
+export type Ack<T> = (response: { ok: true; value: T } | { ok: false; error: ProtocolErrorPayload }) => void;
+
+export interface HospitalServerToClient {
+  'fl:instruction': (msg: Instruction) => void;
+  'fl:stats': (msg: GlobalStatsMessage) => void;
+  'fl:run': (msg: RunEvent) => void;
+  'fl:error': (err: ProtocolErrorPayload) => void;
+}
+
+export interface HospitalClientToServer {
+  'fl:result': (msg: StageResult, ack: Ack<{ accepted: true }>) => void;
+  'fl:decline': (msg: Decline, ack: Ack<{ recorded: true }>) => void;
+  'fl:status': (ack: Ack<ServerStatus>) => void;
+}
+
+/** What the dashboard sees live (issue: portal and dashboard). */
+export interface DashboardServerToClient {
+  'dash:status': (s: ServerStatus) => void;
+  'dash:stage': (msg: { run_id: string; round: number; stage: StageName; done: number; total: number; dropped: string[] }) => void;
+  'dash:round': (msg: { run_id: string; round: number; metrics: Record<string, number>; per_hospital: Record<string, Record<string, number>> }) => void;
+  'dash:clients': (msg: { hospitals: { hospital_id: string; state: string; host?: string }[] }) => void;
+  'dash:run': (msg: RunEvent) => void;
+}
+export type DashboardClientToServer = Record<string, never>;
+
+/** Validates with a schema and turns the first zod issue into a named field + message. */
+export function validate<T extends z.ZodType>(schema: T, value: unknown): { ok: true; value: z.output<T> } | { ok: false; field: string; message: string } {
+  const res = schema.safeParse(value);
+  if (res.success) return { ok: true, value: res.data };
+  const issue = res.error.issues[0];
+  const field = issue ? issue.path.map(String).join('.') || '(payload)' : '(payload)';
+  return { ok: false, field, message: `${field}: ${issue?.message ?? 'invalid'}` };
+}
