@@ -79,6 +79,7 @@ export const openApiDocument = {
           seed: { type: 'integer' },
           stage_timeout_s: { type: 'number', exclusiveMinimum: 0 },
           wait_for_clients_s: { type: 'number', exclusiveMinimum: 0 },
+          rejoin_grace_s: { type: 'number', minimum: 0 },
           round_failure_policy: { type: 'string', enum: ['retry', 'stop'] },
           max_round_retries: { type: 'integer', minimum: 0 },
           early_stopping_patience: { type: 'integer', minimum: 0 },

@@ -239,11 +239,23 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
   }
 }
 
+/** Hospitals that have taken part in this run (in this process): a round waits briefly for them to rejoin. */
+const participants = new WeakMap<FederationOptions, Set<string>>();
+
 async function waitForClients(o: FederationOptions, round: number): Promise<void> {
   const need = o.config.min_available_clients;
   const ok = await o.grid.waitForClients(need, o.config.wait_for_clients_s * 1000, o.signal);
   throwIfAborted(o.signal);
   if (!ok) throw new StageFailedError(round === 0 ? 'preprocess' : 'train', round, o.grid.available().length, need);
+  const known = participants.get(o) ?? new Set<string>();
+  participants.set(o, known);
+  const missing = () => [...known].filter((h) => !o.grid.available().includes(h));
+  if (missing().length > 0 && o.config.rejoin_grace_s > 0) {
+    // A hospital that dropped out of the last round gets a short grace period to reconnect.
+    await o.grid.waitForClients(o.grid.available().length + missing().length, o.config.rejoin_grace_s * 1000, o.signal);
+    throwIfAborted(o.signal);
+  }
+  for (const h of o.grid.available()) known.add(h);
 }
 
 async function preprocess(o: FederationOptions, random: () => number, log: Logger, timeoutMs: number): Promise<FeatureStats> {

@@ -59,6 +59,8 @@ export const runConfigSchema = z.strictObject({
   stage_timeout_s: z.number().positive().max(86_400).default(600),
   /** Seconds to wait for min_available_clients to connect before a round. */
   wait_for_clients_s: z.number().positive().max(86_400).default(300),
+  /** Before sampling a round, seconds to wait for hospitals that took part earlier and are reconnecting. */
+  rejoin_grace_s: z.number().min(0).max(3600).default(10),
   round_failure_policy: z.enum(['retry', 'stop']).default('retry'),
   max_round_retries: z.number().int().min(0).max(100).default(2),
   early_stopping_patience: z.number().int().min(0).max(1000).default(10),

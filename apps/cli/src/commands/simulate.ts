@@ -37,7 +37,8 @@ function jsonLine(v: unknown): string {
 }
 
 export function roundLine(r: RoundReport): Record<string, unknown> {
-  return { round: r.round, ...r.metrics, per_hospital: r.perHospital };
+  const dropouts = r.participation.filter((p) => p.status !== 'ok').map((p) => ({ hospital: p.hospitalId, stage: p.stage, status: p.status, reason: p.reason }));
+  return { round: r.round, ...r.metrics, per_hospital: r.perHospital, dropouts };
 }
 
 export async function run(argv: string[]): Promise<number> {
