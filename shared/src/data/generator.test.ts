@@ -85,3 +85,13 @@ describe('determinism', () => {
     expect(() => generateHospital('H1', { seed: 1, patients: 0 })).toThrow(/positive integer/);
   });
 });
+
+describe('hospitals beyond the spec', () => {
+  it('basedOn generates a new hospital id with a known profile and its own stream', () => {
+    const h17 = generateHospital('H17', { seed: 1, patients: 20, basedOn: 'H3' }).records;
+    expect(h17.every((r) => r.hospital_id === 'H17' && r.patient_id.startsWith('P_H17_'))).toBe(true);
+    expect(h17.every((r) => parseRecord(r).ok)).toBe(true);
+    const h3 = generateHospital('H3', { seed: 1, patients: 20 }).records;
+    expect(h17[0]!.demographics).not.toEqual(h3[0]!.demographics);
+  });
+});

@@ -386,6 +386,11 @@ export interface GenerateOptions {
   readonly seed: number;
   /** Override the spec 1.2 cohort size (e.g. small cohorts for end-to-end tests). */
   readonly patients?: number;
+  /**
+   * Generate a hospital that is not in the spec (e.g. H17 for scale benchmarks) with the profile of
+   * a known one; its records carry the new id.
+   */
+  readonly basedOn?: string;
 }
 
 export interface GeneratedHospital {
@@ -397,7 +402,8 @@ export interface GeneratedHospital {
 
 /** Generates one hospital's cohort. Deterministic in (hospital, seed, patients). */
 export function generateHospital(hospitalId: string, options: GenerateOptions): GeneratedHospital {
-  const profile = hospitalProfile(hospitalId);
+  const base = hospitalProfile(options.basedOn ?? hospitalId);
+  const profile: HospitalProfile = options.basedOn ? { ...base, id: hospitalId, name: `${base.name} (${hospitalId})` } : base;
   const n = options.patients ?? profile.patients;
   if (!Number.isInteger(n) || n < 1) throw new Error(`patients must be a positive integer, got ${n}`);
   const males = new Set(new Rng(`fedcare/sex/v1/${options.seed}/${profile.id}/${n}`).shuffle([...Array(n).keys()]).slice(0, Math.round(profile.maleShare * n)));

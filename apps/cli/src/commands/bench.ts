@@ -4,7 +4,14 @@
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { computeFeatureSums, encodeRecords, finalizeFeatureStats, generateHospital } from '@fedcare/shared/data';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { computeFeatureSums, encodeRecords, finalizeFeatureStats, generateHospital, KNOWN_HOSPITALS } from '@fedcare/shared/data';
+import { createStrategy, weightedAverage } from '@fedcare/shared/fl';
+import { runConfigSchema } from '@fedcare/shared/protocol';
+import { generateToDir } from './generate';
+import { runSimulation } from './simulate';
 import { benchTrain } from '../bench-train';
 import { initTf } from '../tf-node';
 
@@ -30,12 +37,13 @@ export async function run(argv: string[]): Promise<number> {
     strict: true,
     options: {
       only: { type: 'string' },
+      'federation-rounds': { type: 'string', default: '2' },
       steps: { type: 'string', default: '8' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: fedcare bench [--only train|data] [--steps 8]\n');
+    process.stdout.write('usage: fedcare bench [--only train|data|aggregation|federation|scale] [--steps 8] [--federation-rounds 2]\n');
     return 0;
   }
   const emit = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -51,6 +59,67 @@ export async function run(argv: string[]): Promise<number> {
     await initTf('wasm');
     for (const r of await benchTrain({ seqLens: [30, 90], batch: 32, steps: Number(values.steps), warmup: 2 })) emit(r);
   }
-  emit({ bench: 'memory', backend: tf.getBackend(), tf_num_tensors: tf.memory().numTensors, rss_mb: Math.round(process.memoryUsage().rss / 1e6) });
+  if (!values.only || values.only === 'aggregation') {
+    // Aggregation of the real model size: 3 and 10 clients, each strategy's server step.
+    const P = 569_091;
+    for (const n of [3, 10]) {
+      const results = Array.from({ length: n }, (_, i) => ({ hospitalId: `H${i + 1}`, weights: Float32Array.from({ length: P }, (_, j) => Math.sin(i * 7 + j)), numSamples: 100 + i, metrics: {} }));
+      const global = new Float32Array(P);
+      const row: Record<string, unknown> = { bench: 'aggregation', clients: n, params: P };
+      for (const name of ['fedavg', 'fedadam', 'median', 'trimmed', 'krum']) {
+        const strategy = createStrategy(name, { minFitClients: 1, minAvailableClients: 1, minEvaluateClients: 1 });
+        row[`${name}_ms_median`] = timeIt(5, () => strategy.aggregateFit(1, global, results));
+      }
+      row.weighted_average_ms_median = timeIt(5, () => weightedAverage(results.map((r) => r.weights), results.map((r) => r.numSamples)));
+      emit(row);
+    }
+  }
+  if (!values.only || values.only === 'federation') {
+    // The spec cohort (H1–H3, 3000 patients), 1 local epoch, one client process per hospital.
+    const dir = mkdtempSync(path.join(tmpdir(), 'fedcare-bench-'));
+    generateToDir(KNOWN_HOSPITALS, 42, dir);
+    const records = KNOWN_HOSPITALS.flatMap((h) => generateHospital(h, { seed: 42 }).records);
+    const rounds = Number(values['federation-rounds']);
+    const config = runConfigSchema.parse({ rounds, local_epochs: 1, early_stopping_patience: 0 });
+    const t0 = performance.now();
+    const res = await runSimulation({ records, hospitals: [...KNOWN_HOSPITALS], config, clients: 'process', data: dir });
+    const perClientUp = res.rounds.flatMap((r) => Object.values(r.bytes).map((b) => b.up));
+    const perClientDown = res.rounds.flatMap((r) => Object.values(r.bytes).map((b) => b.down));
+    emit({
+      bench: 'federation_round',
+      hospitals: 3,
+      patients: records.length,
+      local_epochs: 1,
+      rounds,
+      round_seconds_median: median(res.rounds.map((r) => r.metrics.round_duration_seconds as number)),
+      aggregation_seconds_median: median(res.rounds.map((r) => r.metrics.aggregation_time_seconds as number)),
+      bytes_up_per_client_round_median: median(perClientUp),
+      bytes_down_per_client_round_median: median(perClientDown),
+      total_seconds: (performance.now() - t0) / 1000,
+      test_auc_roc: (res.summary.test as { auc_roc?: number } | undefined)?.auc_roc ?? null,
+    });
+  }
+  if (!values.only || values.only === 'scale') {
+    // Many hospitals for one round: small cohorts modelled on H1–H3, clients in this process.
+    for (const n of [10, 30]) {
+      const hospitals = Array.from({ length: n }, (_, i) => `S${i + 1}`);
+      const records = hospitals.flatMap((h, i) => generateHospital(h, { seed: 7, patients: 40, basedOn: KNOWN_HOSPITALS[i % 3] as string }).records);
+      const config = runConfigSchema.parse({ rounds: 1, local_epochs: 1, min_fit_clients: n, min_evaluate_clients: n, min_available_clients: n, early_stopping_patience: 0 });
+      const t0 = performance.now();
+      const res = await runSimulation({ records, hospitals, config, clients: 'inprocess' });
+      emit({
+        bench: 'federation_scale',
+        hospitals: n,
+        patients_per_hospital: 40,
+        rounds: 1,
+        seconds_total: (performance.now() - t0) / 1000,
+        round_seconds: res.rounds[0]?.metrics.round_duration_seconds ?? null,
+        aggregation_seconds: res.rounds[0]?.metrics.aggregation_time_seconds ?? null,
+        communication_bytes: res.rounds[0]?.metrics.communication_bytes ?? null,
+        status: res.summary.status,
+      });
+    }
+  }
+  emit({ bench: 'memory', backend: tf.engine().backendName ?? 'none', tf_num_tensors: tf.memory().numTensors, rss_mb: Math.round(process.memoryUsage().rss / 1e6) });
   return 0;
 }

@@ -12,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startServer } from '@fedcare/server';
 import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
-import type { FederationSummary, RoundReport } from '@fedcare/shared/fl';
+import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/shared/fl';
 import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
-import { runConfigSchema, STRATEGY_NAMES, type RunConfigInput } from '@fedcare/shared/protocol';
+import { runConfigSchema, STRATEGY_NAMES, type RunConfig, type RunConfigInput } from '@fedcare/shared/protocol';
 import { evaluate, splitMetrics } from '@fedcare/shared/train';
-import { formatFault, parseFault } from '../faults';
+import { formatFault, parseFault, type Fault } from '../faults';
+import { startHospital, type HeadlessHospital } from '../hospital';
 import { CliError } from '../io';
 import { ProgressBar } from '../progress';
 import { loadRecords } from '../records-io';
@@ -98,58 +99,108 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError(`invalid run configuration: ${i?.path.join('.')}: ${i?.message}`, 2);
   }
 
+  const bar = new ProgressBar('rounds', parsed.data.rounds);
+  const result = await runSimulation({
+    records,
+    hospitals,
+    config: parsed.data,
+    faults,
+    clients: 'process',
+    data: values.data,
+    ...(values.db ? { db: values.db } : {}),
+    onRound: (r) => {
+      process.stdout.write(`${jsonLine(roundLine(r))}\n`);
+      bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
+    },
+    onStage: (p) => {
+      if (p.phase === 'end' && p.dropped.length) process.stderr.write(`round ${p.round} ${p.stage}: dropped ${p.dropped.join(', ')}\n`);
+    },
+    onInfo: (msg) => process.stderr.write(`${msg}\n`),
+  });
+  bar.done();
+  const out = result.summary;
+  process.stdout.write(`${jsonLine({ summary: out })}\n`);
+  return out.status === 'completed' ? 0 : 1;
+}
+
+export interface SimulationOptions {
+  records: PatientRecord[];
+  hospitals: string[];
+  config: RunConfig;
+  faults?: Fault[];
+  /** 'process': one `fedcare client` process per hospital (real isolation); 'inprocess': clients share this process (scale benchmarks). */
+  clients: 'process' | 'inprocess';
+  /** Directory of <H>.ndjson files (process clients read their own file). */
+  data?: string;
+  db?: string;
+  onRound?: (r: RoundReport) => void;
+  onStage?: (p: StageProgress) => void;
+  onInfo?: (msg: string) => void;
+}
+
+export interface SimulationResult {
+  rounds: RoundReport[];
+  summary: Record<string, unknown> & { status: string };
+}
+
+/** A whole federation on this machine; resolves when the run ends, with the final model's pooled test metrics. */
+export async function runSimulation(o: SimulationOptions): Promise<SimulationResult> {
   const work = mkdtempSync(path.join(tmpdir(), 'fedcare-sim-'));
-  const tokens = Object.fromEntries(hospitals.map((h) => [h, randomBytes(32).toString('base64url')]));
+  const tokens = Object.fromEntries(o.hospitals.map((h) => [h, randomBytes(32).toString('base64url')]));
   const admin = randomBytes(32).toString('base64url');
   const logFile = path.join(work, 'coordinator.log');
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
-    db: values.db ?? path.join(work, 'fedcare.db'),
-    env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
+    db: o.db ?? path.join(work, 'fedcare.db'),
+    env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: o.hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
     logLevel: 'info',
     logStream: createWriteStream(logFile),
   });
-  process.stderr.write(`coordinator ${server.url} (log ${logFile})\n`);
+  o.onInfo?.(`coordinator ${server.url} (log ${logFile})`);
+  if (o.clients === 'inprocess') await initTf('wasm');
 
-  const children: ChildProcess[] = hospitals.map((h) => {
-    const file = path.join(values.data, `${h}.ndjson`);
-    const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--token', tokens[h] as string, '--data', existsSync(file) ? file : values.data, '--once', '--quiet'];
-    for (const f of faults.filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${h}] ${d.toString()}`));
-    return child;
-  });
-
-  const bar = new ProgressBar('rounds', parsed.data.rounds);
-  server.events.on('stage', (p: { round: number; stage: string; phase: string; dropped: string[] }) => {
-    if (p.phase === 'end' && p.dropped.length) process.stderr.write(`round ${p.round} ${p.stage}: dropped ${p.dropped.join(', ')}\n`);
-  });
+  const children: ChildProcess[] = [];
+  const inProcess: HeadlessHospital[] = [];
+  for (const h of o.hospitals) {
+    if (o.clients === 'process') {
+      const file = o.data ? path.join(o.data, `${h}.ndjson`) : '';
+      if (!o.data) throw new CliError('process clients need the data directory');
+      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--token', tokens[h] as string, '--data', existsSync(file) ? file : o.data, '--once', '--quiet'];
+      for (const f of (o.faults ?? []).filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr?.on('data', (d: Buffer) => o.onInfo?.(`[${h}] ${d.toString().trimEnd()}`));
+      children.push(child);
+    } else {
+      inProcess.push(startHospital({ server: server.url, hospitalId: h, token: tokens[h] as string, records: o.records.filter((r) => r.hospital_id === h), exitOnRunEnd: true }));
+    }
+  }
+  const rounds: RoundReport[] = [];
+  server.events.on('stage', (p: StageProgress) => o.onStage?.(p));
   server.events.on('round', (r: RoundReport) => {
-    process.stdout.write(`${jsonLine(roundLine(r))}\n`);
-    bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
+    rounds.push(r);
+    o.onRound?.(r);
   });
 
   try {
-    const { runId } = await server.coordinator.start(parsed.data, 'simulate');
+    const { runId } = await server.coordinator.start(o.config, 'simulate');
     const summary = (await server.coordinator.idle()) as FederationSummary | undefined;
-    bar.done();
     if (!summary) throw new CliError(`run ${runId} crashed; see ${logFile}`);
     // Final model on the pooled test split (this harness holds every hospital's data; a real
     // coordinator never does).
     await initTf('wasm');
     const stats = (await server.store.getFeatureStats(runId)) as FeatureStats;
     const model = await server.store.getModel(runId, 'latest');
-    const out: Record<string, unknown> = { rounds: summary.roundsCompleted, status: summary.status, strategy: parsed.data.strategy, run_id: runId };
+    const out: SimulationResult['summary'] = { rounds: summary.roundsCompleted, status: summary.status, strategy: o.config.strategy, run_id: runId };
     if (summary.reason) out.reason = summary.reason;
     if (model && stats) {
       const clf = createClassifier({}, 0);
       unflattenWeights(clf.params, weightsFromBytes(model.bytes));
-      const test = splitByHospital(records, 0.2, 0).test;
-      const batch = encodeRecords(test, stats, { seqLen: parsed.data.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
+      const test = splitByHospital(o.records, 0.2, 0).test;
+      const batch = encodeRecords(test, stats, { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
       out.test = splitMetrics('test', await evaluate(clf, batch));
       const per: Record<string, unknown> = {};
-      for (const h of hospitals) {
+      for (const h of o.hospitals) {
         const idx = test.flatMap((r: PatientRecord, i) => (r.hospital_id === h ? [i] : []));
         per[h] = splitMetrics('test', await evaluate(clf, batch, idx));
       }
@@ -157,10 +208,10 @@ export async function run(argv: string[]): Promise<number> {
       out.model_sha256 = model.sha256;
       clf.dispose();
     }
-    process.stdout.write(`${jsonLine({ summary: out })}\n`);
-    return summary.status === 'completed' ? 0 : 1;
+    return { rounds, summary: out };
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    for (const h of inProcess) h.close();
     await server.close();
   }
 }

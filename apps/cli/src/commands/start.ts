@@ -1,20 +1,45 @@
 /**
- * `fedcare start` (what `npm start` runs): the main job on embedded defaults, no cloud. For now:
- * generate the three hospitals if the data directory has none, then a short centralized training
- * run with a progress bar and the test metrics per hospital. Later: the full federation.
+ * `fedcare start` (what `npm start` runs): the main job on embedded defaults — SQLite, local files,
+ * no cloud. Generates H1–H3 once, starts the coordinator, starts the three headless hospitals as
+ * their own processes (unless --no-agents), starts a FedAvg run (unless one is being resumed or
+ * --no-run), prints the URLs and credentials, and shows per-round progress. Ctrl-C stops it all.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { startServer } from '@fedcare/server';
 import { KNOWN_HOSPITALS } from '@fedcare/shared/data';
+import type { RoundReport } from '@fedcare/shared/fl';
+import { runConfigSchema } from '@fedcare/shared/protocol';
+import { writeFileAtomic } from '../io';
+import { ProgressBar } from '../progress';
 import { generateToDir } from './generate';
-import { printReport, trainCentral } from './train';
-import { loadRecords } from '../records-io';
-import { initTf } from '../tf-node';
 
-const HELP = `usage: fedcare start [--home .fedcare] [--epochs 3] [--seed 42]
+const HELP = `usage: fedcare start [--home .fedcare] [--port 8080] [--rounds 10] [--local-epochs 1] [--no-agents] [--no-run]
 
-Generates H1–H3 into HOME/data (once) and trains the model on the pooled data.`;
+Runs the coordinator with headless hospitals H1–H3 on generated data (HOME/data), SQLite in
+HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600).`;
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fedcare.mjs');
+
+interface Credentials {
+  admin: string;
+  hospitals: Record<string, string>;
+}
+
+function loadOrCreateCredentials(file: string): Credentials {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Credentials;
+  const creds: Credentials = {
+    admin: randomBytes(32).toString('base64url'),
+    hospitals: Object.fromEntries(KNOWN_HOSPITALS.map((h) => [h, randomBytes(32).toString('base64url')])),
+  };
+  writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`);
+  chmodSync(file, 0o600);
+  return creds;
+}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -22,8 +47,12 @@ export async function run(argv: string[]): Promise<number> {
     strict: true,
     options: {
       home: { type: 'string', default: process.env.FEDCARE_HOME ?? '.fedcare' },
-      epochs: { type: 'string', default: '3' },
+      port: { type: 'string', default: process.env.PORT ?? '8080' },
+      rounds: { type: 'string', default: '10' },
+      'local-epochs': { type: 'string', default: '1' },
       seed: { type: 'string', default: '42' },
+      'no-agents': { type: 'boolean', default: false },
+      'no-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -31,26 +60,74 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const dataDir = path.join(values.home, 'data');
+  const home = values.home;
+  mkdirSync(home, { recursive: true });
+  const dataDir = path.join(home, 'data');
   if (!existsSync(dataDir) || !readdirSync(dataDir).some((f) => f.endsWith('.ndjson'))) {
     process.stderr.write(`generating hospitals ${KNOWN_HOSPITALS.join(', ')} into ${dataDir} …\n`);
     for (const s of generateToDir(KNOWN_HOSPITALS, Number(values.seed), dataDir)) {
       process.stderr.write(`  ${s.hospital}: ${s.patients} patients, mean age ${s.mean_age.toFixed(1)}, readmission ${s.readmission_rate.toFixed(3)}\n`);
     }
-  } else {
-    process.stderr.write(`using existing data in ${dataDir}\n`);
   }
-  const backend = await initTf('wasm');
-  const report = await trainCentral({
-    records: loadRecords(dataDir),
-    epochs: Number(values.epochs),
-    seed: Number(values.seed),
-    seqLen: 30,
-    batchSize: 32,
-    learningRate: 1e-3,
-    progress: true,
+  const creds = loadOrCreateCredentials(path.join(home, 'tokens.json'));
+  const server = await startServer({
+    port: Number(values.port),
+    host: '0.0.0.0',
+    db: path.join(home, 'fedcare.db'),
+    env: {
+      ...process.env,
+      FEDCARE_ADMIN_TOKEN: process.env.FEDCARE_ADMIN_TOKEN ?? creds.admin,
+      FEDCARE_HOSPITAL_TOKENS: process.env.FEDCARE_HOSPITAL_TOKENS ?? Object.entries(creds.hospitals).map(([h, t]) => `${h}:${t}`).join(','),
+    },
+    logLevel: 'warn',
   });
-  report.backend = backend;
-  printReport(report);
+  const base = `http://localhost:${server.port}`;
+  process.stdout.write(
+    [
+      '',
+      `fedcare coordinator   ${base}`,
+      `  REST API            ${base}/api/v1/status   (OpenAPI: ${base}/api/v1/openapi.json)`,
+      `  Prometheus          ${base}/metrics`,
+      `  admin token         ${creds.admin}`,
+      ...KNOWN_HOSPITALS.map((h) => `  ${h} token            ${creds.hospitals[h]}`),
+      `  credentials file    ${path.join(home, 'tokens.json')}`,
+      '',
+    ].join('\n') + '\n',
+  );
+
+  const agents: ChildProcess[] = [];
+  if (!values['no-agents']) {
+    for (const h of KNOWN_HOSPITALS) {
+      const child = spawn(process.execPath, [BIN, 'client', '--server', base, '--hospital', h, '--token', creds.hospitals[h] as string, '--data', path.join(dataDir, `${h}.ndjson`), '--quiet'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      agents.push(child);
+    }
+    process.stderr.write(`headless hospitals ${KNOWN_HOSPITALS.join(', ')} started\n`);
+  }
+
+  let bar: ProgressBar | undefined;
+  server.events.on('round', (r: RoundReport) => {
+    bar ??= new ProgressBar('federation', Number(values.rounds));
+    const m = r.metrics;
+    bar.update(r.round, `round ${r.round}: auc_roc ${(m.auc_roc ?? Number.NaN).toFixed(3)} test_acc ${(m.test_accuracy ?? Number.NaN).toFixed(3)} ${(m.round_duration_seconds ?? 0).toFixed(0)}s`);
+  });
+  if (!values['no-run'] && server.coordinator.status().status !== 'running') {
+    const config = runConfigSchema.parse({ rounds: Number(values.rounds), local_epochs: Number(values['local-epochs']), early_stopping_patience: 0 });
+    const { runId } = await server.coordinator.start(config, 'npm start');
+    process.stderr.write(`run ${runId}: FedAvg, ${config.rounds} rounds × ${config.local_epochs} local epoch(s); follow it at ${base}/api/v1/status\n`);
+    void server.coordinator.idle().then((s) => {
+      bar?.done();
+      if (s) process.stderr.write(`run ${s.runId} ${s.status}${s.reason ? ` (${s.reason})` : ''}; the coordinator keeps serving — Ctrl-C to stop\n`);
+    });
+  }
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  process.stderr.write('stopping …\n');
+  for (const a of agents) a.kill('SIGTERM');
+  await server.close();
   return 0;
 }
