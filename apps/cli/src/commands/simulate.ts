@@ -183,6 +183,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   });
 
   try {
+    // Start when every simulated hospital is connected (process start-up time varies with load);
+    // min_available_clients then governs the rounds, not the start.
+    if (!(await server.grid.waitForClients(o.hospitals.length, 180_000))) {
+      throw new CliError(`only ${server.grid.available().length} of ${o.hospitals.length} hospitals connected within 180 s (${server.grid.available().join(', ') || 'none'})`);
+    }
     const { runId } = await server.coordinator.start(o.config, 'simulate');
     const summary = (await server.coordinator.idle()) as FederationSummary | undefined;
     if (!summary) throw new CliError(`run ${runId} crashed; see ${logFile}`);

@@ -648,7 +648,7 @@ export class SqliteStore implements Store {
   createToken(spec: TokenSpec): Promise<CreatedToken> {
     return this.call(() => {
       if (spec.role === 'hospital') {
-        if (!isValidHospitalId(spec.hospitalId)) invalid(`hospitalId ${JSON.stringify(spec.hospitalId)} is not valid (letters, digits, '_', '-', '.'; at most 64 characters)`);
+        if (!isValidHospitalId(spec.hospitalId)) invalid(`hospitalId ${JSON.stringify(spec.hospitalId)} is not valid (a letter, then letters, digits, '_' or '-'; at most 32 characters)`);
       } else if (spec.role === 'admin') {
         if (spec.hospitalId !== undefined) invalid('an admin token names no hospital');
       } else {

@@ -9,10 +9,11 @@
  * so the index lookup's timing reveals nothing about stored tokens).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { HOSPITAL_ID_PATTERN } from '@fedcare/shared/data';
 import type { Store, TokenPrincipal } from '@fedcare/shared/fl';
 
-/** Hospital ids: a letter or digit, then letters, digits, '_', '-', '.'; at most 64 characters. */
-export const HOSPITAL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Hospital ids follow the record schema's rule (one definition, in @fedcare/shared/data). */
+export { HOSPITAL_ID_PATTERN };
 /** Env tokens shorter than this are refused: a guessable admin token is worse than none. */
 export const MIN_ENV_TOKEN_LENGTH = 16;
 /** Longer presented tokens are rejected before hashing. */
