@@ -24,7 +24,7 @@ describe('parseHospitalTokens', () => {
   it.each([
     { value: `H1:${T1},H2:${T2}`, want: [{ hospitalId: 'H1', token: T1 }, { hospitalId: 'H2', token: T2 }] },
     { value: ` H1 : ${T1} , H2:${T2}, `, want: [{ hospitalId: 'H1', token: T1 }, { hospitalId: 'H2', token: T2 }] },
-    { value: `hospital_A.1-x:${T1}`, want: [{ hospitalId: 'hospital_A.1-x', token: T1 }] },
+    { value: `hospital_A1-x:${T1}`, want: [{ hospitalId: 'hospital_A1-x', token: T1 }] },
     { value: '', want: [] },
     // A token may itself contain ':' (everything after the first one).
     { value: `H1:${T1}:more`, want: [{ hospitalId: 'H1', token: `${T1}:more` }] },
