@@ -114,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!values['no-run'] && server.coordinator.status().status !== 'running') {
     const config = runConfigSchema.parse({ rounds: Number(values.rounds), local_epochs: Number(values['local-epochs']), early_stopping_patience: 0 });
+    bar = new ProgressBar('federation', config.rounds);
     const { runId } = await server.coordinator.start(config, 'npm start');
     process.stderr.write(`run ${runId}: FedAvg, ${config.rounds} rounds × ${config.local_epochs} local epoch(s); follow it at ${base}/api/v1/status\n`);
     void server.coordinator.idle().then((s) => {
