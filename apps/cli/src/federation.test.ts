@@ -61,3 +61,24 @@ describe('federation over Socket.IO', () => {
     expect(body.rounds[0]!.metrics.privacy_epsilon).toBeNull(); // ε = ∞: not private yet
   }, 300_000);
 });
+
+describe('GetStatus over Socket.IO', () => {
+  it('answers a hospital with the coordinator status', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-status-'));
+    const server = await startServer({ port: 0, host: '127.0.0.1', db: path.join(dir, 'db'), env: { FEDCARE_HOSPITAL_TOKENS: `H1:${TOKENS.H1}` }, logLevel: 'silent' });
+    const h = startHospital({ server: server.url, hospitalId: 'H1', token: TOKENS.H1, records: generateHospital('H1', { seed: 3, patients: 10 }).records });
+    try {
+      await new Promise<void>((resolve) => h.socket.once('connect', () => resolve()));
+      const res = await h.socket.timeout(5000).emitWithAck('fl:status');
+      expect(res.ok).toBe(true);
+      if (res.ok) {
+        expect(res.value.status).toBe('idle');
+        expect(res.value.active_clients).toEqual(['H1']);
+        expect(res.value.protocol_version).toBe(1);
+      }
+    } finally {
+      h.close();
+      await server.close();
+    }
+  });
+});

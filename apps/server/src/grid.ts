@@ -32,6 +32,8 @@ export interface GridEvents {
   /** A result or decline was rejected (for the audit log and the dashboard). */
   onReject?(hospitalId: string, error: ProtocolErrorPayload): void;
   onDecline?(hospitalId: string, reason: string): void;
+  /** A hospital's connection closed; `detail` says why when the transport failed (e.g. a message over the size limit). */
+  onDisconnect?(hospitalId: string, reason: string, detail?: string): void;
   onConnectionChange?(hospitals: string[]): void;
 }
 
@@ -96,9 +98,12 @@ export class SocketGrid implements Grid {
 
     socket.on('fl:result', (msg, ack) => this.onResult(socket, msg, ack));
     socket.on('fl:decline', (msg, ack) => this.onDecline(socket, msg, ack));
-    socket.on('disconnect', () => {
+    socket.on('disconnect', (reason, description: unknown) => {
       if (this.sockets.get(h) === socket) this.sockets.delete(h);
-      this.dropIfPending(h, 'disconnected');
+      // A transport error carries its cause: Socket.IO's size limit closes the connection this way.
+      const detail = reason === 'transport error' && description instanceof Error ? `${reason}: ${description.message}` : undefined;
+      this.dropIfPending(h, 'disconnected', detail);
+      this.events.onDisconnect?.(h, reason, detail);
       this.events.onConnectionChange?.(this.available());
     });
     if (this.lastStats !== undefined) socket.emit('fl:stats', this.lastStats as never);
@@ -184,6 +189,7 @@ export class SocketGrid implements Grid {
 
   async waitForClients(n: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.sockets.size >= n) return true;
+    if (signal?.aborted) return false; // an 'abort' listener added now would never fire
     return new Promise<boolean>((resolve) => {
       const done = (v: boolean) => {
         clearTimeout(timer);
@@ -235,6 +241,7 @@ export class SocketGrid implements Grid {
       };
       const timer = setTimeout(finish, req.timeoutMs);
       signal?.addEventListener('abort', finish, { once: true });
+      if (signal?.aborted) return finish(); // stopped before the stage began: send nothing
       this.open = open;
       for (const h of req.targets) {
         const socket = this.sockets.get(h);

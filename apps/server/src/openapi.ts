@@ -17,6 +17,7 @@ const errors = {
   '400': { description: 'Invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
   '401': { description: 'No or unknown token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
   '403': { description: 'Token lacks the role', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '413': { description: 'Request body over 64 KiB', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
 };
 
 const metricsMap = { type: 'object', additionalProperties: { type: ['number', 'null'] } };

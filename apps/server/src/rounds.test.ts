@@ -134,3 +134,13 @@ describe('round engine policies', () => {
     expect(r?.lastCompletedRound).toBe(2);
   });
 });
+
+describe('min_available_clients counts the federation, not the round', () => {
+  it('3 available / 2 fit / 2 evaluate: one dropout in train does not fail evaluate', async () => {
+    const grid = new MemoryGrid(hospitals, (round, stage) => (round === 1 && stage === 'train' ? 'silent' : 'ok'));
+    const { summary, rounds } = await run({ rounds: 2, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 3 }, grid);
+    expect(summary.status).toBe('completed');
+    expect(rounds[0]!.metrics.num_participating_clients).toBe(2);
+    expect(grid.requests.find((q) => q.round === 1 && q.stage === 'evaluate')?.targets).toEqual(['H1', 'H2']);
+  });
+});

@@ -3,7 +3,7 @@
  * `/hospital`, dashboards on `/dashboard`) on one port, a Store, the round engine.
  */
 import { EventEmitter } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger as PinoLogger } from 'pino';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
@@ -73,6 +73,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const cDenied = new Counter({ name: 'fedcare_auth_denied_total', help: 'Refused credentials', labelNames: ['surface', 'status'], registers: [registry] });
 
   const http = createHttpServer();
+  // REST is registered before Socket.IO attaches: engine.io then hands it only the requests that are
+  // not its own. Registered after, it also answered /socket.io/ polling requests (404) while engine.io
+  // was answering them, and engine.io's second writeHead threw: one polling GET killed the process.
+  let rest: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => void res.writeHead(503).end();
+  http.on('request', (req, res) => rest(req, res));
   const io = new Server(http, { maxHttpBufferSize: MAX_MESSAGE_BYTES, serveClient: false, cors: { origin: true } });
   const audit = (entry: Parameters<Store['appendAudit']>[0]) => {
     store.appendAudit(entry).catch((e: unknown) => log.error({ err: (e as Error).message }, 'audit write failed'));
@@ -133,6 +138,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       log.warn({ hospital: h, ...err }, 'message rejected');
     },
     onDecline: (h, reason) => audit({ actor: `hospital:${h}`, action: 'decline', outcome: 'ok', detail: { reason } }),
+    onDisconnect: (h, reason, detail) => {
+      // ws ("Max payload size exceeded") and HTTP polling ("payload too large") report MAX_MESSAGE_BYTES this way.
+      const tooLarge = detail !== undefined && /Max payload size exceeded|payload too large/.test(detail);
+      if (tooLarge) {
+        cRejected.inc({ code: 'MESSAGE_TOO_LARGE' });
+        log.warn({ hospital: h, reason, detail }, `message over ${MAX_MESSAGE_BYTES} bytes: connection closed`);
+      }
+      audit({ actor: `hospital:${h}`, action: 'leave', outcome: tooLarge ? 'rejected' : 'ok', detail: { reason, ...(detail ? { detail } : {}), ...(tooLarge ? { code: 'MESSAGE_TOO_LARGE' } : {}) } });
+    },
     onConnectionChange: (list) => {
       gClients.set(list.length);
       dashboards.emit('dash:clients', { hospitals: list.map((h) => ({ hospital_id: h, state: 'connected' })) });
@@ -164,31 +178,34 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   });
   dashboards.on('connection', (socket) => socket.emit('dash:status', coordinator.status()));
+  // GetStatus (seed spec 7.1): a hospital asks where the federation is.
+  hospitals.on('connection', (socket) => {
+    socket.on('fl:status', (ack) => {
+      if (typeof ack === 'function') ack({ ok: true, value: coordinator.status() });
+    });
+  });
 
   const verify = (t: string | undefined): Promise<TokenPrincipal | undefined> => tokens.verify(t);
-  http.on(
-    'request',
-    createHttpHandler(
-      apiRoutes(coordinator, store),
-      verify,
-      async (req, res, url) => {
-        if (url.pathname === '/metrics' && req.method === 'GET') {
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(await registry.metrics());
-          return true;
-        }
-        if (url.pathname === '/healthz') {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end('{"ok":true}');
-          return true;
-        }
-        return false;
-      },
-      (req, status, path) => {
-        cDenied.inc({ surface: 'rest', status: String(status) });
-        audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
-      },
-    ),
+  rest = createHttpHandler(
+    apiRoutes(coordinator, store),
+    verify,
+    async (req, res, url) => {
+      if (url.pathname === '/metrics' && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(await registry.metrics());
+        return true;
+      }
+      if (url.pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+        return true;
+      }
+      return false;
+    },
+    (req, status, path) => {
+      cDenied.inc({ surface: 'rest', status: String(status) });
+      audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
+    },
   );
 
   await new Promise<void>((resolve) => http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', resolve));

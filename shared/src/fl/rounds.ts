@@ -404,7 +404,9 @@ async function runRound(
   const aggregationSeconds = (now() - aggStart) / 1000;
 
   // --- evaluate ----------------------------------------------------------------------------
-  const evalTargets = sample(() => strategy.sampleEvaluate(grid.available().filter((h) => !out.has(h)), random), 'evaluate', round, cfg.min_evaluate_clients);
+  // Sample among every connected hospital (min_available_clients counts the federation, not the
+  // round), then leave out those dropped earlier in this round.
+  const evalTargets = sample(() => strategy.sampleEvaluate(grid.available(), random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !out.has(h));
   const newBytes = weightsToBytes(aggregated.weights);
   const newSha = await sha256Hex(newBytes);
   o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'start', targets: evalTargets, dropped: [] });

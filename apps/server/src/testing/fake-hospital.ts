@@ -29,6 +29,15 @@ export type TrainInstruction = Extract<Instruction, { stage: 'train' }>;
 export type EvaluateInstruction = Extract<Instruction, { stage: 'evaluate' }>;
 export type TrainResult = Extract<StageResult, { stage: 'train' }>;
 
+export interface SentMessage {
+  event: string;
+  payload: unknown;
+  /** The acknowledgement; undefined when none came. */
+  response: AckResponse | undefined;
+  /** Why no acknowledgement came (socket.io-client's error: a timeout or "socket has been disconnected"). */
+  error?: string;
+}
+
 /** What a hospital does with one instruction; the default sends the honest result. */
 export type Behaviour = (instr: Instruction, fake: FakeHospital) => Promise<void> | void;
 
@@ -74,7 +83,7 @@ export class FakeHospital {
   /** Every instruction received (validated), in order. */
   readonly instructions: Instruction[] = [];
   /** Every message sent with an acknowledgement, and the acknowledgement (undefined when none came). */
-  readonly sent: { event: string; payload: unknown; response: AckResponse | undefined }[] = [];
+  readonly sent: SentMessage[] = [];
   /** `fl:error` events pushed by the coordinator. */
   readonly errors: ProtocolErrorPayload[] = [];
   /** Exceptions thrown by a behaviour (a test asserts there are none). */
@@ -216,17 +225,26 @@ export class FakeHospital {
    * undefined when none came within `timeoutMs` (or the socket went away).
    */
   async send(event: 'fl:result' | 'fl:decline', payload: unknown, timeoutMs = 20_000): Promise<AckResponse | undefined> {
-    const entry: { event: string; payload: unknown; response: AckResponse | undefined } = { event, payload, response: undefined };
+    const entry: SentMessage = { event, payload, response: undefined };
     this.sent.push(entry);
     const p = payload as Partial<TrainResult>;
     if (event === 'fl:result' && p.stage === 'train' && typeof p.round === 'number') this.trainSent.set(p.round, payload as TrainResult);
     try {
       entry.response = (await this.socket.timeout(timeoutMs).emitWithAck(event, payload)) as AckResponse;
-    } catch {
-      entry.response = undefined;
+    } catch (e) {
+      entry.error = (e as Error).message;
     }
     this.notify();
     return entry.response;
+  }
+
+  /** Resolves once every instruction received so far has been handled (its messages sent and acknowledged or given up). */
+  async settled(): Promise<void> {
+    let q: Promise<void>;
+    do {
+      q = this.queue;
+      await q;
+    } while (q !== this.queue);
   }
 
   close(): void {

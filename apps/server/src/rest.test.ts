@@ -1,0 +1,326 @@
+// REST /api/v1 against a real coordinator on port 0: authentication (401) and roles (403) on every
+// route, run control (start, conflict, stop), input errors naming their field, the OpenAPI 3.1
+// document (validated by a real validator and compared with the route table and with every status
+// code these tests observed), and Prometheus /metrics.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { runConfigSchema, STRATEGY_NAMES } from '@fedcare/shared/protocol';
+import { apiRoutes } from './http';
+import { openApiDocument } from './openapi';
+import type { RunningServer } from './server';
+import { ADMIN_TOKEN, FakeHospital, HOSPITAL_TOKENS, startTestServer } from './testing/fake-hospital';
+
+let server: RunningServer;
+/** A run that completed one round, for the metrics routes. */
+let completedRunId: string;
+/** Status codes seen per documented operation, e.g. 'POST /api/v1/train/start' → {200, 401, …}. */
+const observed = new Map<string, Set<number>>();
+
+const H1 = HOSPITAL_TOKENS.H1 as string;
+const WRONG = 'wrong-token-0123456789abcdef';
+
+interface Call {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+async function call(method: 'GET' | 'POST', target: string, o: { token?: string; body?: unknown; raw?: string; authorization?: string } = {}): Promise<Call> {
+  const headers: Record<string, string> = {};
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  if (o.authorization) headers.authorization = o.authorization;
+  let body: string | undefined;
+  if (o.raw !== undefined) body = o.raw;
+  else if (o.body !== undefined) body = JSON.stringify(o.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${server.url}${target}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON (Prometheus text)
+  }
+  const path = new URL(target, 'http://x').pathname;
+  const key = `${method} ${path}`;
+  if (routeKeys().includes(key)) {
+    const seen = observed.get(key) ?? new Set<number>();
+    seen.add(res.status);
+    observed.set(key, seen);
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+function routeKeys(): string[] {
+  return apiRoutes(server.coordinator, server.store).map((r) => `${r.method} ${r.path}`);
+}
+
+function errorOf(c: Call): { code: string; message: string; field?: string } {
+  return (c.body as { error: { code: string; message: string; field?: string } }).error;
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  // One real round with three fake hospitals, so that a run with metrics exists; they leave afterwards.
+  const fakes = await Promise.all(['H1', 'H2', 'H3'].map((h) => FakeHospital.connect({ url: server.url, hospitalId: h, token: HOSPITAL_TOKENS[h] as string })));
+  const { runId } = await server.coordinator.start({ rounds: 1, seq_len: 12, stage_timeout_s: 60, wait_for_clients_s: 20, rejoin_grace_s: 0 }, 'test');
+  const summary = await server.coordinator.idle();
+  expect(summary?.status).toBe('completed');
+  completedRunId = runId;
+  for (const f of fakes) {
+    await f.settled();
+    f.close();
+  }
+  const t0 = Date.now();
+  while (server.grid.available().length > 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  expect(server.grid.available()).toEqual([]);
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('read routes: any valid token', () => {
+  const targets = () => ['/api/v1/status', `/api/v1/metrics?run_id=${completedRunId}`, '/api/v1/runs'];
+
+  it('answer 401 without a token, with a wrong token and with a malformed Authorization header', async () => {
+    for (const t of targets()) {
+      for (const o of [{}, { token: WRONG }, { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` }, { authorization: ADMIN_TOKEN }]) {
+        const res = await call('GET', t, o);
+        expect(res.status, `${t} ${JSON.stringify(o)}`).toBe(401);
+        expect(res.body).toEqual({ error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
+      }
+    }
+  });
+
+  it('answer 200 with a hospital token and with the admin token', async () => {
+    for (const token of [H1, ADMIN_TOKEN]) {
+      const status = await call('GET', '/api/v1/status', { token });
+      expect(status.status).toBe(200);
+      expect(status.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(status.body).toMatchObject({ protocol_version: 1, run_id: completedRunId, status: 'completed', current_round: 1, total_rounds: 1, active_clients: [], privacy_budget: null });
+
+      const metrics = await call('GET', `/api/v1/metrics?run_id=${completedRunId}`, { token });
+      expect(metrics.status).toBe(200);
+      const m = metrics.body as { run_id: string; rounds: { round_number: number; metrics: Record<string, number | null>; participation: unknown[]; timestamp: string }[] };
+      expect(m.run_id).toBe(completedRunId);
+      expect(m.rounds.map((r) => r.round_number)).toEqual([1]);
+      expect(m.rounds[0]!.metrics.num_participating_clients).toBe(3);
+      expect(m.rounds[0]!.metrics.privacy_epsilon).toBeNull(); // ε = ∞ is null in JSON
+      expect(Number.isNaN(Date.parse(m.rounds[0]!.timestamp))).toBe(false);
+      const one = await call('GET', `/api/v1/metrics?run_id=${completedRunId}&round_number=1`, { token });
+      expect(one.status).toBe(200);
+      expect((one.body as { rounds: unknown[] }).rounds).toHaveLength(1);
+
+      const runs = await call('GET', '/api/v1/runs', { token });
+      expect(runs.status).toBe(200);
+      expect((runs.body as { runs: { run_id: string; status: string; total_rounds: number; last_completed_round: number }[] }).runs).toContainEqual(
+        expect.objectContaining({ run_id: completedRunId, status: 'completed', total_rounds: 1, last_completed_round: 1 }),
+      );
+    }
+  });
+
+  it('metrics: 404 for an unknown run, 400 naming the field for a bad round_number or a missing run_id', async () => {
+    const unknown = await call('GET', '/api/v1/metrics?run_id=run-nope', { token: H1 });
+    expect(unknown.status).toBe(404);
+    expect(errorOf(unknown)).toEqual({ code: 'NOT_FOUND', message: 'no run run-nope', field: 'run_id' });
+    for (const bad of ['abc', '0', '-1', '1.5', '']) {
+      const res = await call('GET', `/api/v1/metrics?run_id=${completedRunId}&round_number=${bad}`, { token: H1 });
+      expect(res.status, `round_number=${bad}`).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'INVALID_PAYLOAD', message: 'round_number must be a positive integer', field: 'round_number' });
+    }
+    const missing = await call('GET', '/api/v1/metrics', { token: H1 });
+    expect(missing.status).toBe(400);
+    expect(errorOf(missing)).toMatchObject({ code: 'INVALID_PAYLOAD', field: 'run_id' });
+    // A round that the run does not have is an empty list, not an error.
+    const later = await call('GET', `/api/v1/metrics?run_id=${completedRunId}&round_number=7`, { token: H1 });
+    expect(later.status).toBe(200);
+    expect((later.body as { rounds: unknown[] }).rounds).toEqual([]);
+  });
+});
+
+describe('run control: admin only', () => {
+  const config = { rounds: 2, seq_len: 12, min_fit_clients: 3, min_evaluate_clients: 3, min_available_clients: 3, wait_for_clients_s: 120 };
+
+  it('start and stop answer 401 without a token or with a wrong one, 403 with a hospital token, and audit it', async () => {
+    for (const path of ['/api/v1/train/start', '/api/v1/train/stop']) {
+      for (const o of [{}, { token: WRONG }]) {
+        const res = await call('POST', path, { ...o, body: { config } });
+        expect(res.status, `${path} ${JSON.stringify(o)}`).toBe(401);
+        expect(errorOf(res).code).toBe('UNAUTHORIZED');
+      }
+      const forbidden = await call('POST', path, { token: H1, body: { config } });
+      expect(forbidden.status).toBe(403);
+      expect(errorOf(forbidden)).toEqual({ code: 'FORBIDDEN', message: `${path} needs the admin token; this is hospital H1's token` });
+    }
+    expect(server.coordinator.status().status).toBe('completed'); // nothing started
+    const audit = (await server.store.listAudit({ limit: 1000 })).filter((e) => e.action.startsWith('rest ') && e.outcome === 'rejected');
+    expect(audit.filter((e) => e.action === 'rest /api/v1/train/start').map((e) => e.detail?.status)).toEqual([403, 401, 401]);
+    expect(audit.filter((e) => e.action === 'rest /api/v1/train/stop').map((e) => e.detail?.status)).toEqual([403, 401, 401]);
+    expect(JSON.stringify(audit)).not.toContain(WRONG);
+  });
+
+  it('start answers 400 naming the field for a bad config, and for a body that is not JSON or too large', async () => {
+    const cases: [unknown, string, RegExp][] = [
+      [{ config: { strategy: 'fedfoo' } }, 'config.strategy', /^config\.strategy: .*fedavg/],
+      [{ config: { rounds: 0 } }, 'config.rounds', /^config\.rounds: /],
+      [{ config: { rounds: 2.5 } }, 'config.rounds', /^config\.rounds: /],
+      [{ config: { fraction_fit: 1.5 } }, 'config.fraction_fit', /^config\.fraction_fit: /],
+      [{ config: { learning_rate: 'fast' } }, 'config.learning_rate', /^config\.learning_rate: /],
+      [{ config: { rounds: 2, foo: 1 } }, 'config', /^config: .*"foo"/],
+      [{ confg: { rounds: 2 } }, '(payload)', /^\(payload\): .*"confg"/],
+      [{ config: 'fedavg' }, 'config', /^config: /],
+    ];
+    for (const [body, field, message] of cases) {
+      const res = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(errorOf(res)).toEqual({ code: 'INVALID_PAYLOAD', field, message: expect.stringMatching(message) });
+    }
+    const notJson = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, raw: '{"config": ' });
+    expect(notJson.status).toBe(400);
+    expect(errorOf(notJson)).toEqual({ code: 'INVALID_PAYLOAD', message: 'request body is not valid JSON', field: '(body)' });
+    const huge = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, raw: JSON.stringify({ config: {}, pad: 'x'.repeat(70_000) }) });
+    expect(huge.status).toBe(413);
+    expect(errorOf(huge).code).toBe('MESSAGE_TOO_LARGE');
+    expect(server.coordinator.status().status).toBe('completed'); // still nothing started
+  });
+
+  it('start answers 200 with the admin token, 409 while that run is active; stop answers 200, then 404', async () => {
+    const started = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, body: { config } });
+    expect(started.status).toBe(200);
+    const { run_id, status, config: effective } = started.body as { run_id: string; status: string; config: Record<string, unknown> };
+    expect(status).toBe('running');
+    expect(effective).toMatchObject({ ...config, strategy: 'fedavg' }); // defaults filled in
+    const t0 = Date.now();
+
+    const conflict = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, body: { config } });
+    expect(conflict.status).toBe(409);
+    expect(errorOf(conflict)).toEqual({ code: 'RUN_CONFLICT', message: `run ${run_id} is still running; stop it first` });
+
+    const live = await call('GET', '/api/v1/status', { token: H1 });
+    expect(live.body).toMatchObject({ run_id, status: 'running', total_rounds: 2 });
+    const wrongRun = await call('POST', '/api/v1/train/stop?run_id=run-other', { token: ADMIN_TOKEN });
+    expect(wrongRun.status).toBe(404);
+    expect(errorOf(wrongRun)).toEqual({ code: 'NO_ACTIVE_RUN', message: 'run run-other is not running', field: 'run_id' });
+
+    // No hospital is connected: the run is waiting for clients (wait_for_clients_s 120) and stop must not wait that out.
+    const stopped = await call('POST', '/api/v1/train/stop', { token: ADMIN_TOKEN, body: { run_id } });
+    expect(stopped.status).toBe(200);
+    expect(stopped.body).toEqual({ run_id, status: 'stopped' });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+
+    const again = await call('POST', '/api/v1/train/stop', { token: ADMIN_TOKEN });
+    expect(again.status).toBe(404);
+    expect(errorOf(again)).toEqual({ code: 'NO_ACTIVE_RUN', message: 'no run is running', field: 'run_id' });
+    const runs = await call('GET', '/api/v1/runs', { token: ADMIN_TOKEN });
+    expect((runs.body as { runs: { run_id: string; status: string; reason?: string }[] }).runs[0]).toMatchObject({ run_id, status: 'stopped', reason: 'stopped by an administrator' });
+    const audit = await server.store.listAudit({ limit: 100 });
+    expect(audit.filter((e) => e.runId === run_id).map((e) => [e.actor, e.action])).toEqual([
+      ['admin', 'train.stop'],
+      ['admin', 'train.start'],
+    ]);
+  });
+
+  it('stop right after start (while the run is still being set up) returns at once', async () => {
+    const started = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, body: { config } });
+    expect(started.status).toBe(200);
+    const t0 = Date.now();
+    const stopped = await call('POST', '/api/v1/train/stop', { token: ADMIN_TOKEN });
+    expect(stopped.status).toBe(200);
+    expect(stopped.body).toMatchObject({ status: 'stopped' });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+});
+
+describe('other paths', () => {
+  it('answers 404 for an unknown path and 405 for a known path with another method', async () => {
+    const missing = await call('GET', '/api/v1/nope', { token: ADMIN_TOKEN });
+    expect(missing.status).toBe(404);
+    expect(errorOf(missing).code).toBe('NOT_FOUND');
+    const method = await call('GET', '/api/v1/train/start', { token: ADMIN_TOKEN });
+    expect(method.status).toBe(405);
+    expect(errorOf(method)).toEqual({ code: 'METHOD_NOT_ALLOWED', message: 'GET is not allowed on /api/v1/train/start' });
+  });
+
+  it('leaves /socket.io/ to Socket.IO: a polling handshake is answered by engine.io and the server keeps running', async () => {
+    const res = await fetch(`${server.url}/socket.io/?EIO=4&transport=polling`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text.startsWith('0{')).toBe(true);
+    expect(JSON.parse(text.slice(1))).toMatchObject({ maxPayload: 3 * 1024 * 1024 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await call('GET', '/api/v1/status', { token: ADMIN_TOKEN })).status).toBe(200);
+  });
+
+  it('serves Prometheus text at /metrics with the fedcare_ metrics', async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    for (const [name, type] of [
+      ['fedcare_round', 'gauge'],
+      ['fedcare_active_clients', 'gauge'],
+      ['fedcare_global_accuracy', 'gauge'],
+      ['fedcare_global_auc_roc', 'gauge'],
+      ['fedcare_round_duration_seconds', 'gauge'],
+      ['fedcare_communication_bytes_total', 'counter'],
+      ['fedcare_rejected_messages_total', 'counter'],
+      ['fedcare_auth_denied_total', 'counter'],
+    ]) {
+      expect(text, name).toContain(`# TYPE ${name} ${type}`);
+    }
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('fedcare_round')).toBe(1);
+    expect(value('fedcare_active_clients')).toBe(0);
+    expect(value('fedcare_communication_bytes_total{direction="up"}')).toBeGreaterThan(3 * 2_000_000);
+    expect(value('fedcare_auth_denied_total{surface="rest",status="401"}')).toBeGreaterThanOrEqual(12);
+    expect(value('fedcare_auth_denied_total{surface="rest",status="403"}')).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('OpenAPI document', () => {
+  it('is public and validates as OpenAPI 3.1', async () => {
+    const res = await call('GET', '/api/v1/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(JSON.parse(JSON.stringify(openApiDocument)));
+    const validator = new Validator();
+    const result = await validator.validate(res.body as Record<string, unknown>);
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+    // every $ref resolves
+    expect(() => validator.resolveRefs()).not.toThrow();
+  });
+
+  it('documents exactly the route table, with 401 on authenticated routes, 403 on admin routes, and public ones open', async () => {
+    const doc = (await call('GET', '/api/v1/openapi.json')).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>;
+    };
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    expect(documented.sort()).toEqual(routeKeys().sort());
+    for (const r of apiRoutes(server.coordinator, server.store)) {
+      const op = doc.paths[r.path]![r.method.toLowerCase()]!;
+      const codes = Object.keys(op.responses);
+      if (r.access === 'public') expect(op.security, `${r.path} is public`).toEqual([]);
+      else expect(codes, `${r.method} ${r.path}`).toContain('401');
+      if (r.access === 'admin') expect(codes, `${r.method} ${r.path}`).toContain('403');
+      else expect(codes, `${r.method} ${r.path}`).not.toContain('403');
+    }
+  });
+
+  it('describes the run configuration with exactly the fields and strategies the server accepts', () => {
+    const documented = openApiDocument.components.schemas.RunConfig.properties;
+    expect(Object.keys(documented).sort()).toEqual(Object.keys(runConfigSchema.shape).sort());
+    expect(documented.strategy.enum).toEqual([...STRATEGY_NAMES]);
+  });
+
+  it('documents every status code these tests observed on each route (runs last)', async () => {
+    const doc = (await call('GET', '/api/v1/openapi.json')).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    expect([...observed.keys()].sort(), 'every route was exercised').toEqual(routeKeys().sort());
+    for (const [key, codes] of observed) {
+      const [method, path] = key.split(' ') as [string, string];
+      const documented = Object.keys(doc.paths[path]![method.toLowerCase()]!.responses);
+      for (const code of codes) expect(documented, `${key} answered ${code}`).toContain(String(code));
+    }
+  });
+});
