@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Store, TokenPrincipal } from '@fedcare/shared/fl';
 import { validate, runConfigSchema } from '@fedcare/shared/protocol';
+import { stringifyMetrics } from '@fedcare/shared/util';
 import { z } from 'zod';
 import { RunConflictError, type Coordinator } from './coordinator';
 import { openApiDocument } from './openapi';
@@ -39,10 +40,6 @@ export class HttpError extends Error {
 
 const MAX_BODY = 64 * 1024;
 
-/** JSON cannot carry ±Infinity or NaN: they become null (ε = ∞ means "not private"). */
-function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v));
-}
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -152,7 +149,7 @@ export function createHttpHandler(
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (status: number, value: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(toJson(value));
+      res.end(stringifyMetrics(value));
     };
     try {
       if (await extra(req, res, url)) return;
@@ -185,4 +182,3 @@ export function createHttpHandler(
   };
 }
 
-export { toJson };

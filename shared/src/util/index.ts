@@ -1,1 +1,2 @@
 export { Rng, hashUnit } from './random';
+export { stringifyMetrics } from './json';

@@ -16,6 +16,7 @@ import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/sha
 import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
 import { runConfigSchema, STRATEGY_NAMES, type RunConfig, type RunConfigInput } from '@fedcare/shared/protocol';
 import { evaluate, splitMetrics } from '@fedcare/shared/train';
+import { stringifyMetrics } from '@fedcare/shared/util';
 import { formatFault, parseFault, type Fault } from '../faults';
 import { startHospital, type HeadlessHospital } from '../hospital';
 import { CliError } from '../io';
@@ -32,10 +33,6 @@ per_hospital), then {"summary": …} with the final model on the pooled test spl
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fedcare.mjs');
 
-/** JSON cannot hold ±Infinity/NaN: null (privacy_epsilon null = ε ∞, not private). */
-function jsonLine(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
-}
 
 export function roundLine(r: RoundReport): Record<string, unknown> {
   const dropouts = r.participation.filter((p) => p.status !== 'ok').map((p) => ({ hospital: p.hospitalId, stage: p.stage, status: p.status, reason: p.reason }));
@@ -109,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     data: values.data,
     ...(values.db ? { db: values.db } : {}),
     onRound: (r) => {
-      process.stdout.write(`${jsonLine(roundLine(r))}\n`);
+      process.stdout.write(`${stringifyMetrics(roundLine(r))}\n`);
       bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
     },
     onStage: (p) => {
@@ -119,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   bar.done();
   const out = result.summary;
-  process.stdout.write(`${jsonLine({ summary: out })}\n`);
+  process.stdout.write(`${stringifyMetrics({ summary: out })}\n`);
   return out.status === 'completed' ? 0 : 1;
 }
 
