@@ -92,3 +92,26 @@ describe('fedcare import-fhir', () => {
     expect(existsSync(out)).toBe(false);
   });
 });
+
+describe('fedcare token', () => {
+  it('creates a hospital token stored only as a hash, lists and revokes it', async () => {
+    const { openSqliteStore } = await import('@fedcare/server');
+    const db = path.join(mkdtempSync(path.join(tmpdir(), 'fc-tok-')), 'fedcare.db');
+    const created = fedcare('token', 'create', '--hospital', 'H1', '--db', db, '--json');
+    expect(created.code, created.stderr).toBe(0);
+    const { token, token_id } = JSON.parse(created.stdout) as { token: string; token_id: string };
+    expect(token.length).toBeGreaterThanOrEqual(43); // 256 random bits, base64url
+    expect(readFileSync(db).includes(Buffer.from(token))).toBe(false);
+    const store = openSqliteStore(db);
+    expect(await store.verifyToken(token)).toEqual({ role: 'hospital', hospitalId: 'H1' });
+    await store.close();
+    const list = fedcare('token', 'list', '--db', db);
+    expect(list.stdout).toContain(token_id);
+    expect(list.stdout).not.toContain(token);
+    expect(fedcare('token', 'revoke', token_id, '--db', db).code).toBe(0);
+    const after = openSqliteStore(db);
+    expect(await after.verifyToken(token)).toBeUndefined();
+    await after.close();
+    expect(fedcare('token', 'create', '--db', db).code).toBe(2); // neither --hospital nor --admin
+  });
+});
