@@ -122,7 +122,15 @@ describe('MultimodalRiskClassifier', () => {
       const a = m.loss(x, tf.tensor1d([2, 0, 1], 'int32'), { training: false }).dataSync()[0]!;
       const b = m.loss(x, tf.cast(tf.oneHot(tf.tensor1d([2, 0, 1], 'int32'), 3), 'float32') as tf.Tensor2D, { training: false }).dataSync()[0]!;
       expect(a).toBeCloseTo(b, 6);
-      expect(a).toBeGreaterThan(0);
+      // and equals the cross-entropy computed by hand from the logits (wasm's float32 oneHot once returned int bits)
+      const logits = m.predictLogits(x, { training: false }).arraySync() as number[][];
+      const ce = [2, 0, 1].reduce((s, y, i) => {
+        const row = logits[i]!;
+        const lse = Math.log(row.reduce((t, v) => t + Math.exp(v), 0));
+        return s + (lse - row[y]!);
+      }, 0) / 3;
+      expect(a).toBeCloseTo(ce, 5);
+      expect(a).toBeGreaterThan(0.1);
       expect(() => m.loss(x, tf.tensor1d([0, 1], 'int32'), { training: false })).toThrow(/2 labels for a batch of 3/);
     });
   });
