@@ -7,7 +7,7 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  start: { summary: 'generate data if missing and train (the main job on embedded defaults)', load: () => import('./commands/start') },
+  start: { summary: 'coordinator + headless H1–H3 + a FedAvg run on generated data (the main job)', load: () => import('./commands/start') },
   generate: { summary: 'write seeded synthetic hospitals H1–H3 as NDJSON', load: () => import('./commands/generate') },
   'import-fhir': { summary: 'turn FHIR R4 bundles into NDJSON records', load: () => import('./commands/import-fhir') },
   train: { summary: 'train the multimodal model centrally (pooled or one hospital)', load: () => import('./commands/train') },

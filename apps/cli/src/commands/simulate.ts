@@ -21,6 +21,7 @@ import { formatFault, parseFault, type Fault } from '../faults';
 import { startHospital, type HeadlessHospital } from '../hospital';
 import { CliError } from '../io';
 import { ProgressBar } from '../progress';
+import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 
@@ -106,7 +107,15 @@ export async function run(argv: string[]): Promise<number> {
     data: values.data,
     ...(values.db ? { db: values.db } : {}),
     onRound: (r) => {
-      process.stdout.write(`${stringifyMetrics(roundLine(r))}\n`);
+      if (values.json) process.stdout.write(`${stringifyMetrics(roundLine(r))}\n`);
+      else {
+        const m = r.metrics;
+        const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(3));
+        const dropped = r.participation.filter((p) => p.status !== 'ok').map((p) => `${p.hospitalId}@${p.stage}:${p.status}`);
+        process.stdout.write(
+          `round ${String(r.round).padStart(3)}  train_loss ${f(m.train_loss)}  val_loss ${f(m.val_loss)}  auc_roc ${f(m.auc_roc)}  test_acc ${f(m.test_accuracy)}  clients ${m.num_participating_clients}  ${f(m.round_duration_seconds)} s${dropped.length ? `  dropped ${dropped.join(', ')}` : ''}\n`,
+        );
+      }
       bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
     },
     onStage: (p) => {
@@ -116,7 +125,16 @@ export async function run(argv: string[]): Promise<number> {
   });
   bar.done();
   const out = result.summary;
-  process.stdout.write(`${stringifyMetrics({ summary: out })}\n`);
+  if (values.json) process.stdout.write(`${stringifyMetrics({ summary: out })}\n`);
+  else {
+    const test = out.test as Record<string, number> | undefined;
+    const per = (out.per_hospital ?? {}) as Record<string, Record<string, number>>;
+    process.stdout.write(`\nrun ${String(out.run_id)} ${out.status}${out.reason ? ` (${String(out.reason)})` : ''} after ${String(out.rounds)} round(s); final model on the test splits:\n`);
+    if (test) {
+      const row = (name: string, m: Record<string, number>) => [name, String(m.num_examples), ...['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy'].map((k) => (Number.isFinite(m[k]) ? (m[k] as number).toFixed(3) : '—'))];
+      process.stdout.write(renderTable(['test split', 'n', 'auc_roc', 'auc_pr', 'f1_score', 'accuracy'], [row('pooled', test), ...Object.entries(per).map(([h, m]) => row(h, m))]));
+    }
+  }
   return out.status === 'completed' ? 0 : 1;
 }
 
