@@ -19,7 +19,8 @@ import { evaluate, splitMetrics } from '@fedcare/shared/train';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { formatFault, parseFault, type Fault } from '../faults';
 import { startHospital, type HeadlessHospital } from '../hospital';
-import { CliError } from '../io';
+import { CliError, writeFileAtomic } from '../io';
+import { renderChart } from '../plot';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
@@ -27,7 +28,8 @@ import { initTf } from '../tf-node';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
-         [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE] [--json]
+         [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
+         [--plot metrics.svg] [--json]
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;
@@ -59,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
       'stage-timeout': { type: 'string', default: '600' },
       fault: { type: 'string', multiple: true, default: [] },
       db: { type: 'string' },
+      plot: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -125,6 +128,10 @@ export async function run(argv: string[]): Promise<number> {
   });
   bar.done();
   const out = result.summary;
+  if (values.plot) {
+    writeFileAtomic(values.plot, roundsChart(`fedcare simulate: ${parsed.data.strategy}, ${hospitals.join('+')}`, result.rounds));
+    process.stderr.write(`plot written to ${values.plot}\n`);
+  }
   if (values.json) process.stdout.write(`${stringifyMetrics({ summary: out })}\n`);
   else {
     const test = out.test as Record<string, number> | undefined;
@@ -136,6 +143,18 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   return out.status === 'completed' ? 0 : 1;
+}
+
+/** Metrics over rounds: ranking quality, losses, fairness, and traffic per hospital. */
+export function roundsChart(title: string, rounds: RoundReport[]): string {
+  const series = (name: string, f: (r: RoundReport) => number | undefined) => ({ name, points: rounds.map((r) => ({ x: r.round, y: f(r) ?? Number.NaN })) });
+  const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.perHospital)))].sort();
+  return renderChart(title, [
+    { title: 'Global model (federated evaluation)', xLabel: 'round', yRange: [0, 1], series: ['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy'].map((k) => series(k, (r) => r.metrics[k])) },
+    { title: 'Loss', xLabel: 'round', series: ['train_loss', 'val_loss', 'test_loss'].map((k) => series(k, (r) => r.metrics[k])) },
+    { title: 'Test accuracy per hospital (fairness)', xLabel: 'round', yRange: [0, 1], series: hospitals.map((h) => series(h, (r) => r.perHospital[h]?.test_accuracy)) },
+    { title: 'Upload per hospital (MB)', xLabel: 'round', series: hospitals.map((h) => series(h, (r) => (r.bytes[h] ? (r.bytes[h] as { up: number }).up / 1e6 : Number.NaN))) },
+  ]);
 }
 
 export interface SimulationOptions {

@@ -11,14 +11,15 @@ import {
 } from '@fedcare/shared/data';
 import { createClassifier, countParams } from '@fedcare/shared/model';
 import { evaluate, labelledIndices, splitMetrics, trainLocal, type ClassificationMetrics, type SplitMetrics } from '@fedcare/shared/train';
-import { CliError } from '../io';
+import { CliError, writeFileAtomic } from '../io';
+import { renderChart } from '../plot';
 import { ProgressBar } from '../progress';
 import { loadRecords } from '../records-io';
 import { renderTable } from '../table';
 import { initTf, type NodeBackend } from '../tf-node';
 
 const HELP = `usage: fedcare train --data DIR [--hospital H2] [--epochs 10] [--seed 1] [--seq-len 30]
-                     [--batch-size 32] [--lr 0.001] [--backend wasm|cpu] [--json]
+                     [--batch-size 32] [--lr 0.001] [--backend wasm|cpu] [--plot loss.svg] [--json]
 
 Trains on the pooled hospitals' 80 % train splits (or one hospital's with --hospital) and reports
 test metrics on the pooled 20 % test split and on each hospital's. The split is fixed by patient id.`;
@@ -139,6 +140,7 @@ export async function run(argv: string[]): Promise<number> {
       'batch-size': { type: 'string', default: '32' },
       lr: { type: 'string', default: '0.001' },
       backend: { type: 'string', default: 'wasm' },
+      plot: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -162,6 +164,22 @@ export async function run(argv: string[]): Promise<number> {
     progress: true,
   });
   report.backend = backend;
+  if (values.plot) {
+    const f = (v: number) => (Number.isFinite(v) ? v : Number.NaN);
+    writeFileAtomic(
+      values.plot,
+      renderChart(`fedcare train: ${report.trained_on.join('+')}, ${report.train_examples} examples`, [
+        { title: 'Training loss', xLabel: 'epoch', series: [{ name: 'train loss', points: report.epochs.map((e) => ({ x: e.epoch, y: e.loss })) }] },
+        {
+          title: 'Test AUC-ROC by split',
+          xLabel: 'split (0 = pooled)',
+          yRange: [0, 1],
+          series: [{ name: 'auc_roc', points: [report.test, ...Object.values(report.per_hospital)].map((m, i) => ({ x: i, y: f(m.auc_roc) })) }],
+        },
+      ]),
+    );
+    process.stderr.write(`plot written to ${values.plot}\n`);
+  }
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else printReport(report);
   return 0;
