@@ -38,7 +38,7 @@ describe('coordinator kill -9 and restart', () => {
     const url = await waitFor(() => /coordinator on (http:\/\/[0-9.:]+)/.exec(server.output())?.[1], 60_000, 'the coordinator to listen');
     const port = Number(new URL(url).port);
     for (const [h, token] of Object.entries(TOKENS)) {
-      procs.push(fedcareProcess(['client', '--server', url, '--hospital', h, '--token', token, '--data', path.join(dir, 'data', `${h}.ndjson`), '--once', '--quiet']));
+      procs.push(fedcareProcess(['client', '--server', url, '--hospital', h, '--data', path.join(dir, 'data', `${h}.ndjson`), '--once', '--quiet'], { FEDCARE_TOKEN: token }));
     }
     const start = await api(url, '/api/v1/train/start', {
       method: 'POST',

@@ -7,7 +7,7 @@ import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { ProgressBar } from '../progress';
 
-const HELP = `usage: fedcare client --server URL --hospital H1 --token TOKEN --data H1.ndjson [--once] [--fault H1:disconnect@train:round=2]
+const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends.`;
@@ -32,7 +32,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  for (const k of ['server', 'hospital', 'token', 'data'] as const) if (!values[k]) throw new CliError(`--${k} is required`, 2);
+  for (const k of ['server', 'hospital', 'data'] as const) if (!values[k]) throw new CliError(`--${k} is required`, 2);
+  if (!values.token) throw new CliError('a token is required: --token TOKEN or FEDCARE_TOKEN in the environment (preferred: argv is visible to other users)', 2);
   const hospitalId = values.hospital as string;
   const records = loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);
   if (records.length === 0) throw new CliError(`${values.data} holds no records of ${hospitalId}`);

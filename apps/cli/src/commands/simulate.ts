@@ -195,15 +195,21 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   if (o.clients === 'inprocess') await initTf('wasm');
 
   const children: ChildProcess[] = [];
+  const stderrTail: Record<string, string> = {};
   const inProcess: HeadlessHospital[] = [];
   for (const h of o.hospitals) {
     if (o.clients === 'process') {
       const file = o.data ? path.join(o.data, `${h}.ndjson`) : '';
       if (!o.data) throw new CliError('process clients need the data directory');
-      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--token', tokens[h] as string, '--data', existsSync(file) ? file : o.data, '--once', '--quiet'];
+      // The token goes in the environment, not argv: other users can read argv, and a base64url
+      // token may start with '-', which an option parser takes for a flag.
+      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet'];
       for (const f of (o.faults ?? []).filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr?.on('data', (d: Buffer) => o.onInfo?.(`[${h}] ${d.toString().trimEnd()}`));
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FEDCARE_TOKEN: tokens[h] as string } });
+      child.stderr?.on('data', (d: Buffer) => {
+        stderrTail[h] = ((stderrTail[h] ?? '') + d.toString()).slice(-800);
+        o.onInfo?.(`[${h}] ${d.toString().trimEnd()}`);
+      });
       children.push(child);
     } else {
       inProcess.push(startHospital({ server: server.url, hospitalId: h, token: tokens[h] as string, records: o.records.filter((r) => r.hospital_id === h), exitOnRunEnd: true }));
@@ -220,7 +226,9 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     // Start when every simulated hospital is connected (process start-up time varies with load);
     // min_available_clients then governs the rounds, not the start.
     if (!(await server.grid.waitForClients(o.hospitals.length, 180_000))) {
-      throw new CliError(`only ${server.grid.available().length} of ${o.hospitals.length} hospitals connected within 180 s (${server.grid.available().join(', ') || 'none'})`);
+      const missing = o.hospitals.filter((h) => !server.grid.available().includes(h));
+      const why = missing.map((h) => `${h}: ${stderrTail[h]?.trim() || 'no output'}`).join('\n');
+      throw new CliError(`only ${server.grid.available().length} of ${o.hospitals.length} hospitals connected within 180 s (missing ${missing.join(', ')})\n${why}`);
     }
     const { runId } = await server.coordinator.start(o.config, 'simulate');
     const summary = (await server.coordinator.idle()) as FederationSummary | undefined;

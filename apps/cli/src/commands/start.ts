@@ -98,8 +98,10 @@ export async function run(argv: string[]): Promise<number> {
   const agents: ChildProcess[] = [];
   if (!values['no-agents']) {
     for (const h of KNOWN_HOSPITALS) {
-      const child = spawn(process.execPath, [BIN, 'client', '--server', base, '--hospital', h, '--token', creds.hospitals[h] as string, '--data', path.join(dataDir, `${h}.ndjson`), '--quiet'], {
+      // Token via the environment: argv is visible to other users (and a token may start with '-').
+      const child = spawn(process.execPath, [BIN, 'client', '--server', base, '--hospital', h, '--data', path.join(dataDir, `${h}.ndjson`), '--quiet'], {
         stdio: ['ignore', 'ignore', 'inherit'],
+        env: { ...process.env, FEDCARE_TOKEN: creds.hospitals[h] as string },
       });
       agents.push(child);
     }
