@@ -4,4 +4,4 @@ export { Coordinator, RunConflictError } from './coordinator';
 export { SocketGrid } from './grid';
 export { openApiDocument } from './openapi';
 export { openSqliteStore } from './store/sqlite';
-export { TokenAuthority, parseHospitalTokens } from './store/tokens';
+export { TokenAuthority, generateToken, parseHospitalTokens } from './store/tokens';

@@ -4,13 +4,12 @@
  * global model's metrics on the pooled test split.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startServer } from '@fedcare/server';
+import { generateToken, startServer } from '@fedcare/server';
 import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
 import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/shared/fl';
 import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
@@ -180,8 +179,8 @@ export interface SimulationResult {
 /** A whole federation on this machine; resolves when the run ends, with the final model's pooled test metrics. */
 export async function runSimulation(o: SimulationOptions): Promise<SimulationResult> {
   const work = mkdtempSync(path.join(tmpdir(), 'fedcare-sim-'));
-  const tokens = Object.fromEntries(o.hospitals.map((h) => [h, randomBytes(32).toString('base64url')]));
-  const admin = randomBytes(32).toString('base64url');
+  const tokens = Object.fromEntries(o.hospitals.map((h) => [h, generateToken()]));
+  const admin = generateToken();
   const logFile = path.join(work, 'coordinator.log');
   const server = await startServer({
     port: 0,

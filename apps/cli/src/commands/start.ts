@@ -5,12 +5,11 @@
  * --no-run), prints the URLs and credentials, and shows per-round progress. Ctrl-C stops it all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startServer } from '@fedcare/server';
+import { generateToken, startServer } from '@fedcare/server';
 import { KNOWN_HOSPITALS } from '@fedcare/shared/data';
 import type { RoundReport } from '@fedcare/shared/fl';
 import { runConfigSchema } from '@fedcare/shared/protocol';
@@ -33,8 +32,8 @@ interface Credentials {
 function loadOrCreateCredentials(file: string): Credentials {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Credentials;
   const creds: Credentials = {
-    admin: randomBytes(32).toString('base64url'),
-    hospitals: Object.fromEntries(KNOWN_HOSPITALS.map((h) => [h, randomBytes(32).toString('base64url')])),
+    admin: generateToken(),
+    hospitals: Object.fromEntries(KNOWN_HOSPITALS.map((h) => [h, generateToken()])),
   };
   writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`);
   chmodSync(file, 0o600);

@@ -336,7 +336,7 @@ describe('SqliteStore: tokens', () => {
   it('creates, verifies, lists and revokes tokens', async () => {
     const h1 = await store.createToken({ role: 'hospital', hospitalId: 'H1' });
     const admin = await store.createToken({ role: 'admin' });
-    expect(h1.token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits, base64url
+    expect(h1.token).toMatch(/^fct_[A-Za-z0-9_-]{43}$/); // 'fct_' + 256 bits, base64url
     expect(h1.token).not.toBe(admin.token);
     expect(await store.verifyToken(h1.token)).toEqual({ role: 'hospital', hospitalId: 'H1' });
     expect(await store.verifyToken(admin.token)).toEqual({ role: 'admin' });
@@ -378,7 +378,7 @@ describe('SqliteStore: tokens', () => {
       for (const { token } of tokens) {
         for (const bytes of files) {
           expect(bytes.includes(Buffer.from(token, 'utf8'))).toBe(false);
-          expect(bytes.includes(Buffer.from(token, 'base64url'))).toBe(false);
+          expect(bytes.includes(Buffer.from(token.slice(4), 'base64url'))).toBe(false);
         }
       }
     };

@@ -10,12 +10,12 @@ describe('hashToken / generateToken', () => {
   it('hashes to lower-case hex SHA-256 (FIPS 180-2 "abc" vector)', () => {
     expect(hashToken('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
-  it('generates distinct 256-bit base64url tokens', () => {
+  it('generates distinct 256-bit base64url tokens with the fct_ prefix', () => {
     const seen = new Set(Array.from({ length: 100 }, generateToken));
     expect(seen.size).toBe(100);
     for (const t of seen) {
-      expect(t).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      expect(Buffer.from(t, 'base64url').length).toBe(32);
+      expect(t).toMatch(/^fct_[A-Za-z0-9_-]{43}$/);
+      expect(Buffer.from(t.slice(4), 'base64url').length).toBe(32);
     }
   });
 });

@@ -36,9 +36,13 @@ function base64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
 
-/** A fresh secret: 32 bytes from crypto.getRandomValues, base64url (43 characters). */
+/**
+ * A fresh secret: 'fct_' + 32 bytes from crypto.getRandomValues in base64url (47 characters). The
+ * prefix makes a leaked token recognisable to secret scanners and keeps it from starting with '-'
+ * (which command-line parsers take for an option).
+ */
 export function generateToken(): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  return `fct_${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
 }
 
 /** A public handle for a stored token (listing, revoking): 'tok_' + 12 hex characters. */
