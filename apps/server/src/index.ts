@@ -5,3 +5,4 @@ export { SocketGrid } from './grid';
 export { openApiDocument } from './openapi';
 export { openSqliteStore } from './store/sqlite';
 export { TokenAuthority, generateToken, parseHospitalTokens } from './store/tokens';
+export { serveStatic, type StaticApp } from './static';

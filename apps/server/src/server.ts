@@ -22,6 +22,7 @@ import {
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
 import { apiRoutes, createHttpHandler } from './http';
+import { serveStatic, type StaticApp } from './static';
 import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
 
@@ -40,6 +41,8 @@ export interface ServerOptions {
   logLevel?: string;
   /** Pino destination; defaults to stdout. */
   logStream?: NodeJS.WritableStream;
+  /** Built web apps to serve (dashboard at /dashboard/, portal at /hospital/). */
+  staticApps?: StaticApp[];
 }
 
 export interface RunningServer {
@@ -195,6 +198,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         res.end(await registry.metrics());
         return true;
       }
+      if (o.staticApps && serveStatic(o.staticApps, req, res, url)) return true;
       if (url.pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"ok":true}');
