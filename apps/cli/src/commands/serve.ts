@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer } from '@fedcare/server';
 import { CliError } from '../io';
+import { webApps } from '../web';
 
 const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--db .fedcare/fedcare.db] [--log-level info]
 
@@ -30,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0–65535, got "${values.port}"`, 2);
   if (values.db !== ':memory:') mkdirSync(path.dirname(path.resolve(values.db)), { recursive: true });
-  const server = await startServer({ port, host: values.host, db: values.db, logLevel: values['log-level'] });
+  const server = await startServer({ port, host: values.host, db: values.db, logLevel: values['log-level'], staticApps: webApps() });
   process.stderr.write(`fedcare coordinator on ${server.url} (db ${values.db})\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

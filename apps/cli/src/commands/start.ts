@@ -14,6 +14,7 @@ import { KNOWN_HOSPITALS } from '@fedcare/shared/data';
 import type { RoundReport } from '@fedcare/shared/fl';
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { writeFileAtomic } from '../io';
+import { webApps } from '../web';
 import { ProgressBar } from '../progress';
 import { generateToDir } from './generate';
 
@@ -79,12 +80,14 @@ export async function run(argv: string[]): Promise<number> {
       FEDCARE_HOSPITAL_TOKENS: process.env.FEDCARE_HOSPITAL_TOKENS ?? Object.entries(creds.hospitals).map(([h, t]) => `${h}:${t}`).join(','),
     },
     logLevel: 'warn',
+    staticApps: webApps(),
   });
   const base = `http://localhost:${server.port}`;
   process.stdout.write(
     [
       '',
       `fedcare coordinator   ${base}`,
+      `  dashboard           ${base}/dashboard/   (sign in with the admin token, or a hospital token to watch)`,
       `  REST API            ${base}/api/v1/status   (OpenAPI: ${base}/api/v1/openapi.json)`,
       `  Prometheus          ${base}/metrics`,
       `  admin token         ${creds.admin}`,

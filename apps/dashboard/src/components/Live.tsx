@@ -1,0 +1,157 @@
+import { useMemo } from 'react';
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { useDash } from '../instance';
+import { chartRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, type RoundRow } from '../metrics';
+
+const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#457b9d'];
+
+export function MetricChart({ rounds, keys, title, yDomain }: { rounds: readonly RoundRow[]; keys: readonly string[]; title: string; yDomain?: [number, number] }) {
+  const data = useMemo(() => chartRows(rounds, keys), [rounds, keys]);
+  return (
+    <figure style={{ margin: 0 }} aria-label={title}>
+      <figcaption>{title}</figcaption>
+      <ResponsiveContainer width="100%" height={200}>
+        <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis dataKey="round" allowDecimals={false} />
+          <YAxis {...(yDomain ? { domain: yDomain } : {})} />
+          <Tooltip />
+          <Legend />
+          {keys.map((k, i) => (
+            <Line key={k} type="monotone" dataKey={k} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
+          ))}
+        </LineChart>
+      </ResponsiveContainer>
+    </figure>
+  );
+}
+
+const LOSS = ['train_loss', 'val_loss', 'test_loss'] as const;
+const ACCURACY = ['train_accuracy', 'test_accuracy'] as const;
+const AUC = ['auc_roc', 'auc_pr', 'f1_score'] as const;
+const BYTES = ['communication_bytes'] as const;
+const DURATION = ['round_duration_seconds', 'aggregation_time_seconds'] as const;
+
+export function LivePanels() {
+  const status = useDash((s) => s.status);
+  const stage = useDash((s) => s.stage);
+  const run = useDash((s) => s.run);
+  const clients = useDash((s) => s.clients);
+  const live = useDash((s) => s.live);
+  const last = latestRound(live);
+  const runId = status?.run_id ?? run?.run_id ?? null;
+  const hospitals = last ? Object.keys(last.per_hospital).sort() : [];
+  return (
+    <>
+      <section aria-label="Current run">
+        <h2>Current run</h2>
+        {runId ? (
+          <dl>
+            <dt>Run</dt>
+            <dd data-testid="run-id">{runId}</dd>
+            <dt>Status</dt>
+            <dd data-testid="run-status">{status?.status ?? run?.status}</dd>
+            <dt>Round</dt>
+            <dd data-testid="round">
+              {status?.current_round ?? run?.round ?? 0} / {status?.total_rounds ?? run?.total_rounds ?? 0}
+            </dd>
+            <dt>Last completed round</dt>
+            <dd data-testid="last-round">{last ? last.round : '—'}</dd>
+          </dl>
+        ) : (
+          <p className="muted">No run yet.</p>
+        )}
+        {stage && stage.run_id === runId && (
+          <div aria-label="Stage progress">
+            <p>
+              Round {stage.round}, stage <strong>{stage.stage}</strong>: {stage.done} / {stage.total}
+              {stage.dropped.length > 0 && <span className="error"> (dropped: {stage.dropped.join(', ')})</span>}
+            </p>
+            <progress max={Math.max(stage.total, 1)} value={stage.done} aria-label={`${stage.stage} progress`} />
+          </div>
+        )}
+      </section>
+      <section aria-label="Hospitals">
+        <h2>Connected hospitals ({clients.length})</h2>
+        {clients.length === 0 ? (
+          <p className="muted">None connected.</p>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th>Hospital</th>
+                <th>State</th>
+                <th>Host</th>
+              </tr>
+            </thead>
+            <tbody>
+              {clients.map((c) => (
+                <tr key={c.hospital_id}>
+                  <td>{c.hospital_id}</td>
+                  <td>{c.state}</td>
+                  <td>{c.host ?? '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      <section className="wide" aria-label="Global metrics">
+        <h2>Global metrics</h2>
+        <div style={{ display: 'grid', gridTemplateColumns: 'repeat(auto-fit, minmax(360px, 1fr))', gap: '1rem' }}>
+          <MetricChart rounds={live.rounds} keys={LOSS} title="Loss" />
+          <MetricChart rounds={live.rounds} keys={ACCURACY} title="Accuracy" yDomain={[0, 1]} />
+          <MetricChart rounds={live.rounds} keys={AUC} title="AUC-ROC, AUC-PR, F1" yDomain={[0, 1]} />
+          <MetricChart rounds={live.rounds} keys={BYTES} title="Communication (bytes per round)" />
+          <MetricChart rounds={live.rounds} keys={DURATION} title="Round duration (s)" />
+        </div>
+      </section>
+      <section className="wide" aria-label="Per-hospital metrics">
+        <h2>Per hospital, round {last?.round ?? '—'}</h2>
+        {last && (
+          <p>
+            Fairness: variance {formatMetric(last.metrics.performance_variance, 5)}, min accuracy {formatMetric(last.metrics.min_hospital_accuracy)}, max accuracy{' '}
+            {formatMetric(last.metrics.max_hospital_accuracy)}
+          </p>
+        )}
+        {hospitals.length === 0 ? (
+          <p className="muted">No round completed yet.</p>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th>Hospital</th>
+                <th>Accuracy</th>
+                <th>Loss</th>
+                <th>AUC-ROC</th>
+                <th>Examples</th>
+                <th>Train samples</th>
+                <th>Bytes up</th>
+                <th>Bytes down</th>
+                <th>Privacy</th>
+              </tr>
+            </thead>
+            <tbody>
+              {hospitals.map((h) => {
+                const m = last?.per_hospital[h] ?? {};
+                return (
+                  <tr key={h} data-hospital={h}>
+                    <td>{h}</td>
+                    <td className="num">{formatMetric(hospitalAccuracy(m))}</td>
+                    <td className="num">{formatMetric(m.test_loss ?? m.loss)}</td>
+                    <td className="num">{formatMetric(m.auc_roc)}</td>
+                    <td className="num">{formatMetric(m.num_examples)}</td>
+                    <td className="num">{formatMetric(m.num_samples)}</td>
+                    <td className="num">{formatBytes(m.communication_bytes_up)}</td>
+                    <td className="num">{formatBytes(m.communication_bytes_down)}</td>
+                    <td>{privacyLabel(m, last?.metrics ?? {})}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </>
+  );
+}

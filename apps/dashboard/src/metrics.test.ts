@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { applyRound, chartRows, formatBytes, latestRound, metricValue, privacyLabel, type RunSeries } from './metrics';
+
+const empty: RunSeries = { run_id: null, rounds: [] };
+
+describe('applyRound', () => {
+  it('keeps rounds sorted and replaces a repeated round', () => {
+    let s = applyRound(empty, { run_id: 'r1', round: 2, metrics: { test_accuracy: 0.7 } });
+    s = applyRound(s, { run_id: 'r1', round: 1, metrics: { test_accuracy: 0.6 } });
+    s = applyRound(s, { run_id: 'r1', round: 2, metrics: { test_accuracy: 0.8 } });
+    expect(s.rounds.map((r) => [r.round, r.metrics.test_accuracy])).toEqual([
+      [1, 0.6],
+      [2, 0.8],
+    ]);
+    expect(latestRound(s)?.round).toBe(2);
+  });
+
+  it('starts a fresh series for another run and does not mutate its input', () => {
+    const a = applyRound(empty, { run_id: 'r1', round: 1, metrics: {} });
+    const b = applyRound(a, { run_id: 'r2', round: 1, metrics: { x: 1 } });
+    expect(b.run_id).toBe('r2');
+    expect(b.rounds).toHaveLength(1);
+    expect(a.rounds[0]?.metrics).toEqual({});
+  });
+
+  it('turns null, NaN and ±Infinity (not measured / not private) into null', () => {
+    const s = applyRound(empty, {
+      run_id: 'r',
+      round: 1,
+      metrics: { auc_roc: null, f1_score: Number.NaN, privacy_epsilon: Number.POSITIVE_INFINITY, test_loss: 0.5 } as Record<string, unknown>,
+      per_hospital: { H1: { privacy_epsilon: null, accuracy: 0.9 } as Record<string, unknown> },
+    });
+    const r = s.rounds[0]!;
+    expect(r.metrics).toEqual({ auc_roc: null, f1_score: null, privacy_epsilon: null, test_loss: 0.5 });
+    expect(r.per_hospital.H1).toEqual({ privacy_epsilon: null, accuracy: 0.9 });
+  });
+});
+
+describe('chartRows', () => {
+  it('gives one row per round with null gaps for missing values', () => {
+    let s = applyRound(empty, { run_id: 'r', round: 1, metrics: { auc_roc: 0.7, auc_pr: null } as Record<string, unknown> });
+    s = applyRound(s, { run_id: 'r', round: 2, metrics: { auc_pr: 0.4 } });
+    expect(chartRows(s.rounds, ['auc_roc', 'auc_pr'])).toEqual([
+      { round: 1, auc_roc: 0.7, auc_pr: null },
+      { round: 2, auc_roc: null, auc_pr: 0.4 },
+    ]);
+  });
+});
+
+describe('formatting', () => {
+  it.each([
+    [null, '—'],
+    [512, '512 B'],
+    [2048, '2.0 KiB'],
+    [5 * 1024 * 1024, '5.0 MiB'],
+  ])('formatBytes(%s) = %s', (v, want) => expect(formatBytes(v)).toBe(want));
+
+  it('privacy is "not private" while ε is null', () => {
+    expect(privacyLabel({ privacy_epsilon: null }, { privacy_epsilon: null })).toBe('not private');
+    expect(privacyLabel({}, { privacy_epsilon: 1.5 })).toBe('ε = 1.50');
+    expect(privacyLabel({ privacy_epsilon: 3 }, { privacy_epsilon: 1 })).toBe('ε = 3.00');
+  });
+
+  it('metricValue keeps finite numbers only', () => {
+    expect([metricValue(1), metricValue('1'), metricValue(undefined), metricValue(Number.NEGATIVE_INFINITY)]).toEqual([1, null, null, null]);
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * Round metrics as the dashboard keeps them. JSON has no NaN or ±Infinity, so the coordinator's
+ * "not measured" (NaN) and "not private" (ε = ∞) arrive as null, on the socket and over REST alike;
+ * every value is normalised to `number | null` here and null is drawn as a gap, never as 0.
+ */
+import type { DashboardServerToClient } from '@fedcare/shared/protocol';
+
+export type MetricValue = number | null;
+export type Metrics = Record<string, MetricValue>;
+
+export interface RoundRow {
+  round: number;
+  metrics: Metrics;
+  per_hospital: Record<string, Metrics>;
+  /** ISO time: the server's completion time (REST) or when the dashboard received it (live). */
+  timestamp?: string;
+}
+
+/** The series of one run, live or loaded from history. */
+export interface RunSeries {
+  run_id: string | null;
+  rounds: RoundRow[];
+}
+
+export type RoundMessage = Parameters<DashboardServerToClient['dash:round']>[0];
+
+/** Metrics the coordinator has no value for come as null, NaN or ±Infinity: all become null. */
+export function metricValue(v: unknown): MetricValue {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+export function normaliseMetrics(m: Record<string, unknown> | null | undefined): Metrics {
+  const out: Metrics = {};
+  if (!m || typeof m !== 'object') return out;
+  for (const [k, v] of Object.entries(m)) out[k] = metricValue(v);
+  return out;
+}
+
+/**
+ * Adds one round to a run's series (reducer-like, returns a new series): rounds stay sorted, a
+ * repeated round (a retry, or history overlapping live data) replaces the earlier one, and a round
+ * of another run starts a fresh series.
+ */
+export function applyRound(series: RunSeries, msg: { run_id: string; round: number; metrics: Record<string, unknown>; per_hospital?: Record<string, Record<string, unknown>>; timestamp?: string }): RunSeries {
+  const row: RoundRow = {
+    round: msg.round,
+    metrics: normaliseMetrics(msg.metrics),
+    per_hospital: Object.fromEntries(Object.entries(msg.per_hospital ?? {}).map(([h, m]) => [h, normaliseMetrics(m)])),
+    ...(msg.timestamp ? { timestamp: msg.timestamp } : {}),
+  };
+  const base = series.run_id === msg.run_id ? series.rounds.filter((r) => r.round !== msg.round) : [];
+  const rounds = [...base, row].sort((a, b) => a.round - b.round);
+  return { run_id: msg.run_id, rounds };
+}
+
+/** Rows for a recharts chart: `{ round, key1, key2 }`, null where a round has no value (a gap). */
+export function chartRows(rounds: readonly RoundRow[], keys: readonly string[]): Array<Record<string, number | null>> {
+  return rounds.map((r) => {
+    const row: Record<string, number | null> = { round: r.round };
+    for (const k of keys) row[k] = r.metrics[k] ?? null;
+    return row;
+  });
+}
+
+export function latestRound(series: RunSeries): RoundRow | undefined {
+  return series.rounds[series.rounds.length - 1];
+}
+
+/** A hospital's accuracy, as the coordinator's fairness figures pick it: `accuracy`, else `test_accuracy`. */
+export function hospitalAccuracy(m: Metrics): MetricValue {
+  return m.accuracy ?? m.test_accuracy ?? null;
+}
+
+/** ε of a hospital (its own figure, else the round's); null means no differential privacy. */
+export function privacyLabel(hospital: Metrics, global: Metrics): string {
+  const eps = hospital.privacy_epsilon ?? global.privacy_epsilon ?? null;
+  return eps === null ? 'not private' : `ε = ${eps.toFixed(2)}`;
+}
+
+export function formatMetric(v: MetricValue | undefined, digits = 3): string {
+  return v === null || v === undefined ? '—' : Number.isInteger(v) ? String(v) : v.toFixed(digits);
+}
+
+export function formatBytes(v: MetricValue | undefined): string {
+  if (v === null || v === undefined) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let x = v;
+  let i = 0;
+  while (Math.abs(x) >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
+}

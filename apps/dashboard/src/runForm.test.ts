@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_RUN_FORM, formToConfig } from './runForm';
+
+describe('formToConfig', () => {
+  it('turns the default form into a valid config with min clients applied to all three minimums', () => {
+    const res = formToConfig(DEFAULT_RUN_FORM);
+    expect(res).toEqual({
+      ok: true,
+      config: { strategy: 'fedavg', rounds: 3, local_epochs: 1, learning_rate: 0.001, batch_size: 32, fraction_fit: 1, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2 },
+    });
+  });
+
+  it.each([
+    [{ rounds: '' }, 'rounds'],
+    [{ rounds: '2.5' }, 'rounds'],
+    [{ learning_rate: 'abc' }, 'learning_rate'],
+    [{ fraction_fit: '1.5' }, 'fraction_fit'],
+    [{ strategy: 'sgd' }, 'strategy'],
+    [{ min_clients: '0' }, 'min_fit_clients'],
+  ])('rejects %j on field %s', (patch, field) => {
+    const res = formToConfig({ ...DEFAULT_RUN_FORM, ...patch });
+    expect(res.ok).toBe(false);
+    if (!res.ok) expect(res.field).toBe(field);
+  });
+});

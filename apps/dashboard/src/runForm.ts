@@ -1,0 +1,63 @@
+/**
+ * The admin's run form: a few fields as strings (what inputs hold) → a RunConfig input, checked
+ * with the protocol's own `runConfigSchema` before it is POSTed. Only the form's fields are sent;
+ * the server fills the other defaults. "min clients" sets the fit, evaluate and available minimums.
+ */
+import { runConfigSchema, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
+
+export interface RunForm {
+  strategy: string;
+  rounds: string;
+  local_epochs: string;
+  learning_rate: string;
+  batch_size: string;
+  fraction_fit: string;
+  min_clients: string;
+}
+
+export const DEFAULT_RUN_FORM: RunForm = {
+  strategy: 'fedavg',
+  rounds: '3',
+  local_epochs: '1',
+  learning_rate: '0.001',
+  batch_size: '32',
+  fraction_fit: '1',
+  min_clients: '2',
+};
+
+export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
+
+export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
+
+export function formToConfig(form: RunForm): FormResult {
+  const nums: Array<[keyof RunForm, string]> = [
+    ['rounds', 'rounds'],
+    ['local_epochs', 'local epochs'],
+    ['learning_rate', 'learning rate'],
+    ['batch_size', 'batch size'],
+    ['fraction_fit', 'fraction fit'],
+    ['min_clients', 'min clients'],
+  ];
+  const n: Partial<Record<keyof RunForm, number>> = {};
+  for (const [k, label] of nums) {
+    const raw = form[k].trim();
+    const v = raw === '' ? Number.NaN : Number(raw);
+    if (!Number.isFinite(v)) return { ok: false, field: k, message: `${label}: expected a number` };
+    n[k] = v;
+  }
+  const min = n.min_clients as number;
+  const config = {
+    strategy: form.strategy,
+    rounds: n.rounds,
+    local_epochs: n.local_epochs,
+    learning_rate: n.learning_rate,
+    batch_size: n.batch_size,
+    fraction_fit: n.fraction_fit,
+    min_fit_clients: min,
+    min_evaluate_clients: min,
+    min_available_clients: min,
+  };
+  const checked = validate(runConfigSchema, config);
+  if (!checked.ok) return { ok: false, field: checked.field, message: checked.message };
+  return { ok: true, config: config as RunConfigInput };
+}

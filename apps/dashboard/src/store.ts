@@ -1,0 +1,175 @@
+/**
+ * The dashboard's state: a zustand vanilla store (no DOM, so it runs under Node in tests; React
+ * binds it with `useStore`). Socket events land in `on*` actions; REST (history, start, stop) goes
+ * through the injected `Api`. Derived views (alarms, chart rows) are pure functions in other modules.
+ */
+import { createStore } from 'zustand/vanilla';
+import type { DashboardServerToClient, RunConfigInput, ServerStatus } from '@fedcare/shared/protocol';
+import { describeError, type Api, type RunSummary } from './api';
+import { computeAlarms, maxEpsilon, type Alarm } from './alarms';
+import { applyRound, latestRound, type RoundMessage, type RunSeries } from './metrics';
+
+type Payload<E extends keyof DashboardServerToClient> = Parameters<DashboardServerToClient[E]>[0];
+export type StageEvent = Payload<'dash:stage'>;
+export type ClientsEvent = Payload<'dash:clients'>;
+export type RunEventMsg = Payload<'dash:run'>;
+
+export type ConnectionState = 'signed-out' | 'connecting' | 'connected' | 'disconnected' | 'error';
+
+export interface Notice {
+  kind: 'ok' | 'error';
+  text: string;
+}
+
+export interface DashboardState {
+  token: string | null;
+  connection: ConnectionState;
+  connectionError: string | null;
+  status: ServerStatus | null;
+  stage: StageEvent | null;
+  clients: ClientsEvent['hospitals'];
+  run: RunEventMsg | null;
+  live: RunSeries;
+  runs: RunSummary[];
+  historyError: string | null;
+  selected: { run_id: string; series: RunSeries } | null;
+  notice: Notice | null;
+  busy: boolean;
+
+  signIn(token: string): void;
+  signOut(): void;
+  setConnection(c: ConnectionState, error?: string): void;
+  onStatus(s: ServerStatus): void;
+  onStage(s: StageEvent): void;
+  onRound(r: RoundMessage): void;
+  onClients(c: ClientsEvent): void;
+  onRun(r: RunEventMsg): void;
+  loadRuns(): Promise<void>;
+  loadRun(runId: string): Promise<void>;
+  backfill(runId: string): Promise<void>;
+  startRun(config: RunConfigInput): Promise<void>;
+  stopRun(): Promise<void>;
+}
+
+const EMPTY_SERIES: RunSeries = { run_id: null, rounds: [] };
+
+export function createDashboardStore(makeApi: (token: string) => Api, now: () => Date = () => new Date()) {
+  return createStore<DashboardState>()((set, get) => {
+    const api = (): Api => {
+      const t = get().token;
+      if (!t) throw new Error('not signed in');
+      return makeApi(t);
+    };
+    return {
+      token: null,
+      connection: 'signed-out',
+      connectionError: null,
+      status: null,
+      stage: null,
+      clients: [],
+      run: null,
+      live: EMPTY_SERIES,
+      runs: [],
+      historyError: null,
+      selected: null,
+      notice: null,
+      busy: false,
+
+      signIn: (token) => set({ token: token.trim(), connection: 'connecting', connectionError: null }),
+      signOut: () =>
+        set({ token: null, connection: 'signed-out', connectionError: null, status: null, stage: null, clients: [], run: null, live: EMPTY_SERIES, runs: [], selected: null, notice: null }),
+      setConnection: (connection, error) => set({ connection, connectionError: error ?? null }),
+
+      onStatus: (status) => {
+        const prev = get().live.run_id;
+        set({ status });
+        // A run we have no rounds of yet (the dashboard opened mid-run): fetch its past rounds once.
+        if (status.run_id && status.run_id !== prev && status.current_round > 0) void get().backfill(status.run_id);
+      },
+      onStage: (stage) => set({ stage }),
+      onRound: (r) => {
+        set((s) => ({ live: applyRound(s.live, { ...r, timestamp: now().toISOString() }) }));
+      },
+      onClients: (c) => set({ clients: c.hospitals }),
+      onRun: (run) => {
+        const s = get();
+        set({ run, ...(s.live.run_id !== run.run_id ? { live: { run_id: run.run_id, rounds: [] }, stage: null } : {}) });
+        if (run.status !== 'running' || !s.runs.some((r) => r.run_id === run.run_id)) void get().loadRuns();
+      },
+
+      loadRuns: async () => {
+        try {
+          set({ runs: await api().runs(), historyError: null });
+        } catch (e) {
+          set({ historyError: describeError(e) });
+        }
+      },
+      loadRun: async (runId) => {
+        try {
+          const rounds = await api().metrics(runId);
+          let series: RunSeries = { run_id: runId, rounds: [] };
+          for (const r of rounds) series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp });
+          set({ selected: { run_id: runId, series }, historyError: null });
+        } catch (e) {
+          set({ historyError: describeError(e) });
+        }
+      },
+      backfill: async (runId) => {
+        try {
+          const rounds = await api().metrics(runId);
+          set((s) => {
+            // Live rounds that arrived meanwhile win over history.
+            let live: RunSeries = s.live.run_id === runId ? s.live : { run_id: runId, rounds: [] };
+            const have = new Set(live.rounds.map((r) => r.round));
+            for (const r of rounds) {
+              if (!have.has(r.round_number)) live = applyRound(live, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp });
+            }
+            return { live };
+          });
+        } catch {
+          // History is a convenience here; the live rounds keep coming.
+        }
+      },
+      startRun: async (config) => {
+        set({ busy: true, notice: null });
+        try {
+          const res = await api().start(config);
+          set({ notice: { kind: 'ok', text: `Run ${res.run_id} started.` } });
+          void get().loadRuns();
+        } catch (e) {
+          set({ notice: { kind: 'error', text: describeError(e) } });
+        } finally {
+          set({ busy: false });
+        }
+      },
+      stopRun: async () => {
+        set({ busy: true, notice: null });
+        try {
+          const runId = get().status?.run_id ?? get().run?.run_id ?? undefined;
+          const res = await api().stop(runId);
+          set({ notice: { kind: 'ok', text: `Run ${res.run_id ?? ''} ${res.status}.`.replace('  ', ' ') } });
+          void get().loadRuns();
+        } catch (e) {
+          set({ notice: { kind: 'error', text: describeError(e) } });
+        } finally {
+          set({ busy: false });
+        }
+      },
+    };
+  });
+}
+
+export type DashboardStore = ReturnType<typeof createDashboardStore>;
+
+/** Alarms for the current state (seed spec 6.3); a pure selector over the store's state. */
+export function selectAlarms(s: Pick<DashboardState, 'status' | 'run' | 'live' | 'clients'>): Alarm[] {
+  const last = latestRound(s.live);
+  const runStatus = s.run && (!s.status?.run_id || s.status.run_id === s.run.run_id) ? s.run.status : (s.status?.status ?? null);
+  return computeAlarms({
+    runStatus,
+    runReason: s.run?.reason,
+    testAccuracy: last?.metrics.test_accuracy ?? null,
+    epsilon: last ? maxEpsilon(last.metrics, last.per_hospital) : null,
+    activeClients: s.status ? s.status.active_clients.length : null,
+  });
+}
