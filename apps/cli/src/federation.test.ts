@@ -76,6 +76,12 @@ describe('GetStatus over Socket.IO', () => {
         expect(res.value.active_clients).toEqual(['H1']);
         expect(res.value.protocol_version).toBe(1);
       }
+      // a dashboard that connects later is told at once who is connected
+      const { io } = await import('socket.io-client');
+      const dash = io(`${server.url}/dashboard`, { auth: { token: TOKENS.H1 }, transports: ['websocket'] });
+      const clients = await new Promise<{ hospitals: { hospital_id: string }[] }>((resolve) => dash.once('dash:clients', resolve));
+      dash.close();
+      expect(clients.hospitals.map((c) => c.hospital_id)).toEqual(['H1']);
     } finally {
       h.close();
       await server.close();

@@ -180,7 +180,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       dashboards.emit('dash:round', { run_id: r.runId, round: r.round, metrics: r.metrics, per_hospital: r.perHospital });
     },
   });
-  dashboards.on('connection', (socket) => socket.emit('dash:status', coordinator.status()));
+  dashboards.on('connection', (socket) => {
+    socket.emit('dash:status', coordinator.status());
+    socket.emit('dash:clients', { hospitals: grid.available().map((h) => ({ hospital_id: h, state: 'connected' })) });
+  });
   // GetStatus (seed spec 7.1): a hospital asks where the federation is.
   hospitals.on('connection', (socket) => {
     socket.on('fl:status', (ack) => {

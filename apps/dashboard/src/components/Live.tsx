@@ -5,7 +5,19 @@ import { chartRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, pr
 
 const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#457b9d'];
 
-export function MetricChart({ rounds, keys, title, yDomain }: { rounds: readonly RoundRow[]; keys: readonly string[]; title: string; yDomain?: [number, number] }) {
+export function MetricChart({
+  rounds,
+  keys,
+  title,
+  yDomain,
+  yFormat,
+}: {
+  rounds: readonly RoundRow[];
+  keys: readonly string[];
+  title: string;
+  yDomain?: [number, number];
+  yFormat?: (v: number) => string;
+}) {
   const data = useMemo(() => chartRows(rounds, keys), [rounds, keys]);
   return (
     <figure style={{ margin: 0 }} aria-label={title}>
@@ -14,8 +26,8 @@ export function MetricChart({ rounds, keys, title, yDomain }: { rounds: readonly
         <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="round" allowDecimals={false} />
-          <YAxis {...(yDomain ? { domain: yDomain } : {})} />
-          <Tooltip />
+          <YAxis {...(yDomain ? { domain: yDomain } : {})} {...(yFormat ? { tickFormatter: yFormat, width: 72 } : {})} />
+          <Tooltip {...(yFormat ? { formatter: (v: unknown) => (typeof v === 'number' ? yFormat(v) : String(v)) } : {})} />
           <Legend />
           {keys.map((k, i) => (
             <Line key={k} type="monotone" dataKey={k} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
@@ -102,7 +114,7 @@ export function LivePanels() {
           <MetricChart rounds={live.rounds} keys={LOSS} title="Loss" />
           <MetricChart rounds={live.rounds} keys={ACCURACY} title="Accuracy" yDomain={[0, 1]} />
           <MetricChart rounds={live.rounds} keys={AUC} title="AUC-ROC, AUC-PR, F1" yDomain={[0, 1]} />
-          <MetricChart rounds={live.rounds} keys={BYTES} title="Communication (bytes per round)" />
+          <MetricChart rounds={live.rounds} keys={BYTES} title="Communication per round" yFormat={(v) => formatBytes(v)} />
           <MetricChart rounds={live.rounds} keys={DURATION} title="Round duration (s)" />
         </div>
       </section>
