@@ -21,6 +21,20 @@ function run(cmd, args) {
   }
 }
 
+// --browser: the end-to-end tests drive Debian's Chromium (never a downloaded browser build).
+if (process.argv.includes('--browser')) {
+  const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(chromium)) {
+    const root = typeof process.getuid === 'function' && process.getuid() === 0;
+    if (!root || !existsSync('/usr/bin/apt-get')) {
+      process.stderr.write(`[ensure-deps] ${chromium} is missing: install Debian's chromium package (apt-get install chromium) or set CHROMIUM_PATH\n`);
+      process.exit(1);
+    }
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
+  }
+}
+
 const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
 const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
 if (want !== have) {
