@@ -1,19 +1,14 @@
 /**
- * The headless hospital: the shared HospitalClient behind a Socket.IO connection. Reconnects with
+ * The headless hospital: the shared HospitalSession and HospitalClient behind a Socket.IO connection. Reconnects with
  * backoff; after a reconnect it simply answers the next instruction it receives (the coordinator
  * dropped it from the stage it missed). Refused credentials are fatal, not retried.
  */
 import { io, type Socket } from 'socket.io-client';
-import { HospitalClient, type ClientProgress } from '@fedcare/shared/fl';
+import { HospitalClient, HospitalSession, type ClientProgress } from '@fedcare/shared/fl';
 import type { PatientRecord } from '@fedcare/shared/data';
 import {
-  globalStatsSchema,
   HOSPITAL_NAMESPACE,
-  instructionSchema,
   PROTOCOL_VERSION,
-  ProtocolError,
-  runEventSchema,
-  validate,
   type HospitalClientToServer,
   type HospitalServerToClient,
   type Instruction,
@@ -94,60 +89,37 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
     errors.push(e);
     log(`${o.hospitalId}: coordinator error ${e.code}: ${e.message}`);
   });
-  socket.on('fl:stats', (raw) => {
-    const msg = validate(globalStatsSchema, raw);
-    if (!msg.ok) return log(`${o.hospitalId}: ignoring invalid global statistics (${msg.message})`);
-    client.setStats(msg.value.run_id, msg.value.stats, msg.value.seq_len);
-    log(`${o.hospitalId}: global statistics for ${msg.value.run_id}`);
-  });
+
+  const session = new HospitalSession(
+    o.hospitalId,
+    client,
+    {
+      sendResult: async (result) => {
+        const res = await socket.timeout(60_000).emitWithAck('fl:result', result);
+        if (!res.ok) {
+          errors.push(res.error);
+          log(`${o.hospitalId}: result rejected ${res.error.code}: ${res.error.message}`);
+        }
+      },
+      sendDecline: async (d) => {
+        if (socket.connected) await socket.timeout(10_000).emitWithAck('fl:decline', d);
+      },
+    },
+    {
+      log,
+      ...(o.tamper ? { tamper: o.tamper } : {}),
+      ...(o.beforeInstruction ? { beforeInstruction: (instr: Instruction) => (o.beforeInstruction as NonNullable<typeof o.beforeInstruction>)(instr, socket) } : {}),
+    },
+  );
+  socket.on('fl:stats', (raw) => void session.onStats(raw));
+  socket.on('fl:instruction', (raw) => void session.onInstruction(raw));
   socket.on('fl:run', (raw) => {
-    const msg = validate(runEventSchema, raw);
-    if (!msg.ok) return;
-    log(`${o.hospitalId}: run ${msg.value.run_id} ${msg.value.status}${msg.value.reason ? ` (${msg.value.reason})` : ''}`);
-    if (o.exitOnRunEnd && msg.value.status !== 'running') {
-      resolveDone(msg.value);
+    const e = session.onRun(raw);
+    if (e && o.exitOnRunEnd && e.status !== 'running') {
+      resolveDone(e);
       close();
     }
   });
-
-  // One instruction at a time, in arrival order.
-  let queue = Promise.resolve();
-  socket.on('fl:instruction', (raw) => {
-    queue = queue.then(() => handle(raw)).catch((e: unknown) => log(`${o.hospitalId}: ${(e as Error).message}`));
-  });
-
-  const send = async (result: StageResult) => {
-    const out = o.tamper ? o.tamper(result) : result;
-    if (!out) return;
-    const res = await socket.timeout(60_000).emitWithAck('fl:result', out);
-    if (!res.ok) {
-      errors.push(res.error);
-      log(`${o.hospitalId}: result rejected ${res.error.code}: ${res.error.message}`);
-    }
-  };
-
-  async function handle(raw: unknown): Promise<void> {
-    const parsed = validate(instructionSchema, raw);
-    if (!parsed.ok) return log(`${o.hospitalId}: ignoring invalid instruction (${parsed.message})`);
-    const instr = parsed.value as Instruction;
-    if (o.beforeInstruction && !o.beforeInstruction(instr, socket)) return;
-    try {
-      if (instr.stage === 'preprocess') {
-        await send({ run_id: instr.run_id, round: 0, stage: 'preprocess', sums: client.featureSums(instr.seq_len) });
-      } else if (instr.stage === 'train') {
-        log(`${o.hospitalId}: round ${instr.round} train`);
-        const r = await client.fit(instr);
-        await send({ run_id: instr.run_id, round: instr.round, stage: 'train', ...r });
-      } else {
-        const r = await client.evaluate(instr);
-        await send({ run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...r });
-      }
-    } catch (e) {
-      const reason = e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message;
-      log(`${o.hospitalId}: declining ${instr.stage} of round ${instr.round}: ${reason}`);
-      if (socket.connected) await socket.timeout(10_000).emitWithAck('fl:decline', { run_id: instr.run_id, round: instr.round, stage: instr.stage, reason }).catch(() => undefined);
-    }
-  }
 
   return { socket, client, done, errors, close };
 }

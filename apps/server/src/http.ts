@@ -63,6 +63,12 @@ export function apiRoutes(coordinator: Coordinator, store: Store): Route[] {
     { method: 'GET', path: '/api/v1/status', access: 'any', handler: () => [200, coordinator.status()] },
     {
       method: 'GET',
+      path: '/api/v1/whoami',
+      access: 'any',
+      handler: ({ principal }) => [200, principal?.role === 'hospital' ? { role: 'hospital', hospital_id: principal.hospitalId } : { role: 'admin' }],
+    },
+    {
+      method: 'GET',
       path: '/api/v1/runs',
       access: 'any',
       handler: async () => [

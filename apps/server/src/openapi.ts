@@ -110,6 +110,27 @@ export const openApiDocument = {
         responses: { '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } }, '401': errors['401'] },
       },
     },
+    '/api/v1/whoami': {
+      get: {
+        operationId: 'whoami',
+        summary: "The bearer token's role and, for a hospital token, its hospital (the portal's sign-in)",
+        responses: {
+          '200': {
+            description: 'Principal',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['role'],
+                  properties: { role: { type: 'string', enum: ['admin', 'hospital'] }, hospital_id: { type: 'string' } },
+                },
+              },
+            },
+          },
+          '401': errors['401'],
+        },
+      },
+    },
     '/api/v1/metrics': {
       get: {
         operationId: 'getMetrics',

@@ -120,6 +120,14 @@ describe('read routes: any valid token', () => {
     }
   });
 
+  it('whoami names the hospital of a hospital token and the admin role, and answers 401 to a wrong token', async () => {
+    expect(await call('GET', '/api/v1/whoami', { token: H1 })).toMatchObject({ status: 200, body: { role: 'hospital', hospital_id: 'H1' } });
+    const h2 = await call('GET', '/api/v1/whoami', { token: HOSPITAL_TOKENS.H2 as string });
+    expect(h2.body).toEqual({ role: 'hospital', hospital_id: 'H2' });
+    expect((await call('GET', '/api/v1/whoami', { token: ADMIN_TOKEN })).body).toEqual({ role: 'admin' });
+    expect((await call('GET', '/api/v1/whoami', { token: `${H1}x` })).status).toBe(401);
+  });
+
   it('metrics: 404 for an unknown run, 400 naming the field for a bad round_number or a missing run_id', async () => {
     const unknown = await call('GET', '/api/v1/metrics?run_id=run-nope', { token: H1 });
     expect(unknown.status).toBe(404);

@@ -46,6 +46,7 @@ export class HospitalClient {
   private model: MultimodalRiskClassifier | undefined;
   private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
+  private stopRequested = false;
 
   constructor(
     readonly hospitalId: string,
@@ -104,7 +105,13 @@ export class HospitalClient {
     return this.encoded;
   }
 
+  /** Stops the training in progress at the next minibatch (its fit rejects with "training stopped"). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
   async fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply> {
+    this.stopRequested = false;
     const data = this.requireEncoded(instr.run_id);
     if (data.seqLen !== instr.config.seq_len) throw new ProtocolError('INVALID_PAYLOAD', `seq_len ${instr.config.seq_len} differs from the run's ${data.seqLen}`, 'config.seq_len');
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
@@ -119,7 +126,10 @@ export class HospitalClient {
         proximalMu: instr.config.proximal_mu,
         seed: instr.config.seed,
       },
-      (p) => this.options.onProgress?.({ stage: 'train', round: instr.round, train: p }),
+      (p) => {
+        if (this.stopRequested) throw new Error('training stopped by the hospital');
+        this.options.onProgress?.({ stage: 'train', round: instr.round, train: p });
+      },
       rows,
     );
     const trainEval = await evaluate(model, data.train, rows);

@@ -16,6 +16,7 @@ export * from './store';
 export * from './rounds';
 export { encodeStrategyState, decodeStrategyState } from './state-codec';
 export * from './client';
+export * from './session';
 export { FEDOPT_DEFAULTS, type FedOptParams } from './fedopt';
 export type { FedProxParams } from './fedprox';
 export type { TrimmedMeanParams } from './trimmed-mean';

@@ -1,0 +1,142 @@
+/**
+ * The hospital's side of the protocol, shared by every host: the headless Node client (socket and
+ * HospitalClient in one process) and the browser portal (socket in the page, HospitalClient in a
+ * Web Worker). A host wires its transport's events to `onInstruction` / `onStats` / `onRun` and
+ * gives the session a `HospitalCompute` (the HospitalClient itself, or a proxy to a worker) and a
+ * `SessionTransport` (how results and declines go back). The session validates every message,
+ * handles one instruction at a time in arrival order, and declines — with the reason — what it
+ * cannot do; it never sees a record.
+ */
+import type { FeatureStats, FeatureSums } from '../data/features';
+import { ProtocolError } from '../protocol/errors';
+import {
+  globalStatsSchema,
+  instructionSchema,
+  runEventSchema,
+  validate,
+  type Decline,
+  type Instruction,
+  type RunEvent,
+  type StageResult,
+} from '../protocol/messages';
+import type { EvaluateReply, TrainReply } from './client';
+
+/** What a session needs from the model side; `HospitalClient` implements it, so does the portal's worker proxy. */
+export interface HospitalCompute {
+  featureSums(seqLen: number): FeatureSums | Promise<FeatureSums>;
+  setStats(runId: string, stats: FeatureStats, seqLen: number): void | Promise<void>;
+  fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply>;
+  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply>;
+}
+
+export interface SessionTransport {
+  /** Sends a stage result; resolves when acknowledged, rejects (or resolves with an error) as the host decides. */
+  sendResult(result: StageResult): Promise<void>;
+  /** Sends a decline; best effort. */
+  sendDecline(decline: Decline): Promise<void>;
+}
+
+/** What the session is doing, for progress displays. */
+export type SessionActivity =
+  | { kind: 'idle' }
+  | { kind: 'stage'; stage: Instruction['stage']; run_id: string; round: number }
+  | { kind: 'sent'; stage: Instruction['stage']; run_id: string; round: number; result: StageResult }
+  | { kind: 'declined'; stage: Instruction['stage']; run_id: string; round: number; reason: string };
+
+export interface HospitalSessionOptions {
+  log?: (msg: string) => void;
+  onActivity?: (a: SessionActivity) => void;
+  onRun?: (e: RunEvent) => void;
+  onStats?: (runId: string) => void;
+  /** Test hook: rewrite a result before it is sent (fault injection); undefined sends nothing. */
+  tamper?: (result: StageResult) => StageResult | undefined;
+  /** Test hook: called before an instruction is handled; return false to ignore it. */
+  beforeInstruction?: (instr: Instruction) => boolean;
+}
+
+export class HospitalSession {
+  private queue: Promise<void> = Promise.resolve();
+  private readonly log: (msg: string) => void;
+
+  constructor(
+    readonly hospitalId: string,
+    private readonly compute: HospitalCompute,
+    private readonly transport: SessionTransport,
+    private readonly options: HospitalSessionOptions = {},
+  ) {
+    this.log = options.log ?? (() => {});
+  }
+
+  /** An `fl:instruction` payload; queued behind the ones before it. Resolves when this one is handled. */
+  onInstruction(raw: unknown): Promise<void> {
+    const next = this.queue.then(() => this.handle(raw)).catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
+    this.queue = next;
+    return next;
+  }
+
+  /** An `fl:stats` payload (the run's global feature statistics). */
+  async onStats(raw: unknown): Promise<void> {
+    const msg = validate(globalStatsSchema, raw);
+    if (!msg.ok) return this.log(`${this.hospitalId}: ignoring invalid global statistics (${msg.message})`);
+    // Queued too: statistics must not change under an instruction being handled.
+    const next = this.queue.then(async () => {
+      await this.compute.setStats(msg.value.run_id, msg.value.stats, msg.value.seq_len);
+      this.log(`${this.hospitalId}: global statistics for ${msg.value.run_id}`);
+      this.options.onStats?.(msg.value.run_id);
+    });
+    this.queue = next.catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
+    return this.queue;
+  }
+
+  /** An `fl:run` payload; returns the validated event (undefined when invalid). */
+  onRun(raw: unknown): RunEvent | undefined {
+    const msg = validate(runEventSchema, raw);
+    if (!msg.ok) {
+      this.log(`${this.hospitalId}: ignoring invalid run event (${msg.message})`);
+      return undefined;
+    }
+    const e = msg.value;
+    this.log(`${this.hospitalId}: run ${e.run_id} ${e.status}${e.reason ? ` (${e.reason})` : ''}`);
+    this.options.onRun?.(e);
+    return e;
+  }
+
+  /** Resolves when every queued instruction has been handled. */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  private async send(result: StageResult): Promise<void> {
+    const out = this.options.tamper ? this.options.tamper(result) : result;
+    if (!out) return;
+    await this.transport.sendResult(out);
+  }
+
+  private async handle(raw: unknown): Promise<void> {
+    const parsed = validate(instructionSchema, raw);
+    if (!parsed.ok) return this.log(`${this.hospitalId}: ignoring invalid instruction (${parsed.message})`);
+    const instr = parsed.value as Instruction;
+    if (this.options.beforeInstruction && !this.options.beforeInstruction(instr)) return;
+    const at = { stage: instr.stage, run_id: instr.run_id, round: instr.round };
+    this.options.onActivity?.({ kind: 'stage', ...at });
+    let result: StageResult;
+    try {
+      if (instr.stage === 'preprocess') {
+        result = { run_id: instr.run_id, round: 0, stage: 'preprocess', sums: await this.compute.featureSums(instr.seq_len) };
+      } else if (instr.stage === 'train') {
+        this.log(`${this.hospitalId}: round ${instr.round} train`);
+        result = { run_id: instr.run_id, round: instr.round, stage: 'train', ...(await this.compute.fit(instr)) };
+      } else {
+        result = { run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...(await this.compute.evaluate(instr)) };
+      }
+    } catch (e) {
+      const reason = (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500);
+      this.log(`${this.hospitalId}: declining ${instr.stage} of round ${instr.round}: ${reason}`);
+      this.options.onActivity?.({ kind: 'declined', ...at, reason });
+      await this.transport.sendDecline({ ...at, reason }).catch(() => undefined);
+      return;
+    }
+    await this.send(result);
+    this.options.onActivity?.({ kind: 'sent', ...at, result });
+  }
+}
