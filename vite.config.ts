@@ -1,8 +1,8 @@
 /**
  * Builds the browser apps. One app per build, picked by `--mode <app>` (or FEDCARE_APP; default
- * `dashboard`): `npx vite build` builds the dashboard into apps/dashboard/dist with base /dashboard/.
- * To add the hospital portal later, add an entry to APPS (`hospital-portal`: root
- * apps/hospital-portal, base /hospital/) and build it with `npx vite build --mode hospital-portal`.
+ * `dashboard`): `npx vite build` builds the dashboard into apps/dashboard/dist with base /dashboard/,
+ * `npx vite build --mode hospital-portal` the portal into apps/hospital-portal/dist with base
+ * /hospital/ (its training worker is an ES-module worker, so it may load the WebGPU backend lazily).
  * `npx vite --mode dashboard` serves it for development, proxying REST and Socket.IO to a
  * coordinator at FEDCARE_SERVER (default http://localhost:8080).
  */
@@ -17,6 +17,7 @@ interface WebApp {
 
 const APPS: Record<string, WebApp> = {
   dashboard: { root: 'apps/dashboard', base: '/dashboard/' },
+  'hospital-portal': { root: 'apps/hospital-portal', base: '/hospital/' },
 };
 
 export default defineConfig(({ mode }) => {
@@ -29,8 +30,10 @@ export default defineConfig(({ mode }) => {
     root,
     base: app.base,
     plugins: [react()],
-    // React + recharts + zod + socket.io-client are ~800 kB minified (~235 kB gzip) in one chunk: fine for an admin page.
-    build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 1024 },
+    // React + recharts + zod + socket.io-client are ~800 kB minified (~235 kB gzip) in one chunk, and
+    // the portal's worker carries TF.js with three backends (~2 MB): fine for pages loaded once per session.
+    build: { outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 3072 },
+    worker: { format: 'es' as const },
     server: {
       proxy: {
         '/api': server,

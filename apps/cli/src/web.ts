@@ -6,5 +6,8 @@ import type { StaticApp } from '@fedcare/server';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export function webApps(): StaticApp[] {
-  return [{ prefix: '/dashboard/', dir: path.join(ROOT, 'apps/dashboard/dist') }];
+  return [
+    { prefix: '/dashboard/', dir: path.join(ROOT, 'apps/dashboard/dist') },
+    { prefix: '/hospital/', dir: path.join(ROOT, 'apps/hospital-portal/dist') },
+  ];
 }

@@ -3,8 +3,8 @@ import { csvField, exportFileName, metricColumns, roundsToCsv, roundsToJson } fr
 import type { RoundRow } from './metrics';
 
 const rounds: RoundRow[] = [
-  { round: 1, timestamp: '2025-01-01T00:00:00Z', metrics: { test_accuracy: 0.5, train_loss: 1.2, privacy_epsilon: null, zeta: 1 }, per_hospital: { H2: { accuracy: 0.4 }, H1: { accuracy: 0.6 } } },
-  { round: 2, metrics: { test_accuracy: 0.7 }, per_hospital: {} },
+  { round: 1, timestamp: '2025-01-01T00:00:00Z', metrics: { test_accuracy: 0.5, train_loss: 1.2, privacy_epsilon: null, zeta: 1 }, per_hospital: { H2: { accuracy: 0.4 }, H1: { accuracy: 0.6 } }, issues: [] },
+  { round: 2, metrics: { test_accuracy: 0.7 }, per_hospital: {}, issues: [] },
 ];
 
 describe('csv', () => {

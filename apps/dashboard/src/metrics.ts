@@ -12,8 +12,29 @@ export interface RoundRow {
   round: number;
   metrics: Metrics;
   per_hospital: Record<string, Metrics>;
-  /** ISO time: the server's completion time (REST) or when the dashboard received it (live). */
+  /** ISO time: the server's completion time of the round. */
   timestamp?: string;
+  /** Hospitals that did not complete a stage of this round (dropped, rejected, declined) and why. */
+  issues: ParticipationIssue[];
+}
+
+export interface ParticipationIssue {
+  hospital_id: string;
+  stage: string;
+  status: string;
+  reason?: string;
+}
+
+/** The not-ok entries of a round's participation list (socket and REST carry the store's shape). */
+export function participationIssues(list: readonly unknown[] | undefined): ParticipationIssue[] {
+  const out: ParticipationIssue[] = [];
+  for (const p of list ?? []) {
+    if (!p || typeof p !== 'object') continue;
+    const e = p as { hospitalId?: unknown; stage?: unknown; status?: unknown; reason?: unknown };
+    if (typeof e.hospitalId !== 'string' || typeof e.status !== 'string' || e.status === 'ok') continue;
+    out.push({ hospital_id: e.hospitalId, stage: String(e.stage ?? ''), status: e.status, ...(typeof e.reason === 'string' ? { reason: e.reason } : {}) });
+  }
+  return out;
 }
 
 /** The series of one run, live or loaded from history. */
@@ -41,12 +62,16 @@ export function normaliseMetrics(m: Record<string, unknown> | null | undefined):
  * repeated round (a retry, or history overlapping live data) replaces the earlier one, and a round
  * of another run starts a fresh series.
  */
-export function applyRound(series: RunSeries, msg: { run_id: string; round: number; metrics: Record<string, unknown>; per_hospital?: Record<string, Record<string, unknown>>; timestamp?: string }): RunSeries {
+export function applyRound(
+  series: RunSeries,
+  msg: { run_id: string; round: number; metrics: Record<string, unknown>; per_hospital?: Record<string, Record<string, unknown>>; timestamp?: string; participation?: readonly unknown[] },
+): RunSeries {
   const row: RoundRow = {
     round: msg.round,
     metrics: normaliseMetrics(msg.metrics),
     per_hospital: Object.fromEntries(Object.entries(msg.per_hospital ?? {}).map(([h, m]) => [h, normaliseMetrics(m)])),
     ...(msg.timestamp ? { timestamp: msg.timestamp } : {}),
+    issues: participationIssues(msg.participation),
   };
   const base = series.run_id === msg.run_id ? series.rounds.filter((r) => r.round !== msg.round) : [];
   const rounds = [...base, row].sort((a, b) => a.round - b.round);

@@ -28,10 +28,22 @@ describe('dashboard store', () => {
     expect(store.getState().token).toBe('tok');
     s.onStatus(status());
     s.onRun({ run_id: 'r1', status: 'running', round: 0, total_rounds: 3 });
-    s.onRound({ run_id: 'r1', round: 1, metrics: { test_accuracy: 0.55, privacy_epsilon: null as unknown as number }, per_hospital: { H1: { accuracy: 0.5 } } });
+    s.onRound({
+      run_id: 'r1',
+      round: 1,
+      metrics: { test_accuracy: 0.55, privacy_epsilon: null as unknown as number },
+      per_hospital: { H1: { accuracy: 0.5 } },
+      participation: [
+        { hospitalId: 'H1', stage: 'train', status: 'ok' },
+        { hospitalId: 'H3', stage: 'train', status: 'dropped', reason: 'disconnected' },
+      ],
+      completed_at: '2025-01-01T00:00:07.000Z',
+    });
     const st = store.getState();
     expect(st.live.rounds).toHaveLength(1);
-    expect(st.live.rounds[0]?.timestamp).toBe('2025-01-01T00:00:00.000Z');
+    // the server's completion time, not the time it arrived
+    expect(st.live.rounds[0]?.timestamp).toBe('2025-01-01T00:00:07.000Z');
+    expect(st.live.rounds[0]?.issues).toEqual([{ hospital_id: 'H3', stage: 'train', status: 'dropped', reason: 'disconnected' }]);
     expect(selectAlarms(st).map((a) => a.id)).toEqual(['low_accuracy']);
 
     s.onStatus(status({ current_round: 1, active_clients: ['H1'] }));
@@ -45,7 +57,7 @@ describe('dashboard store', () => {
     const store = createDashboardStore(() => fakeApi());
     const s = store.getState();
     s.signIn('tok');
-    s.onRound({ run_id: 'r1', round: 1, metrics: {}, per_hospital: {} });
+    s.onRound({ run_id: 'r1', round: 1, metrics: {}, per_hospital: {}, participation: [], completed_at: '2025-01-01T00:00:00.000Z' });
     s.onRun({ run_id: 'r2', status: 'running', round: 0, total_rounds: 5 });
     expect(store.getState().live).toEqual({ run_id: 'r2', rounds: [] });
   });
@@ -54,12 +66,12 @@ describe('dashboard store', () => {
     const api = fakeApi({ metrics: vi.fn(async () => [{ round_number: 1, metrics: { test_accuracy: 0.7 }, timestamp: 't1' }, { round_number: 2, metrics: { test_accuracy: 0.1 }, timestamp: 't2' }]) });
     const store = createDashboardStore(() => api);
     store.getState().signIn('tok');
-    store.getState().onRound({ run_id: 'r1', round: 2, metrics: { test_accuracy: 0.75 }, per_hospital: {} });
+    store.getState().onRound({ run_id: 'r1', round: 2, metrics: { test_accuracy: 0.75 }, per_hospital: {}, participation: [], completed_at: '2025-01-01T00:00:00.000Z' });
     store.getState().onStatus(status({ run_id: 'r9', current_round: 2 }));
     await tick();
     expect(api.metrics).toHaveBeenCalledWith('r9');
     // r9 replaces r1; now for r1's own backfill the live round wins over history:
-    store.getState().onRound({ run_id: 'r1', round: 2, metrics: { test_accuracy: 0.75 }, per_hospital: {} });
+    store.getState().onRound({ run_id: 'r1', round: 2, metrics: { test_accuracy: 0.75 }, per_hospital: {}, participation: [], completed_at: '2025-01-01T00:00:00.000Z' });
     await store.getState().backfill('r1');
     expect(store.getState().live.rounds.map((r) => [r.round, r.metrics.test_accuracy])).toEqual([
       [1, 0.7],

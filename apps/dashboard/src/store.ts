@@ -88,7 +88,7 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       },
       onStage: (stage) => set({ stage }),
       onRound: (r) => {
-        set((s) => ({ live: applyRound(s.live, { ...r, timestamp: now().toISOString() }) }));
+        set((s) => ({ live: applyRound(s.live, { ...r, timestamp: r.completed_at || now().toISOString() }) }));
       },
       onClients: (c) => set({ clients: c.hospitals }),
       onRun: (run) => {
@@ -108,7 +108,7 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
         try {
           const rounds = await api().metrics(runId);
           let series: RunSeries = { run_id: runId, rounds: [] };
-          for (const r of rounds) series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp });
+          for (const r of rounds) series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
           set({ selected: { run_id: runId, series }, historyError: null });
         } catch (e) {
           set({ historyError: describeError(e) });
@@ -122,7 +122,7 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
             let live: RunSeries = s.live.run_id === runId ? s.live : { run_id: runId, rounds: [] };
             const have = new Set(live.rounds.map((r) => r.round));
             for (const r of rounds) {
-              if (!have.has(r.round_number)) live = applyRound(live, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp });
+              if (!have.has(r.round_number)) live = applyRound(live, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
             }
             return { live };
           });

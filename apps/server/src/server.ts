@@ -177,7 +177,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         cBytes.inc({ direction: 'up' }, b.up);
         cBytes.inc({ direction: 'down' }, b.down);
       }
-      dashboards.emit('dash:round', { run_id: r.runId, round: r.round, metrics: r.metrics, per_hospital: r.perHospital });
+      dashboards.emit('dash:round', {
+        run_id: r.runId,
+        round: r.round,
+        metrics: r.metrics,
+        per_hospital: r.perHospital,
+        participation: r.participation.map((p) => ({ hospitalId: p.hospitalId, stage: p.stage, status: p.status, ...(p.reason ? { reason: p.reason } : {}) })),
+        completed_at: new Date().toISOString(),
+      });
     },
   });
   dashboards.on('connection', (socket) => {

@@ -86,7 +86,8 @@ export function weightsFromBytes(bytes: Uint8Array): Float32Array {
 
 /** Lower-case hex SHA-256 of the bytes (WebCrypto, identical in browsers, workers and Node). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  // The DOM typings accept only ArrayBuffer-backed views; weights never live in a SharedArrayBuffer.
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   let hex = '';
   for (const b of digest) hex += b.toString(16).padStart(2, '0');
   return hex;

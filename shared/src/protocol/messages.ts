@@ -226,7 +226,15 @@ export interface HospitalClientToServer {
 export interface DashboardServerToClient {
   'dash:status': (s: ServerStatus) => void;
   'dash:stage': (msg: { run_id: string; round: number; stage: StageName; done: number; total: number; dropped: string[] }) => void;
-  'dash:round': (msg: { run_id: string; round: number; metrics: Record<string, number>; per_hospital: Record<string, Record<string, number>> }) => void;
+  /** `completed_at`: the server's time the round was committed; `participation`: every hospital's part in each stage (dropouts, declines). */
+  'dash:round': (msg: {
+    run_id: string;
+    round: number;
+    metrics: Record<string, number>;
+    per_hospital: Record<string, Record<string, number>>;
+    participation: { hospitalId: string; stage: string; status: string; reason?: string }[];
+    completed_at: string;
+  }) => void;
   'dash:clients': (msg: { hospitals: { hospital_id: string; state: string; host?: string }[] }) => void;
   'dash:run': (msg: RunEvent) => void;
 }

@@ -2,7 +2,8 @@
  * `fedcare start` (what `npm start` runs): the main job on embedded defaults — SQLite, local files,
  * no cloud. Generates H1–H3 once, starts the coordinator, starts the three headless hospitals as
  * their own processes (unless --no-agents), starts a FedAvg run (unless one is being resumed or
- * --no-run), prints the URLs and credentials, and shows per-round progress. Ctrl-C stops it all.
+ * --no-run), prints the dashboard URL, each hospital's portal URL and token (H1–H3, and H4 for
+ * someone who brings their own records), and shows per-round progress. Ctrl-C stops it all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
@@ -21,7 +22,9 @@ import { generateToDir } from './generate';
 const HELP = `usage: fedcare start [--home .fedcare] [--port 8080] [--rounds 10] [--local-epochs 1] [--no-agents] [--no-run]
 
 Runs the coordinator with headless hospitals H1–H3 on generated data (HOME/data), SQLite in
-HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600).`;
+HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600). Serves the dashboard
+at /dashboard/ and the hospital portal at /hospital/. With --no-agents nobody trains until
+hospitals join from their portals (H1–H3 with the generated files, or H4 with records you bring).`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fedcare.mjs');
 
@@ -30,14 +33,23 @@ interface Credentials {
   hospitals: Record<string, string>;
 }
 
+/** A hospital with no headless agent and no generated data: someone opens its portal and imports records (e.g. FHIR bundles). */
+const PORTAL_ONLY_HOSPITAL = 'H4';
+
 function loadOrCreateCredentials(file: string): Credentials {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Credentials;
-  const creds: Credentials = {
-    admin: generateToken(),
-    hospitals: Object.fromEntries(KNOWN_HOSPITALS.map((h) => [h, generateToken()])),
-  };
-  writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`);
-  chmodSync(file, 0o600);
+  const existing = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Credentials) : undefined;
+  const creds: Credentials = existing ?? { admin: generateToken(), hospitals: {} };
+  let changed = !existing;
+  for (const h of [...KNOWN_HOSPITALS, PORTAL_ONLY_HOSPITAL]) {
+    if (!creds.hospitals[h]) {
+      creds.hospitals[h] = generateToken();
+      changed = true;
+    }
+  }
+  if (changed) {
+    writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`);
+    chmodSync(file, 0o600);
+  }
   return creds;
 }
 
@@ -91,7 +103,18 @@ export async function run(argv: string[]): Promise<number> {
       `  REST API            ${base}/api/v1/status   (OpenAPI: ${base}/api/v1/openapi.json)`,
       `  Prometheus          ${base}/metrics`,
       `  admin token         ${creds.admin}`,
-      ...KNOWN_HOSPITALS.map((h) => `  ${h} token            ${creds.hospitals[h]}`),
+      '',
+      `hospital portals (open one, sign in with its token, import records, click "Join round")`,
+      ...[...KNOWN_HOSPITALS, PORTAL_ONLY_HOSPITAL].flatMap((h) => [
+        `  ${h}  ${base}/hospital/?hospital=${h}`,
+        `      token ${creds.hospitals[h]}   ${
+          h === PORTAL_ONLY_HOSPITAL
+            ? '(an extra hospital: import your own records, e.g. FHIR bundles)'
+            : values['no-agents']
+              ? `(records: ${path.join(dataDir, `${h}.ndjson`)})`
+              : '(its headless agent is connected; start with --no-agents to be it in the browser)'
+        }`,
+      ]),
       `  credentials file    ${path.join(home, 'tokens.json')}`,
       '',
     ].join('\n') + '\n',

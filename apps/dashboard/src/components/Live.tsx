@@ -164,6 +164,43 @@ export function LivePanels() {
           </table>
         )}
       </section>
+      <DropoutPanel rounds={live.rounds} />
     </>
+  );
+}
+
+/** Every hospital that did not complete a stage in this run: dropped (disconnected, timed out), rejected or declined. */
+function DropoutPanel({ rounds }: { rounds: readonly RoundRow[] }) {
+  const rows = rounds.flatMap((r) => r.issues.map((i) => ({ round: r.round, ...i })));
+  return (
+    <section className="wide" aria-label="Dropouts and declines">
+      <h2>Dropouts and declines ({rows.length})</h2>
+      {rows.length === 0 ? (
+        <p className="muted">Every hospital asked into a stage completed it.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>Round</th>
+              <th>Hospital</th>
+              <th>Stage</th>
+              <th>Outcome</th>
+              <th>Reason</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r, k) => (
+              <tr key={`${r.round}/${r.hospital_id}/${r.stage}/${k}`} data-dropout={r.hospital_id}>
+                <td className="num">{r.round}</td>
+                <td>{r.hospital_id}</td>
+                <td>{r.stage}</td>
+                <td className="error">{r.status}</td>
+                <td>{r.reason ?? '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }

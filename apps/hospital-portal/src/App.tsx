@@ -1,0 +1,310 @@
+import { useEffect, useMemo, useState, type ChangeEvent, type FormEvent } from 'react';
+import { useStore } from 'zustand';
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { CohortPanel, ImportIssues } from './components/Cohort';
+import { Portal } from './portal';
+import { createPortalStore, trainingFraction, type PortalState } from './store';
+import { BACKEND_ORDER, type BackendChoice } from './worker/protocol';
+
+/** Empty: same origin. VITE_FEDCARE_SERVER points a dev build at another coordinator. */
+const SERVER = (import.meta.env.VITE_FEDCARE_SERVER as string | undefined) ?? '';
+const params = new URLSearchParams(globalThis.location.search);
+const store = createPortalStore();
+const portal = new Portal(store, SERVER, params.get('hospital') ?? undefined);
+
+function usePortal<T>(selector: (s: PortalState) => T): T {
+  return useStore(store, selector);
+}
+
+export function App() {
+  const hospitalId = usePortal((s) => s.hospitalId);
+  useEffect(() => {
+    void portal.resume();
+  }, []);
+  return hospitalId ? <HospitalPortal hospitalId={hospitalId} /> : <SignIn />;
+}
+
+function SignIn() {
+  const [value, setValue] = useState('');
+  const error = usePortal((s) => s.signInError);
+  const expected = params.get('hospital');
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    if (value.trim()) void portal.signIn(value);
+  };
+  return (
+    <main className="single">
+      <section className="signin" aria-labelledby="signin-title">
+        <h1 id="signin-title">fedcare hospital portal{expected ? ` — ${expected}` : ''}</h1>
+        <form onSubmit={onSubmit}>
+          <label>
+            Hospital token
+            <input type="password" autoComplete="off" value={value} onChange={(e) => setValue(e.target.value)} />
+          </label>
+          <button type="submit">Sign in</button>
+        </form>
+        {error ? (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <p className="muted">Patient records stay in this browser (IndexedDB); only model updates are sent. The token stays in this tab.</p>
+      </section>
+    </main>
+  );
+}
+
+function HospitalPortal({ hospitalId }: { hospitalId: string }) {
+  const connection = usePortal((s) => s.connection);
+  return (
+    <>
+      <header>
+        <h1>fedcare hospital portal — {hospitalId}</h1>
+        <span role="status" aria-live="polite" data-testid="connection">
+          {connection}
+        </span>
+        <button type="button" onClick={() => portal.signOut()}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        <CoordinatorPanel />
+        <TrainingPanel />
+        <DataPanel />
+        <LocalMetricsPanel />
+        <LogPanel />
+      </main>
+    </>
+  );
+}
+
+function CoordinatorPanel() {
+  const status = usePortal((s) => s.status);
+  const statusError = usePortal((s) => s.statusError);
+  const hospitalId = usePortal((s) => s.hospitalId);
+  return (
+    <section aria-labelledby="coordinator-title">
+      <h2 id="coordinator-title">Coordinator</h2>
+      {statusError ? <p className="error">{statusError}</p> : null}
+      {status ? (
+        <table>
+          <tbody>
+            <tr>
+              <th scope="row">Run</th>
+              <td data-testid="run-status">
+                {status.run_id ?? 'none'} ({status.status})
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">Round</th>
+              <td>
+                {status.current_round} of {status.total_rounds}
+                {status.stage ? `, stage ${status.stage}` : ''}
+              </td>
+            </tr>
+            <tr>
+              <th scope="row">Hospitals connected</th>
+              <td>{status.active_clients.length ? status.active_clients.join(', ') : 'none'}{hospitalId && status.active_clients.includes(hospitalId) ? ' (including you)' : ''}</td>
+            </tr>
+            <tr>
+              <th scope="row">Global accuracy</th>
+              <td>{status.global_accuracy === null ? '—' : status.global_accuracy.toFixed(3)}</td>
+            </tr>
+          </tbody>
+        </table>
+      ) : (
+        <p className="muted">Asking the coordinator …</p>
+      )}
+    </section>
+  );
+}
+
+function TrainingPanel() {
+  const s = usePortal((x) => x);
+  const joined = s.connection !== 'offline' && s.connection !== 'refused';
+  const canJoin = !joined && !!s.backend && !!s.loaded && s.loaded.numTrainExamples > 0;
+  const onBackend = (e: ChangeEvent<HTMLSelectElement>) => void portal.startWorker(e.target.value as BackendChoice);
+  const fraction = trainingFraction(s.progress);
+  const train = s.progress?.train;
+  const runRounds = s.status?.run_id && s.run?.run_id === s.status.run_id ? s.status.total_rounds : s.status?.total_rounds;
+  return (
+    <section aria-labelledby="training-title">
+      <h2 id="training-title">Training</h2>
+      <div className="row">
+        <label>
+          TensorFlow.js backend
+          <select value={s.backendChoice} onChange={onBackend} disabled={joined} data-testid="backend-select">
+            <option value="auto">automatic (WebGPU → WebGL → WASM → CPU)</option>
+            {BACKEND_ORDER.map((b) => (
+              <option key={b} value={b}>
+                {b}
+              </option>
+            ))}
+          </select>
+        </label>
+        <p>
+          In use: <strong data-testid="backend">{s.backend ? s.backend.backend : s.backendError ? 'none' : 'starting …'}</strong>
+          {s.backend ? <span className="muted"> — {s.backend.detail}</span> : null}
+        </p>
+      </div>
+      {s.backendError ? <p className="error" role="alert">{s.backendError}</p> : null}
+      {s.backend && s.backend.attempts.some((a) => !a.ok) ? (
+        <ul className="muted small" data-testid="backend-fallbacks">
+          {s.backend.attempts
+            .filter((a) => !a.ok)
+            .map((a) => (
+              <li key={a.backend}>
+                {a.backend} not used: {a.reason}
+              </li>
+            ))}
+        </ul>
+      ) : null}
+      <p>
+        {s.loaded
+          ? `${s.loaded.records} records in the worker: ${s.loaded.train} train (${s.loaded.numTrainExamples} labelled), ${s.loaded.val} validation, ${s.loaded.test} test.`
+          : 'Import records to take part.'}
+      </p>
+      <div className="row">
+        <button type="button" onClick={() => portal.join()} disabled={!canJoin}>
+          Join round
+        </button>
+        <button type="button" onClick={() => portal.leave()} disabled={!joined}>
+          Leave
+        </button>
+        {s.connectionError ? <span className="muted">{s.connectionError}</span> : null}
+      </div>
+      <h3>Progress</h3>
+      <label>
+        Run: round {s.status?.current_round ?? 0} of {runRounds ?? 0}
+        <progress max={Math.max(1, runRounds ?? 1)} value={s.status?.current_round ?? 0} />
+      </label>
+      <p data-testid="stage">
+        {s.stage
+          ? `round ${s.stage.round}: ${s.stage.stage} — ${s.stage.state === 'working' ? 'working' : s.stage.state === 'sent' ? 'sent' : `declined (${s.stage.reason ?? ''})`}`
+          : joined
+            ? 'waiting for the coordinator'
+            : 'not taking part'}
+      </p>
+      <label>
+        Local training{train ? `: epoch ${train.epoch} of ${train.epochs}, loss ${train.loss.toFixed(3)}` : ''}
+        <progress max={1} value={fraction ?? 0} data-testid="train-progress" />
+      </label>
+      <label>
+        Minibatches{train ? `: ${train.batch} of ${train.batches}` : ''}
+        <progress max={Math.max(1, train?.batches ?? 1)} value={train?.batch ?? 0} />
+      </label>
+    </section>
+  );
+}
+
+function DataPanel() {
+  const summary = usePortal((s) => s.summary);
+  const outcome = usePortal((s) => s.importOutcome);
+  const importing = usePortal((s) => s.importing);
+  const importError = usePortal((s) => s.importError);
+  const importedAt = usePortal((s) => s.importedAt);
+  const onFiles = (e: ChangeEvent<HTMLInputElement>) => {
+    const files = Array.from(e.target.files ?? []);
+    e.target.value = '';
+    if (files.length) void portal.importFiles(files);
+  };
+  return (
+    <section className="wide" aria-labelledby="data-title">
+      <h2 id="data-title">Records</h2>
+      <label>
+        Import records (NDJSON from fedcare generate, or FHIR R4 bundles; re-importing replaces this hospital&apos;s records)
+        <input type="file" multiple accept=".ndjson,.jsonl,.json,application/json,application/x-ndjson" onChange={onFiles} disabled={importing} data-testid="import-input" />
+      </label>
+      {importing ? <p role="status">Importing …</p> : null}
+      {importError ? (
+        <p className="error" role="alert">
+          {importError}
+        </p>
+      ) : null}
+      {importedAt ? <p className="muted">Stored in this browser since {new Date(importedAt).toLocaleString()}.</p> : null}
+      {outcome && outcome.issues.length > 0 ? <ImportIssues outcome={outcome} /> : null}
+      {summary ? <CohortPanel summary={summary} /> : <p className="muted">No records stored yet.</p>}
+    </section>
+  );
+}
+
+function LocalMetricsPanel() {
+  const rounds = usePortal((s) => s.rounds);
+  const run = usePortal((s) => s.run);
+  const data = useMemo(() => {
+    const runId = run?.run_id ?? rounds.at(-1)?.run_id;
+    return rounds.filter((r) => r.run_id === runId);
+  }, [rounds, run]);
+  return (
+    <section className="wide" aria-labelledby="local-title">
+      <h2 id="local-title">This hospital, per round</h2>
+      {data.length === 0 ? (
+        <p className="muted">No rounds yet.</p>
+      ) : (
+        <>
+          <div role="img" aria-label={`Local loss, accuracy and AUC-ROC over ${data.length} rounds`}>
+            <ResponsiveContainer width="100%" height={240}>
+              <LineChart data={data} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+                <CartesianGrid strokeDasharray="3 3" />
+                <XAxis dataKey="round" allowDecimals={false} label={{ value: 'round', position: 'insideBottomRight', offset: -4 }} />
+                <YAxis domain={[0, 'auto']} />
+                <Tooltip />
+                <Legend />
+                <Line type="monotone" dataKey="train_loss" name="train loss" stroke="#c0392b" isAnimationActive={false} />
+                <Line type="monotone" dataKey="test_loss" name="test loss" stroke="#8e44ad" isAnimationActive={false} />
+                <Line type="monotone" dataKey="test_accuracy" name="test accuracy" stroke="#1d6fa5" isAnimationActive={false} />
+                <Line type="monotone" dataKey="auc_roc" name="test AUC-ROC" stroke="#1e6b35" isAnimationActive={false} />
+              </LineChart>
+            </ResponsiveContainer>
+          </div>
+          <table data-testid="local-rounds">
+            <thead>
+              <tr>
+                <th scope="col">Round</th>
+                <th scope="col">Samples</th>
+                <th scope="col">Train loss</th>
+                <th scope="col">Train acc.</th>
+                <th scope="col">Test loss</th>
+                <th scope="col">Test acc.</th>
+                <th scope="col">AUC-ROC</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.map((r) => (
+                <tr key={`${r.run_id}/${r.round}`}>
+                  <td>{r.round}</td>
+                  <td className="num">{r.num_samples ?? '—'}</td>
+                  <td className="num">{fmt(r.train_loss)}</td>
+                  <td className="num">{fmt(r.train_accuracy)}</td>
+                  <td className="num">{fmt(r.test_loss)}</td>
+                  <td className="num">{fmt(r.test_accuracy)}</td>
+                  <td className="num">{fmt(r.auc_roc)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
+
+function LogPanel() {
+  const log = usePortal((s) => s.log);
+  return (
+    <section className="wide" aria-labelledby="log-title">
+      <h2 id="log-title">Activity</h2>
+      <ol className="log" data-testid="log">
+        {log.slice(-30).map((l, i) => (
+          <li key={`${l.at}/${i}`}>
+            <time dateTime={l.at}>{new Date(l.at).toLocaleTimeString()}</time> {l.message}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? '—' : v.toFixed(3);
+}

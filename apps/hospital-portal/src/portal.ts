@@ -1,0 +1,246 @@
+/**
+ * The portal's side effects: sign-in over REST, records in IndexedDB, the training worker, and the
+ * hospital's Socket.IO connection driven by the shared HospitalSession (the same pipeline as the
+ * headless hospital). Records never leave the tab: the worker reads them from IndexedDB and only
+ * feature sums, weights and metrics come back to be sent.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { HospitalSession } from '@fedcare/shared/fl';
+import {
+  HOSPITAL_NAMESPACE,
+  PROTOCOL_VERSION,
+  type HospitalClientToServer,
+  type HospitalServerToClient,
+  type ProtocolErrorPayload,
+  type ServerStatus,
+} from '@fedcare/shared/protocol';
+import { summarizeCohort } from './data/cohort';
+import { importInfo, loadRecords, replaceRecords } from './data/db';
+import { importFiles } from './data/importFiles';
+import { appendLog, initialPortalState, reduceActivity, type PortalStore } from './store';
+import { TrainingWorker } from './worker/compute';
+import type { BackendChoice } from './worker/protocol';
+
+type HospitalSocket = Socket<HospitalServerToClient, HospitalClientToServer>;
+
+const TOKEN_KEY = 'fedcare.portal.token';
+const STATUS_EVERY_MS = 3000;
+
+export class Portal {
+  private worker: TrainingWorker | undefined;
+  private workerReady: Promise<void> | undefined;
+  private socket: HospitalSocket | undefined;
+  private statusTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    readonly store: PortalStore,
+    private readonly server = '',
+    /** The hospital the URL names (`?hospital=H1`); a token of another hospital is refused. */
+    private readonly expectedHospital?: string,
+  ) {}
+
+  private set(patch: Partial<ReturnType<PortalStore['getState']>>): void {
+    this.store.setState(patch);
+  }
+
+  private log(message: string): void {
+    this.set(appendLog(this.store.getState(), message));
+  }
+
+  private async rest<T>(path: string, token: string): Promise<T> {
+    const res = await fetch(`${this.server}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
+    const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
+    if (!res.ok) throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
+    return body as T;
+  }
+
+  /** Restores a token saved in this tab (sessionStorage) after a reload. */
+  async resume(): Promise<void> {
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) await this.signIn(saved);
+  }
+
+  async signIn(rawToken: string): Promise<void> {
+    const token = rawToken.trim();
+    this.set({ signInError: undefined });
+    let who: { role: string; hospital_id?: string };
+    try {
+      who = await this.rest('/api/v1/whoami', token);
+    } catch (e) {
+      this.set({ signInError: `sign-in failed: ${(e as Error).message}` });
+      return;
+    }
+    if (who.role !== 'hospital' || !who.hospital_id) {
+      this.set({ signInError: 'this is not a hospital token (the admin token belongs on the dashboard)' });
+      return;
+    }
+    if (this.expectedHospital && who.hospital_id !== this.expectedHospital) {
+      this.set({ signInError: `this token belongs to ${who.hospital_id}, not ${this.expectedHospital}` });
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    this.set({ token, hospitalId: who.hospital_id });
+    this.log(`signed in as ${who.hospital_id}`);
+    this.pollStatus();
+    await this.showStoredRecords(who.hospital_id);
+    await this.startWorker(this.store.getState().backendChoice);
+  }
+
+  signOut(): void {
+    this.leave();
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.worker?.terminate();
+    this.worker = undefined;
+    sessionStorage.removeItem(TOKEN_KEY);
+    this.store.setState({ ...initialPortalState });
+  }
+
+  private pollStatus(): void {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const tick = async () => {
+      const token = this.store.getState().token;
+      if (!token) return;
+      try {
+        this.set({ status: await this.rest<ServerStatus>('/api/v1/status', token), statusError: undefined });
+      } catch (e) {
+        this.set({ statusError: `coordinator unreachable: ${(e as Error).message}` });
+      }
+    };
+    void tick();
+    this.statusTimer = setInterval(() => void tick(), STATUS_EVERY_MS);
+  }
+
+  private async showStoredRecords(hospitalId: string): Promise<void> {
+    const [records, info] = await Promise.all([loadRecords(hospitalId), importInfo(hospitalId)]);
+    this.set({ summary: records.length ? summarizeCohort(records) : undefined, importedAt: info?.imported_at });
+  }
+
+  /** (Re)starts the training worker on the chosen backend and loads the stored records into it. */
+  async startWorker(choice: BackendChoice): Promise<void> {
+    if (this.socket) throw new Error('leave the federation before changing the backend');
+    this.worker?.terminate();
+    const worker = new TrainingWorker();
+    this.worker = worker;
+    worker.onProgress((progress) => this.set({ progress }));
+    this.set({ backendChoice: choice, backend: undefined, backendError: undefined, loaded: undefined });
+    this.workerReady = (async () => {
+      try {
+        const backend = await worker.init(choice);
+        if (this.worker !== worker) return;
+        this.set({ backend });
+        this.log(`TensorFlow.js backend: ${backend.backend} (${backend.detail})${backend.attempts.filter((a) => !a.ok).map((a) => `; ${a.backend} not used: ${a.reason}`).join('')}`);
+        await this.loadIntoWorker();
+      } catch (e) {
+        if (this.worker === worker) this.set({ backendError: (e as Error).message });
+      }
+    })();
+    await this.workerReady;
+  }
+
+  private async loadIntoWorker(): Promise<void> {
+    const { hospitalId } = this.store.getState();
+    if (!hospitalId || !this.worker) return;
+    const loaded = await this.worker.load(hospitalId);
+    this.set({ loaded });
+  }
+
+  /** Imports NDJSON / FHIR files: valid records replace this hospital's set in IndexedDB, problems are listed. */
+  async importFiles(files: readonly File[]): Promise<void> {
+    const { hospitalId } = this.store.getState();
+    if (!hospitalId) return;
+    if (this.socket) {
+      this.set({ importError: 'leave the federation before importing records' });
+      return;
+    }
+    this.set({ importing: true, importError: undefined });
+    try {
+      const inputs = await Promise.all(files.map(async (f) => ({ name: f.name, text: await f.text() })));
+      const outcome = importFiles(inputs, hospitalId);
+      this.set({ importOutcome: outcome });
+      if (outcome.records.length === 0) {
+        this.set({ importError: 'no valid records in these files; the stored records are unchanged' });
+        return;
+      }
+      await replaceRecords(hospitalId, outcome.records, { files: inputs.map((f) => f.name), issues: outcome.issues.length });
+      this.log(`imported ${outcome.records.length} records from ${inputs.length} file(s)${outcome.issues.length ? `, ${outcome.issues.length} problem(s) listed` : ''}`);
+      await this.showStoredRecords(hospitalId);
+      await this.workerReady;
+      await this.loadIntoWorker();
+    } catch (e) {
+      this.set({ importError: (e as Error).message });
+    } finally {
+      this.set({ importing: false });
+    }
+  }
+
+  /** Connects to the coordinator as this hospital: it takes part in the current run and the next ones. */
+  join(): void {
+    const s = this.store.getState();
+    const worker = this.worker;
+    if (this.socket || !worker || !s.token || !s.hospitalId || !s.loaded || !s.backend) return;
+    const hospitalId = s.hospitalId;
+    const socket: HospitalSocket = io(`${this.server}${HOSPITAL_NAMESPACE}`, {
+      auth: { token: s.token, hospital_id: hospitalId, client_version: PROTOCOL_VERSION, num_records: s.loaded.numTrainExamples, host: `browser/${s.backend.backend}` },
+      transports: ['websocket'],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5000,
+    });
+    this.socket = socket;
+    this.set({ connection: 'connecting', connectionError: undefined });
+    const session = new HospitalSession(
+      hospitalId,
+      worker,
+      {
+        sendResult: async (result) => {
+          const res = await socket.timeout(60_000).emitWithAck('fl:result', result);
+          if (!res.ok) this.log(`result rejected: ${res.error.code}: ${res.error.message}`);
+        },
+        sendDecline: async (d) => {
+          if (socket.connected) await socket.timeout(10_000).emitWithAck('fl:decline', d);
+        },
+      },
+      {
+        log: (m) => this.log(m.replace(`${hospitalId}: `, '')),
+        onActivity: (a) => this.set(reduceActivity(this.store.getState(), a)),
+        onRun: (run) => {
+          this.set({ run, ...(run.status !== 'running' ? { stage: undefined, progress: undefined } : {}) });
+        },
+      },
+    );
+    socket.on('connect', () => {
+      this.set({ connection: 'joined', connectionError: undefined });
+      this.log('joined the federation');
+    });
+    socket.on('disconnect', (reason) => {
+      if (this.socket !== socket) return;
+      this.set({ connection: reason === 'io client disconnect' ? 'offline' : 'reconnecting', connectionError: reason });
+      this.log(`disconnected (${reason})`);
+    });
+    socket.on('connect_error', (err) => {
+      const data = (err as Error & { data?: ProtocolErrorPayload }).data;
+      if (data && (data.code === 'UNAUTHORIZED' || data.code === 'FORBIDDEN' || data.code === 'INVALID_PAYLOAD')) {
+        socket.close();
+        this.socket = undefined;
+        this.set({ connection: 'refused', connectionError: `${data.code}: ${data.message}` });
+        return;
+      }
+      this.set({ connection: 'reconnecting', connectionError: err.message });
+    });
+    socket.on('fl:error', (e) => this.log(`coordinator: ${e.code}: ${e.message}`));
+    socket.on('fl:stats', (raw) => void session.onStats(raw));
+    socket.on('fl:instruction', (raw) => void session.onInstruction(raw));
+    socket.on('fl:run', (raw) => void session.onRun(raw));
+  }
+
+  /** Leaves cleanly: the training in progress stops at its next minibatch and the connection closes. */
+  leave(): void {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = undefined;
+    this.worker?.stop();
+    socket.removeAllListeners();
+    socket.disconnect();
+    this.set({ connection: 'offline', connectionError: undefined, stage: undefined, progress: undefined });
+    this.log('left the federation');
+  }
+}

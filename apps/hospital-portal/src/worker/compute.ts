@@ -1,0 +1,92 @@
+/**
+ * The page's handle on the training worker: request/reply by id, progress events, and a
+ * HospitalCompute for the shared HospitalSession — the same pipeline as the headless hospital,
+ * with the model on the other side of postMessage.
+ */
+import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
+import type { ClientProgress, EvaluateReply, HospitalCompute, TrainReply } from '@fedcare/shared/fl';
+import type { Instruction } from '@fedcare/shared/protocol';
+import type { BackendChoice, BackendReport, LoadReport, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
+
+type Op = WorkerRequest['op'];
+type Args<K extends Op> = Omit<Extract<WorkerRequest, { op: K }>, 'id' | 'op'>;
+
+export class TrainingWorker implements HospitalCompute {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly progressListeners = new Set<(p: ClientProgress) => void>();
+  private failure: Error | undefined;
+
+  constructor() {
+    this.worker = new Worker(new URL('./training.worker.ts', import.meta.url), { type: 'module', name: 'fedcare-training' });
+    this.worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+      const m = e.data;
+      if (m.kind === 'progress') {
+        for (const l of this.progressListeners) l(m.progress);
+        return;
+      }
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(new Error(m.error));
+    };
+    this.worker.onerror = (e) => {
+      this.failure = new Error(`training worker failed: ${e.message || 'script error'}`);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+  }
+
+  private call<K extends Exclude<Op, 'stop'>>(op: K, args: Args<K>, transfer: Transferable[] = []): Promise<WorkerReplies[K]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise<WorkerReplies[K]>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, op, ...args } as unknown as WorkerRequest, transfer);
+    });
+  }
+
+  onProgress(listener: (p: ClientProgress) => void): () => void {
+    this.progressListeners.add(listener);
+    return () => this.progressListeners.delete(listener);
+  }
+
+  init(backend: BackendChoice): Promise<BackendReport> {
+    return this.call('init', { backend });
+  }
+
+  load(hospitalId: string): Promise<LoadReport> {
+    return this.call('load', { hospitalId });
+  }
+
+  featureSums(seqLen: number): Promise<FeatureSums> {
+    return this.call('featureSums', { seqLen });
+  }
+
+  async setStats(runId: string, stats: FeatureStats, seqLen: number): Promise<void> {
+    await this.call('setStats', { runId, stats, seqLen });
+  }
+
+  fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply> {
+    return this.call('fit', { instr });
+  }
+
+  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
+    return this.call('evaluate', { instr });
+  }
+
+  /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */
+  stop(): void {
+    this.worker.postMessage({ id: 0, op: 'stop' } satisfies WorkerRequest);
+  }
+
+  terminate(): void {
+    this.worker.terminate();
+    const err = new Error('training worker closed');
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.failure = err;
+  }
+}
