@@ -15,6 +15,7 @@ import {
   type HospitalClientToServer,
   type HospitalServerToClient,
   type ProtocolErrorPayload,
+  type RunEvent,
   type StageResult,
 } from '@fedcare/shared/protocol';
 import type { Dropout, Grid, StageOutcome, StageRequest } from '@fedcare/shared/fl';
@@ -35,6 +36,8 @@ export interface GridEvents {
   /** A hospital's connection closed; `detail` says why when the transport failed (e.g. a message over the size limit). */
   onDisconnect?(hospitalId: string, reason: string, detail?: string): void;
   onConnectionChange?(hospitals: string[]): void;
+  /** A run event went to the hospitals (completed, failed, stopped). */
+  onRun?(event: RunEvent): void;
 }
 
 interface OpenStage {
@@ -259,5 +262,11 @@ export class SocketGrid implements Grid {
   broadcast(event: 'fl:stats' | 'fl:run', payload: unknown): void {
     if (event === 'fl:stats') this.lastStats = payload;
     this.nsp.emit(event, payload as never);
+    if (event === 'fl:run') this.events.onRun?.(payload as RunEvent);
+  }
+
+  /** What the hospital said it runs on at sign-in ('node', 'browser/webgl', …). */
+  hostOf(hospitalId: string): string | undefined {
+    return this.sockets.get(hospitalId)?.data.host;
   }
 }

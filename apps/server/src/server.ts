@@ -152,9 +152,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
     onConnectionChange: (list) => {
       gClients.set(list.length);
-      dashboards.emit('dash:clients', { hospitals: list.map((h) => ({ hospital_id: h, state: 'connected' })) });
+      dashboards.emit('dash:clients', connectedHospitals(list));
     },
+    onRun: (e) => dashboards.emit('dash:run', e),
   });
+
+  function connectedHospitals(list: string[]) {
+    return { hospitals: list.map((h) => ({ hospital_id: h, state: 'connected', ...(grid.hostOf(h) ? { host: grid.hostOf(h) as string } : {}) })) };
+  }
 
   const events = new EventEmitter();
   const coordinator = new Coordinator(store, grid, log, {
@@ -189,7 +194,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   dashboards.on('connection', (socket) => {
     socket.emit('dash:status', coordinator.status());
-    socket.emit('dash:clients', { hospitals: grid.available().map((h) => ({ hospital_id: h, state: 'connected' })) });
+    socket.emit('dash:clients', connectedHospitals(grid.available()));
   });
   // GetStatus (seed spec 7.1): a hospital asks where the federation is.
   hospitals.on('connection', (socket) => {

@@ -26,7 +26,7 @@ export function MetricChart({
         <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="round" allowDecimals={false} />
-          <YAxis {...(yDomain ? { domain: yDomain } : {})} {...(yFormat ? { tickFormatter: yFormat, width: 72 } : {})} />
+          <YAxis {...(yDomain ? { domain: yDomain } : {})} {...(yFormat ? { tickFormatter: yFormat, width: 84 } : {})} />
           <Tooltip {...(yFormat ? { formatter: (v: unknown) => (typeof v === 'number' ? yFormat(v) : String(v)) } : {})} />
           <Legend />
           {keys.map((k, i) => (

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { computeFeatureSums, finalizeFeatureStats, type FeatureSums } from '../data/features';
+import { generateHospital } from '../data/generator';
+import { ProtocolError } from '../protocol/errors';
+import type { Decline, Instruction, StageResult } from '../protocol/messages';
+import { HospitalSession, type HospitalCompute, type SessionActivity } from './session';
+
+const RUN = 'run-20260101000000-abcdef01';
+const SHA = 'a'.repeat(64);
+const records = generateHospital('H1', { seed: 3, patients: 20 }).records;
+
+/** A compute whose fit/evaluate outcomes the test scripts; featureSums is the real computation. */
+function scripted(log: string[], fit: (instr: Extract<Instruction, { stage: 'train' }>) => Promise<void> = async () => {}): HospitalCompute {
+  return {
+    featureSums: (seqLen) => {
+      log.push(`sums ${seqLen}`);
+      return computeFeatureSums(records, { seqLen, windowDays: 30 });
+    },
+    setStats: async (runId) => {
+      await new Promise((r) => setTimeout(r, 20));
+      log.push(`stats ${runId}`);
+    },
+    fit: async (instr) => {
+      log.push(`fit ${instr.round} start`);
+      await fit(instr);
+      log.push(`fit ${instr.round} end`);
+      return { weights: new Uint8Array([1, 2, 3, 4]), weights_sha256: SHA, num_samples: 7, metrics: { train_loss: 0.5 } };
+    },
+    evaluate: async (instr) => {
+      log.push(`evaluate ${instr.round}`);
+      return { num_examples: 3, metrics: { test_accuracy: 0.5 } };
+    },
+  };
+}
+
+function harness(compute: HospitalCompute, opts: ConstructorParameters<typeof HospitalSession>[3] = {}) {
+  const sent: StageResult[] = [];
+  const declined: Decline[] = [];
+  const logs: string[] = [];
+  const activity: SessionActivity[] = [];
+  const session = new HospitalSession(
+    'H1',
+    compute,
+    {
+      sendResult: async (r) => void sent.push(r),
+      sendDecline: async (d) => void declined.push(d),
+    },
+    { log: (m) => logs.push(m), onActivity: (a) => activity.push(a), ...opts },
+  );
+  return { session, sent, declined, logs, activity };
+}
+
+const train = (round: number): Extract<Instruction, { stage: 'train' }> => ({
+  run_id: RUN,
+  round,
+  stage: 'train',
+  config: { local_epochs: 1, batch_size: 8, learning_rate: 0.001, proximal_mu: 0, seq_len: 12, seed: 1 },
+  weights: new Uint8Array([0, 0, 128, 63]),
+  weights_sha256: SHA,
+});
+
+describe('HospitalSession', () => {
+  it('answers preprocess with the feature sums and train/evaluate with the compute results, in arrival order', async () => {
+    const log: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const h = harness(scripted(log, async (i) => (i.round === 1 ? gate : undefined)));
+    void h.session.onInstruction({ run_id: RUN, round: 0, stage: 'preprocess', seq_len: 12 });
+    void h.session.onInstruction(train(1));
+    const evaluated = h.session.onInstruction({ run_id: RUN, round: 1, stage: 'evaluate', weights: new Uint8Array(4), weights_sha256: SHA });
+    await new Promise((r) => setTimeout(r, 30));
+    // evaluate waits for the slow fit before it
+    expect(log).toEqual(['sums 12', 'fit 1 start']);
+    release();
+    await evaluated;
+    expect(log).toEqual(['sums 12', 'fit 1 start', 'fit 1 end', 'evaluate 1']);
+    expect(h.sent.map((r) => `${r.stage} ${r.round}`)).toEqual(['preprocess 0', 'train 1', 'evaluate 1']);
+    const sums = (h.sent[0] as Extract<StageResult, { stage: 'preprocess' }>).sums as FeatureSums;
+    expect(sums).toEqual(computeFeatureSums(records, { seqLen: 12, windowDays: 30 }));
+    expect(h.sent[1]).toMatchObject({ run_id: RUN, stage: 'train', num_samples: 7, weights_sha256: SHA });
+    expect(h.activity.map((a) => `${a.kind}${'stage' in a ? ` ${a.stage}` : ''}`)).toEqual(['stage preprocess', 'sent preprocess', 'stage train', 'sent train', 'stage evaluate', 'sent evaluate']);
+  });
+
+  it('declines with the reason when the compute fails, names the protocol error code, and carries on', async () => {
+    const h = harness(
+      scripted([], async (i) => {
+        if (i.round === 1) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
+        if (i.round === 2) throw new Error('training stopped by the hospital');
+      }),
+    );
+    await h.session.onInstruction(train(1));
+    await h.session.onInstruction(train(2));
+    await h.session.onInstruction(train(3));
+    expect(h.declined).toEqual([
+      { run_id: RUN, round: 1, stage: 'train', reason: 'CHECKSUM_MISMATCH: global weights do not match their SHA-256' },
+      { run_id: RUN, round: 2, stage: 'train', reason: 'training stopped by the hospital' },
+    ]);
+    expect(h.sent.map((r) => r.round)).toEqual([3]);
+    expect(h.activity.filter((a) => a.kind === 'declined')).toHaveLength(2);
+  });
+
+  it('ignores (and logs) an invalid instruction, statistics or run event without calling the compute', async () => {
+    const log: string[] = [];
+    const h = harness(scripted(log));
+    await h.session.onInstruction({ run_id: RUN, round: 1, stage: 'train', weights: 'not bytes' });
+    await h.session.onStats({ run_id: RUN, seq_len: 1 });
+    expect(h.session.onRun({ run_id: RUN, status: 'exploded' })).toBeUndefined();
+    expect(log).toEqual([]);
+    expect(h.sent).toEqual([]);
+    expect(h.declined).toEqual([]);
+    expect(h.logs.join('\n')).toMatch(/ignoring invalid instruction .*config/);
+    expect(h.logs.join('\n')).toMatch(/ignoring invalid global statistics/);
+    expect(h.logs.join('\n')).toMatch(/ignoring invalid run event/);
+  });
+
+  it('installs statistics before an instruction that arrives after them, even when setStats is slow', async () => {
+    const log: string[] = [];
+    const h = harness(scripted(log));
+    const stats = finalizeFeatureStats(computeFeatureSums(records, { seqLen: 12, windowDays: 30 }));
+    void h.session.onStats({ run_id: RUN, seq_len: 12, stats });
+    await h.session.onInstruction(train(1));
+    expect(log).toEqual([`stats ${RUN}`, 'fit 1 start', 'fit 1 end']);
+  });
+
+  it('sends what tamper returns, and nothing when it returns undefined; beforeInstruction can skip', async () => {
+    const h = harness(scripted([]), {
+      tamper: (r) => (r.round === 2 ? undefined : r.stage === 'train' ? { ...r, num_samples: 99 } : r),
+      beforeInstruction: (i) => i.round !== 3,
+    });
+    await h.session.onInstruction(train(1));
+    await h.session.onInstruction(train(2));
+    await h.session.onInstruction(train(3));
+    expect(h.sent.map((r) => r.round)).toEqual([1]);
+    expect(h.sent[0]).toMatchObject({ stage: 'train', num_samples: 99 });
+  });
+});
