@@ -2,22 +2,13 @@
 // hospitals as real processes, and Debian's Chromium. The admin signs in, starts a 3-round run from
 // the form and watches it complete; the per-hospital panel lists all three. Screenshot in test-results/.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '@fedcare/server';
+import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson } from '@fedcare/shared/data';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'apps/cli/bin/fedcare.mjs');
-const DIST = path.join(ROOT, 'apps/dashboard/dist');
-const OUT = path.join(ROOT, 'test-results');
-const ADMIN = 'fct_e2e_admin_token_0123456789';
-const TOKENS: Record<string, string> = { H1: 'fct_e2e_h1_token_0123456789', H2: 'fct_e2e_h2_token_0123456789', H3: 'fct_e2e_h3_token_0123456789' };
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+import { ADMIN, BIN, TOKENS, launchChromium, screenshot, startE2eServer } from './support';
 
 describe('dashboard in Chromium', () => {
   let server: RunningServer;
@@ -25,23 +16,15 @@ describe('dashboard in Chromium', () => {
   const clients: ChildProcess[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(path.join(DIST, 'index.html'))) throw new Error(`dashboard not built: run \`npm run build:web\` (looked in ${DIST})`);
-    const dir = mkdtempSync(path.join(tmpdir(), 'fc-e2e-'));
-    server = await startServer({
-      port: 0,
-      host: '127.0.0.1',
-      db: path.join(dir, 'fedcare.db'),
-      env: { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: Object.entries(TOKENS).map(([h, t]) => `${h}:${t}`).join(',') },
-      logLevel: 'warn',
-      logStream: process.stderr,
-      staticApps: [{ prefix: '/dashboard/', dir: DIST }],
-    });
+    const started = await startE2eServer();
+    server = started.server;
+    const dir = started.dir;
     for (const h of Object.keys(TOKENS)) {
       const file = path.join(dir, `${h}.ndjson`);
       writeFileSync(file, toNdjson(generateHospital(h, { seed: 21, patients: 60 }).records));
       clients.push(spawn(process.execPath, [BIN, 'client', '--server', server.url, '--hospital', h, '--data', file, '--quiet'], { stdio: 'ignore', env: { ...process.env, FEDCARE_TOKEN: TOKENS[h] } }));
     }
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
@@ -59,6 +42,8 @@ describe('dashboard in Chromium', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     const hospitals = page.getByRole('region', { name: 'Hospitals' });
     for (const h of ['H1', 'H2', 'H3']) await expect.poll(() => hospitals.getByText(h, { exact: true }).count(), { timeout: 60_000 }).toBeGreaterThan(0);
+    // what each hospital runs on, as it said at sign-in
+    for (const h of ['H1', 'H2', 'H3']) expect(await hospitals.getByRole('row', { name: new RegExp(`^${h}\\b`) }).textContent()).toContain('node');
 
     const form = page.getByRole('region', { name: 'Run control' });
     await form.getByLabel('Rounds').fill('3');
@@ -68,14 +53,16 @@ describe('dashboard in Chromium', () => {
 
     await expect.poll(() => page.getByTestId('last-round').textContent(), { timeout: 300_000, interval: 1000 }).toBe('3');
     await expect.poll(() => page.getByTestId('run-status').textContent(), { timeout: 30_000 }).toBe('completed');
+    // the run history learns the end of the run from the push (dash:run), without a refresh
+    const history = page.getByRole('region', { name: 'Run history' });
+    await expect.poll(() => history.getByRole('row').nth(1).textContent(), { timeout: 10_000 }).toMatch(/completed.*3 \/ 3/);
     const perHospital = page.getByRole('region', { name: 'Per-hospital metrics' });
     for (const h of ['H1', 'H2', 'H3']) expect(await perHospital.getByRole('row', { name: new RegExp(`^${h}\\b`) }).count()).toBe(1);
     // metric values are on screen, and the run really happened on the coordinator
     const runs = await server.store.listRuns();
     expect(runs[0]?.status).toBe('completed');
     expect((await server.store.getRoundMetrics(runs[0]!.runId)).length).toBe(3);
-    mkdirSync(OUT, { recursive: true });
-    await page.screenshot({ path: path.join(OUT, 'dashboard-run-complete.png'), fullPage: true });
+    await screenshot(page, 'dashboard-run-complete');
     expect(pageErrors).toEqual([]);
   }, 400_000);
 });

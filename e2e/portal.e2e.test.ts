@@ -268,5 +268,12 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(r1.participation.filter((p) => p.stage === 'train' && p.status === 'ok').map((p) => p.hospitalId).sort()).toEqual(['H1', 'H2']);
     await screenshot(dashboard, 'dashboard-dropout');
     for (const t of tabs.slice(0, 2)) await screenshot(t.page, `portal-${t.id}-after-dropout`);
+
+    // "Leave" disconnects cleanly: the portal says so and the coordinator no longer counts H2.
+    const h2 = tabs[1]!;
+    await h2.page.getByRole('button', { name: 'Leave' }).click();
+    await expect.poll(() => h2.page.getByTestId('connection').textContent()).toBe('offline');
+    await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1']);
+    expect(await h2.page.getByRole('button', { name: 'Join round' }).isEnabled()).toBe(true);
   }, 400_000);
 });
