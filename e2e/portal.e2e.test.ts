@@ -276,4 +276,39 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1']);
     expect(await h2.page.getByRole('button', { name: 'Join round' }).isEnabled()).toBe(true);
   }, 400_000);
+
+  it('one differentially private round in the browser: the plan before the start, ε per hospital after it, in the portal, the dashboard and the database', async () => {
+    const [h1, h2] = tabs as [HospitalTab, HospitalTab];
+    await h2.page.getByRole('button', { name: 'Join round' }).click();
+    await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1', 'H2']);
+    const form = dashboard.getByRole('region', { name: 'Run control' });
+    await form.getByLabel('Rounds').fill('1');
+    await form.getByLabel('Local epochs').fill('1');
+    await form.getByLabel('Min clients').fill('2');
+    await form.getByLabel('Differential privacy').check();
+    await form.getByLabel('Noise multiplier σ').fill('1.0');
+    await form.getByLabel('Target ε').fill('20');
+    await form.getByLabel('δ').fill('0.001');
+    // The planner uses the n each hospital reported at sign-in.
+    const plan = form.getByLabel('Privacy plan');
+    await expect.poll(() => plan.locator('[data-plan]').count(), { timeout: 10_000 }).toBe(2);
+    await form.getByRole('button', { name: 'Start run' }).click();
+    await expect.poll(async () => (await server.store.listRuns())[0]?.status, { timeout: 300_000, interval: 500 }).toBe('completed');
+    const [run] = await server.store.listRuns();
+    expect(run!.config).toMatchObject({ dp: { noise_multiplier: 1, max_grad_norm: 1, target_epsilon: 20, delta: 0.001 } });
+    const [round] = await server.store.getRoundMetrics(run!.runId);
+    const eps = { H1: round!.perHospital.H1?.privacy_epsilon, H2: round!.perHospital.H2?.privacy_epsilon };
+    for (const e of Object.values(eps)) {
+      expect(e).toBeGreaterThan(0);
+      expect(e).toBeLessThanOrEqual(20);
+    }
+    expect(round!.metrics.privacy_epsilon).toBe(Math.max(eps.H1!, eps.H2!));
+    // the portal shows what its hospital spent; the dashboard shows every hospital's
+    await expect.poll(() => h1.page.getByTestId('local-rounds').textContent(), { timeout: 10_000 }).toContain(`${eps.H1!.toFixed(3)} (δ 0.001)`);
+    const privacy = dashboard.getByRole('region', { name: 'Privacy budget' });
+    await expect.poll(() => privacy.textContent(), { timeout: 10_000 }).toContain(`H1 ${eps.H1!.toFixed(3)}`);
+    expect(await privacy.textContent()).toContain(`H2 ${eps.H2!.toFixed(3)}`);
+    await screenshot(dashboard, 'dashboard-dp-round');
+    await screenshot(h1.page, 'portal-H1-dp-round');
+  }, 400_000);
 });

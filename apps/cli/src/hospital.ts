@@ -4,7 +4,7 @@
  * dropped it from the stage it missed). Refused credentials are fatal, not retried.
  */
 import { io, type Socket } from 'socket.io-client';
-import { HospitalClient, HospitalSession, type ClientProgress } from '@fedcare/shared/fl';
+import { HospitalClient, HospitalSession, type ClientProgress, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import type { PatientRecord } from '@fedcare/shared/data';
 import {
   HOSPITAL_NAMESPACE,
@@ -25,6 +25,8 @@ export interface HeadlessHospitalOptions {
   token: string;
   records: readonly PatientRecord[];
   modelSeed?: number;
+  /** Where the hospital's privacy ledger persists (default: memory). */
+  privacyLedger?: PrivacyLedgerStore;
   /** Resolve `done` when a run ends (simulations); otherwise keep serving runs. */
   exitOnRunEnd?: boolean;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -47,7 +49,11 @@ export interface HeadlessHospital {
 
 export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   const log = o.log ?? (() => {});
-  const client = new HospitalClient(o.hospitalId, o.records, { modelSeed: o.modelSeed ?? 0, ...(o.onProgress ? { onProgress: o.onProgress } : {}) });
+  const client = new HospitalClient(o.hospitalId, o.records, {
+    modelSeed: o.modelSeed ?? 0,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
+  });
   const socket: HospitalSocketClient = io(`${o.server}${HOSPITAL_NAMESPACE}`, {
     auth: { token: o.token, hospital_id: o.hospitalId, client_version: PROTOCOL_VERSION, num_records: client.numTrainExamples, host: 'node' },
     transports: ['websocket'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRound, chartRows, formatBytes, latestRound, metricValue, privacyLabel, type RunSeries } from './metrics';
+import { applyRound, chartRows, epsilonRows, formatBytes, latestRound, metricValue, privacyLabel, type RoundRow, type RunSeries } from './metrics';
 
 const empty: RunSeries = { run_id: null, rounds: [] };
 
@@ -63,5 +63,20 @@ describe('formatting', () => {
 
   it('metricValue keeps finite numbers only', () => {
     expect([metricValue(1), metricValue('1'), metricValue(undefined), metricValue(Number.NEGATIVE_INFINITY)]).toEqual([1, null, null, null]);
+  });
+
+  it('epsilonRows: one column per hospital that reported ε, null where it did not', () => {
+    const rounds: RoundRow[] = [
+      { round: 1, metrics: {}, per_hospital: { H1: { privacy_epsilon: 0.2 }, H2: { privacy_epsilon: 0.3 }, H3: { accuracy: 0.5 } }, issues: [] },
+      { round: 2, metrics: {}, per_hospital: { H1: { privacy_epsilon: 0.4 } }, issues: [] },
+    ];
+    expect(epsilonRows(rounds)).toEqual({
+      hospitals: ['H1', 'H2'],
+      rows: [
+        { round: 1, H1: 0.2, H2: 0.3 },
+        { round: 2, H1: 0.4, H2: null },
+      ],
+    });
+    expect(epsilonRows([{ round: 1, metrics: {}, per_hospital: { H1: { privacy_epsilon: null } }, issues: [] }]).hospitals).toEqual([]);
   });
 });

@@ -87,6 +87,17 @@ export function chartRows(rounds: readonly RoundRow[], keys: readonly string[]):
   });
 }
 
+/** ε of every hospital per round, one column per hospital (null where a hospital reported none). */
+export function epsilonRows(rounds: readonly RoundRow[]): { hospitals: string[]; rows: Array<Record<string, number | null>> } {
+  const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.per_hospital).filter((h) => r.per_hospital[h]?.privacy_epsilon !== undefined && r.per_hospital[h]?.privacy_epsilon !== null)))].sort();
+  const rows = rounds.map((r) => {
+    const row: Record<string, number | null> = { round: r.round };
+    for (const h of hospitals) row[h] = r.per_hospital[h]?.privacy_epsilon ?? null;
+    return row;
+  });
+  return { hospitals, rows };
+}
+
 export function latestRound(series: RunSeries): RoundRow | undefined {
   return series.rounds[series.rounds.length - 1];
 }

@@ -10,6 +10,13 @@ describe('formToConfig', () => {
     });
   });
 
+  it('adds the DP settings when DP is on (and only then)', () => {
+    const res = formToConfig({ ...DEFAULT_RUN_FORM, dp: true, noise_multiplier: '0.8', target_epsilon: '5' });
+    expect(res.ok && res.config.dp).toEqual({ noise_multiplier: 0.8, max_grad_norm: 1, target_epsilon: 5, delta: 1e-5 });
+    const off = formToConfig({ ...DEFAULT_RUN_FORM, noise_multiplier: 'garbage' });
+    expect(off.ok && off.config.dp).toBeUndefined();
+  });
+
   it.each([
     [{ rounds: '' }, 'rounds'],
     [{ rounds: '2.5' }, 'rounds'],
@@ -17,6 +24,10 @@ describe('formToConfig', () => {
     [{ fraction_fit: '1.5' }, 'fraction_fit'],
     [{ strategy: 'sgd' }, 'strategy'],
     [{ min_clients: '0' }, 'min_fit_clients'],
+    [{ dp: true, noise_multiplier: '0' }, 'dp.noise_multiplier'],
+    [{ dp: true, delta: '1' }, 'dp.delta'],
+    [{ dp: true, max_grad_norm: '-1' }, 'dp.max_grad_norm'],
+    [{ dp: true, target_epsilon: 'x' }, 'target_epsilon'],
   ])('rejects %j on field %s', (patch, field) => {
     const res = formToConfig({ ...DEFAULT_RUN_FORM, ...patch });
     expect(res.ok).toBe(false);

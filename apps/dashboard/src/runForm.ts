@@ -2,6 +2,7 @@
  * The admin's run form: a few fields as strings (what inputs hold) → a RunConfig input, checked
  * with the protocol's own `runConfigSchema` before it is POSTed. Only the form's fields are sent;
  * the server fills the other defaults. "min clients" sets the fit, evaluate and available minimums.
+ * With DP on, σ, C, target ε and δ go in `dp` (checked by the same schema: σ ≤ 0, δ ≥ 1 … are refused).
  */
 import { runConfigSchema, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
 
@@ -13,6 +14,12 @@ export interface RunForm {
   batch_size: string;
   fraction_fit: string;
   min_clients: string;
+  /** Differential privacy on/off and its settings (seed spec defaults). */
+  dp: boolean;
+  noise_multiplier: string;
+  max_grad_norm: string;
+  target_epsilon: string;
+  delta: string;
 }
 
 export const DEFAULT_RUN_FORM: RunForm = {
@@ -23,6 +30,11 @@ export const DEFAULT_RUN_FORM: RunForm = {
   batch_size: '32',
   fraction_fit: '1',
   min_clients: '2',
+  dp: false,
+  noise_multiplier: '1.1',
+  max_grad_norm: '1.0',
+  target_epsilon: '1.0',
+  delta: '1e-5',
 };
 
 export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
@@ -30,13 +42,21 @@ export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
 export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
 
 export function formToConfig(form: RunForm): FormResult {
-  const nums: Array<[keyof RunForm, string]> = [
+  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy'>;
+  const dpFields: Array<[NumberField, string]> = [
+    ['noise_multiplier', 'noise multiplier σ'],
+    ['max_grad_norm', 'max grad norm C'],
+    ['target_epsilon', 'target ε'],
+    ['delta', 'δ'],
+  ];
+  const nums: Array<[NumberField, string]> = [
     ['rounds', 'rounds'],
     ['local_epochs', 'local epochs'],
     ['learning_rate', 'learning rate'],
     ['batch_size', 'batch size'],
     ['fraction_fit', 'fraction fit'],
     ['min_clients', 'min clients'],
+    ...(form.dp ? dpFields : []),
   ];
   const n: Partial<Record<keyof RunForm, number>> = {};
   for (const [k, label] of nums) {
@@ -56,6 +76,7 @@ export function formToConfig(form: RunForm): FormResult {
     min_fit_clients: min,
     min_evaluate_clients: min,
     min_available_clients: min,
+    ...(form.dp ? { dp: { noise_multiplier: n.noise_multiplier, max_grad_norm: n.max_grad_norm, target_epsilon: n.target_epsilon, delta: n.delta } } : {}),
   };
   const checked = validate(runConfigSchema, config);
   if (!checked.ok) return { ok: false, field: checked.field, message: checked.message };

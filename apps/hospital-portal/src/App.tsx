@@ -267,6 +267,7 @@ function LocalMetricsPanel() {
                 <th scope="col">Test loss</th>
                 <th scope="col">Test acc.</th>
                 <th scope="col">AUC-ROC</th>
+                <th scope="col">Privacy ε spent</th>
               </tr>
             </thead>
             <tbody>
@@ -279,6 +280,7 @@ function LocalMetricsPanel() {
                   <td className="num">{fmt(r.test_loss)}</td>
                   <td className="num">{fmt(r.test_accuracy)}</td>
                   <td className="num">{fmt(r.auc_roc)}</td>
+                  <td className="num">{r.epsilon === undefined ? 'not private' : `${r.epsilon.toFixed(3)} (δ ${r.delta ?? '—'})`}</td>
                 </tr>
               ))}
             </tbody>

@@ -14,7 +14,7 @@ describe('portal store', () => {
       stage: 'train',
       run_id: RUN,
       round: 1,
-      result: { run_id: RUN, round: 1, stage: 'train', weights: new Uint8Array(4), weights_sha256: 'a'.repeat(64), num_samples: 40, metrics: { train_loss: 0.9, train_accuracy: 0.6, train_seconds: 2, local_epoch_loss: Number.NaN } },
+      result: { run_id: RUN, round: 1, stage: 'train', weights: new Uint8Array(4), weights_sha256: 'a'.repeat(64), num_samples: 40, metrics: { train_loss: 0.9, train_accuracy: 0.6, train_seconds: 2, local_epoch_loss: Number.NaN, privacy_epsilon: 0.42, privacy_delta: 1e-5 } },
     });
     apply({
       kind: 'sent',
@@ -25,7 +25,7 @@ describe('portal store', () => {
     });
     apply({ kind: 'declined', stage: 'train', run_id: RUN, round: 2, reason: 'training stopped by the hospital' });
     const s = store.getState();
-    expect(s.rounds).toEqual([{ run_id: RUN, round: 1, num_samples: 40, train_loss: 0.9, train_accuracy: 0.6, train_seconds: 2, test_loss: 1.1, test_accuracy: 0.5, auc_roc: 0.7, f1: 0.4 }]);
+    expect(s.rounds).toEqual([{ run_id: RUN, round: 1, num_samples: 40, train_loss: 0.9, train_accuracy: 0.6, train_seconds: 2, test_loss: 1.1, test_accuracy: 0.5, auc_roc: 0.7, f1: 0.4, epsilon: 0.42, delta: 1e-5 }]);
     expect(s.stage).toEqual({ stage: 'train', run_id: RUN, round: 2, state: 'declined', reason: 'training stopped by the hospital' });
   });
 

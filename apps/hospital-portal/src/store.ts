@@ -24,6 +24,9 @@ export interface LocalRound {
   test_accuracy?: number;
   auc_roc?: number;
   f1?: number;
+  /** ε this hospital had spent after this round's training (DP runs). */
+  epsilon?: number;
+  delta?: number;
 }
 
 export interface StageView {
@@ -121,6 +124,8 @@ export function reduceActivity(state: PortalState, a: SessionActivity): Partial<
       train_accuracy: finite(r.metrics.train_accuracy),
       train_seconds: finite(r.metrics.train_seconds),
       num_samples: r.num_samples,
+      epsilon: finite(r.metrics.privacy_epsilon),
+      delta: finite(r.metrics.privacy_delta),
     }));
   } else if (r.stage === 'evaluate') {
     rounds = upsertRound(rounds, r.run_id, r.round, defined({

@@ -26,6 +26,8 @@ interface Active {
   round: number;
   stage: StageName | null;
   lastAccuracy: number | null;
+  /** Largest ε any hospital has spent in this run (null: not private). */
+  lastEpsilon: number | null;
 }
 
 export class Coordinator {
@@ -90,7 +92,7 @@ export class Coordinator {
         stage: a.stage,
         active_clients: this.grid.available(),
         global_accuracy: a.lastAccuracy,
-        privacy_budget: null,
+        privacy_budget: a.lastEpsilon,
       };
     }
     const e = this.lastEnded;
@@ -117,7 +119,7 @@ export class Coordinator {
       minAvailableClients: config.min_available_clients,
       proximalMu: config.proximal_mu,
     });
-    const active: Active = { runId, config, controller, done: Promise.resolve(undefined), round: lastCompleted, stage: null, lastAccuracy: null };
+    const active: Active = { runId, config, controller, done: Promise.resolve(undefined), round: lastCompleted, stage: null, lastAccuracy: null, lastEpsilon: null };
     this.active = active;
     const publish = () => this.events.onStatus?.(this.status());
     active.done = (async () => {
@@ -140,6 +142,7 @@ export class Coordinator {
             },
             onRound: (r) => {
               active.lastAccuracy = Number.isFinite(r.metrics.test_accuracy) ? (r.metrics.test_accuracy as number) : null;
+              active.lastEpsilon = Number.isFinite(r.metrics.privacy_epsilon) ? (r.metrics.privacy_epsilon as number) : null;
               this.events.onRound?.(r);
               publish();
             },

@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe('dashboard namespace', () => {
   it('pushes the connected hospitals with their host, every round with participation and completion time, and the run end', async () => {
-    const h1 = await FakeHospital.connect({ url: server.url, hospitalId: 'H1', token: HOSPITAL_TOKENS.H1 as string, auth: { host: 'browser/webgl' } });
+    const h1 = await FakeHospital.connect({ url: server.url, hospitalId: 'H1', token: HOSPITAL_TOKENS.H1 as string, auth: { host: 'browser/webgl', num_records: 321 } });
     // H2 drops out of round 1's training: the round still completes with H1, and says so.
     const h2 = await FakeHospital.connect({
       url: server.url,
@@ -42,7 +42,7 @@ describe('dashboard namespace', () => {
     const t0 = Date.now();
     while (last().length < 2 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
     expect(last()).toEqual([
-      { hospital_id: 'H1', state: 'connected', host: 'browser/webgl' },
+      { hospital_id: 'H1', state: 'connected', host: 'browser/webgl', num_records: 321 },
       { hospital_id: 'H2', state: 'connected', host: 'test' },
     ]);
 

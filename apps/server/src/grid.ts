@@ -269,4 +269,9 @@ export class SocketGrid implements Grid {
   hostOf(hospitalId: string): string | undefined {
     return this.sockets.get(hospitalId)?.data.host;
   }
+
+  /** Labelled training examples the hospital said it holds at sign-in (for the privacy planner). */
+  numRecordsOf(hospitalId: string): number | undefined {
+    return this.sockets.get(hospitalId)?.data.numRecords;
+  }
 }

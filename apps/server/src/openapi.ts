@@ -85,6 +85,18 @@ export const openApiDocument = {
           max_round_retries: { type: 'integer', minimum: 0 },
           early_stopping_patience: { type: 'integer', minimum: 0 },
           checkpoint_every: { type: 'integer', minimum: 1 },
+          dp: {
+            description: 'Client-side differential privacy (DP-SGD, RDP accountant per hospital); absent = not private',
+            type: 'object',
+            additionalProperties: false,
+            required: ['noise_multiplier', 'max_grad_norm', 'target_epsilon', 'delta'],
+            properties: {
+              noise_multiplier: { type: 'number', exclusiveMinimum: 0 },
+              max_grad_norm: { type: 'number', exclusiveMinimum: 0 },
+              target_epsilon: { type: 'number', exclusiveMinimum: 0 },
+              delta: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
+            },
+          },
         },
       },
       Run: {

@@ -158,7 +158,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 
   function connectedHospitals(list: string[]) {
-    return { hospitals: list.map((h) => ({ hospital_id: h, state: 'connected', ...(grid.hostOf(h) ? { host: grid.hostOf(h) as string } : {}) })) };
+    return {
+      hospitals: list.map((h) => {
+        const host = grid.hostOf(h);
+        const n = grid.numRecordsOf(h);
+        return { hospital_id: h, state: 'connected', ...(host ? { host } : {}), ...(n !== undefined ? { num_records: n } : {}) };
+      }),
+    };
   }
 
   const events = new EventEmitter();

@@ -18,7 +18,8 @@ import { createClassifier, type MultimodalRiskClassifier } from '../model/classi
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
-import { evaluate, labelledIndices, splitMetrics, trainLocal, type TrainProgress } from '../train';
+import { dpSchedule, evaluate, labelledIndices, splitMetrics, trainLocal, type TrainProgress } from '../train';
+import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 
 /** Fraction of the training split held out for validation (early stopping, val_loss). */
@@ -34,6 +35,8 @@ export interface HospitalClientOptions {
   /** Seed of the local model's initial weights (replaced by the global model at the first round). */
   modelSeed?: number;
   onProgress?: (p: ClientProgress) => void;
+  /** Where this hospital's privacy ledger persists (default: memory, i.e. a fresh budget per process). */
+  privacyLedger?: PrivacyLedgerStore;
 }
 
 export type TrainReply = { weights: Uint8Array; weights_sha256: string; num_samples: number; metrics: Record<string, number> };
@@ -47,6 +50,7 @@ export class HospitalClient {
   private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
+  private ledger: Promise<PrivacyLedger> | undefined;
 
   constructor(
     readonly hospitalId: string,
@@ -116,6 +120,18 @@ export class HospitalClient {
     if (data.seqLen !== instr.config.seq_len) throw new ProtocolError('INVALID_PAYLOAD', `seq_len ${instr.config.seq_len} differs from the run's ${data.seqLen}`, 'config.seq_len');
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
     const rows = labelledIndices(data.train);
+    const dp = instr.config.dp;
+    let privacy: { ledger: PrivacyLedger; sampleRate: number; steps: number; epsilon: number } | undefined;
+    if (dp) {
+      if (rows.length === 0) throw new Error('no labelled records to train on');
+      // δ must be below 1/n, or "releasing one record" would already be (0, δ)-DP.
+      if (dp.delta >= 1 / rows.length) throw new Error(`delta ${dp.delta} must be < 1/n = ${(1 / rows.length).toExponential(2)} for this hospital's ${rows.length} training examples`);
+      const { sampleRate, steps } = dpSchedule(rows.length, instr.config.batch_size, instr.config.local_epochs);
+      const ledger = await this.privacyLedger();
+      const epsilon = ledger.preview(sampleRate, dp.noise_multiplier, steps, dp.delta);
+      if (epsilon > dp.target_epsilon) throw new PrivacyBudgetError(ledger.spent(dp.delta), epsilon, dp.target_epsilon);
+      privacy = { ledger, sampleRate, steps, epsilon };
+    }
     const result = await trainLocal(
       model,
       data.train,
@@ -125,6 +141,7 @@ export class HospitalClient {
         learningRate: instr.config.learning_rate,
         proximalMu: instr.config.proximal_mu,
         seed: instr.config.seed,
+        ...(dp ? { dp: { noiseMultiplier: dp.noise_multiplier, maxGradNorm: dp.max_grad_norm } } : {}),
       },
       (p) => {
         if (this.stopRequested) throw new Error('training stopped by the hospital');
@@ -132,8 +149,26 @@ export class HospitalClient {
       },
       rows,
     );
-    const trainEval = await evaluate(model, data.train, rows);
     const bytes = weightsToBytes(flattenWeights(model.params));
+    if (privacy && dp) {
+      // Spent as soon as the model saw the data: recorded (and persisted) before anything is sent.
+      await privacy.ledger.charge({ run_id: instr.run_id, round: instr.round, sample_rate: privacy.sampleRate, noise_multiplier: dp.noise_multiplier, steps: privacy.steps });
+      // Only the noised weights leave: no loss or accuracy measured on the training records (they are not private).
+      return {
+        weights: bytes,
+        weights_sha256: await sha256Hex(bytes),
+        num_samples: result.samples,
+        metrics: {
+          train_seconds: result.seconds,
+          privacy_epsilon: privacy.epsilon,
+          privacy_delta: dp.delta,
+          noise_multiplier: dp.noise_multiplier,
+          dp_sample_rate: privacy.sampleRate,
+          dp_steps: privacy.steps,
+        },
+      };
+    }
+    const trainEval = await evaluate(model, data.train, rows);
     return {
       weights: bytes,
       weights_sha256: await sha256Hex(bytes),
@@ -162,6 +197,12 @@ export class HospitalClient {
     metrics.accuracy = test.accuracy;
     for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
     return { num_examples: test.num_examples, metrics };
+  }
+
+  /** This hospital's privacy ledger (opened once from the host's store). */
+  privacyLedger(): Promise<PrivacyLedger> {
+    this.ledger ??= PrivacyLedger.open(this.hospitalId, this.options.privacyLedger);
+    return this.ledger;
   }
 
   dispose(): void {

@@ -17,6 +17,7 @@ export * from './rounds';
 export { encodeStrategyState, decodeStrategyState } from './state-codec';
 export * from './client';
 export * from './session';
+export * from './privacy-ledger';
 export { FEDOPT_DEFAULTS, type FedOptParams } from './fedopt';
 export type { FedProxParams } from './fedprox';
 export type { TrimmedMeanParams } from './trimmed-mean';

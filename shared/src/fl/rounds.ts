@@ -174,10 +174,11 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
 
     let round = startRound;
     let retries = 0;
+    const privacy: PrivacyRunState = { epsilon: new Map(), exhausted: new Map() };
     while (round <= cfg.rounds) {
       throwIfAborted(o.signal);
       try {
-        const report = await runRound(o, round, global, expectedBytes, random, log, timeoutMs, now);
+        const report = await runRound(o, round, global, expectedBytes, random, log, timeoutMs, now, privacy);
         global = report.weights;
         const valLoss = report.report.metrics.val_loss ?? Number.NaN;
         const best = Number.isFinite(valLoss) && valLoss < bestValLoss;
@@ -212,6 +213,16 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
       } catch (e) {
         if (!(e instanceof StageFailedError)) throw e;
         await store.appendAudit({ actor: 'system', action: 'round.failed', outcome: 'error', runId, detail: { round, stage: e.stage, got: e.got, needed: e.needed } });
+        // Hospitals out of privacy budget will not come back: the run is over, not failed.
+        const willing = grid.available().filter((h) => !privacy.exhausted.has(h));
+        if (cfg.dp && privacy.exhausted.size > 0 && willing.length < cfg.min_fit_clients) {
+          const spent = [...privacy.exhausted.keys()].sort().map((h) => `${h} (ε ${(privacy.epsilon.get(h) ?? 0).toFixed(3)})`);
+          const reason = `privacy budget spent: ${spent.join(', ')} reached target ε ${cfg.dp.target_epsilon}; ${willing.length} hospital(s) left, ${cfg.min_fit_clients} needed`;
+          log.info({ runId, round, reason }, 'run ends: privacy budgets spent');
+          await store.setRunStatus(runId, 'completed', reason);
+          grid.broadcast('fl:run', { run_id: runId, status: 'completed', round: round - 1, total_rounds: cfg.rounds, reason });
+          return { runId, status: 'completed', reason, roundsCompleted: round - 1, weights: global, stats };
+        }
         log.warn({ runId, round, err: e.message }, 'round failed');
         if (cfg.round_failure_policy === 'retry' && retries < cfg.max_round_retries) {
           retries++;
@@ -295,6 +306,15 @@ function sample(f: () => string[], stage: StageName, round: number, needed: numb
   }
 }
 
+/** Differential privacy across a run's rounds: each hospital's last reported ε, and who has spent its budget. */
+interface PrivacyRunState {
+  epsilon: Map<string, number>;
+  /** Hospitals that declined training because of their budget, with their reason; not asked again in this run. */
+  exhausted: Map<string, string>;
+}
+
+const PRIVACY_BUDGET_PREFIX = 'PRIVACY_BUDGET';
+
 interface RoundOutput {
   weights: Float32Array;
   report: RoundReport;
@@ -310,6 +330,7 @@ async function runRound(
   log: Logger,
   timeoutMs: number,
   now: () => number,
+  privacy: PrivacyRunState,
 ): Promise<RoundOutput> {
   const { config: cfg, strategy, grid, runId } = o;
   const startedAt = now();
@@ -341,7 +362,7 @@ async function runRound(
   const out = new Set<string>(); // dropped for the rest of the round
 
   // --- train -------------------------------------------------------------------------------
-  const fitTargets = sample(() => strategy.sampleFit(grid.available(), random), 'train', round, cfg.min_fit_clients);
+  const fitTargets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
   const globalBytes = weightsToBytes(global);
   const globalSha = await sha256Hex(globalBytes);
   const fitConfig = strategy.configureFit(round, {
@@ -368,6 +389,7 @@ async function runRound(
           proximal_mu: Number(fitConfig.proximal_mu),
           seq_len: cfg.seq_len,
           seed: cfg.seed * 1000 + round,
+          ...(cfg.dp ? { dp: cfg.dp } : {}),
         },
         weights: globalBytes,
         weights_sha256: globalSha,
@@ -389,7 +411,14 @@ async function runRound(
   throwIfAborted(o.signal);
   addBytes(train);
   record('train', train, fitTargets);
-  for (const d of train.dropped) out.add(d.hospitalId);
+  for (const d of train.dropped) {
+    out.add(d.hospitalId);
+    if (d.reason === 'declined' && d.detail?.startsWith(PRIVACY_BUDGET_PREFIX)) privacy.exhausted.set(d.hospitalId, d.detail);
+  }
+  for (const [h, r] of train.results) {
+    const e = r.metrics.privacy_epsilon;
+    if (e !== undefined && Number.isFinite(e)) privacy.epsilon.set(h, e);
+  }
   o.events?.onStage?.({ runId, round, stage: 'train', phase: 'end', targets: fitTargets, dropped: train.dropped.map((d) => d.hospitalId) });
   if (train.results.size < cfg.min_fit_clients) throw new StageFailedError('train', round, train.results.size, cfg.min_fit_clients);
 
@@ -437,6 +466,12 @@ async function runRound(
     for (const [k, v] of Object.entries(r.metrics)) h[k] = v;
     h.num_samples = r.numSamples;
   }
+  // ε per hospital: what each reported after its last training in this run (also for those now out of budget).
+  for (const [h, e] of privacy.epsilon) {
+    const ph = (perHospital[h] ??= {});
+    ph.privacy_epsilon = e;
+    if (privacy.exhausted.has(h)) ph.privacy_budget_exhausted = 1;
+  }
   const fitWeighted = fitResults.map((r) => ({ weight: r.numSamples, metrics: r.metrics }));
   let communication = 0;
   for (const b of Object.values(bytes)) communication += b.up + b.down;
@@ -465,10 +500,10 @@ async function runRound(
     aggregation_time_seconds: aggregationSeconds,
     communication_bytes: communication,
     round_duration_seconds: (now() - startedAt) / 1000,
-    // No differential privacy yet: ε = ∞ (not private), δ = 0, no noise.
-    privacy_epsilon: Number.POSITIVE_INFINITY,
-    privacy_delta: 0,
-    noise_multiplier: 0,
+    // Without DP: ε = ∞ (not private), δ = 0, no noise. With DP: the largest ε any hospital has spent.
+    privacy_epsilon: cfg.dp ? Math.max(0, ...privacy.epsilon.values()) : Number.POSITIVE_INFINITY,
+    privacy_delta: cfg.dp?.delta ?? 0,
+    noise_multiplier: cfg.dp?.noise_multiplier ?? 0,
     performance_variance: evalMetrics.performance_variance ?? Number.NaN,
     min_hospital_accuracy: evalMetrics.min_hospital_accuracy ?? Number.NaN,
     max_hospital_accuracy: evalMetrics.max_hospital_accuracy ?? Number.NaN,

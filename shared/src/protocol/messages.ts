@@ -41,6 +41,18 @@ const metricsSchema = z.record(z.string().min(1).max(64), z.number({ message: 'e
 
 export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad', 'median', 'trimmed', 'krum'] as const;
 
+export const dpConfigSchema = z.strictObject({
+  /** σ: Gaussian noise standard deviation as a multiple of max_grad_norm. */
+  noise_multiplier: z.number().gt(0, 'noise_multiplier must be > 0 (σ ≤ 0 is no privacy)').max(1000),
+  /** C: per-example gradient L2 bound. */
+  max_grad_norm: z.number().gt(0, 'max_grad_norm must be > 0').max(1e6),
+  /** Each hospital's budget; training that would pass it is declined. */
+  target_epsilon: z.number().gt(0, 'target_epsilon must be > 0').max(1e6),
+  /** δ of (ε, δ)-DP; must also be < 1/n for each hospital's n (checked by the hospital). */
+  delta: z.number().gt(0, 'delta must be > 0').lt(1, 'delta must be < 1'),
+});
+export type DpConfig = z.infer<typeof dpConfigSchema>;
+
 export const runConfigSchema = z.strictObject({
   strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
   rounds: z.number().int().min(1).max(1000).default(50),
@@ -65,6 +77,11 @@ export const runConfigSchema = z.strictObject({
   max_round_retries: z.number().int().min(0).max(100).default(2),
   early_stopping_patience: z.number().int().min(0).max(1000).default(10),
   checkpoint_every: z.number().int().min(1).max(1000).default(5),
+  /**
+   * Client-side differential privacy (DP-SGD with an RDP accountant per hospital). Absent: not
+   * private (ε = ∞). Each hospital declines training that would take its ε past target_epsilon.
+   */
+  dp: dpConfigSchema.optional(),
 });
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type RunConfigInput = z.input<typeof runConfigSchema>;
@@ -93,6 +110,7 @@ export interface FitConfigWire {
   proximal_mu: number;
   seq_len: number;
   seed: number;
+  dp?: DpConfig;
 }
 
 export type Instruction =
@@ -107,6 +125,7 @@ const fitConfigSchema = z.object({
   proximal_mu: z.number().min(0),
   seq_len: z.number().int().min(2),
   seed: z.number().int(),
+  dp: dpConfigSchema.optional(),
 });
 
 export const instructionSchema = z.discriminatedUnion('stage', [
@@ -235,7 +254,7 @@ export interface DashboardServerToClient {
     participation: { hospitalId: string; stage: string; status: string; reason?: string }[];
     completed_at: string;
   }) => void;
-  'dash:clients': (msg: { hospitals: { hospital_id: string; state: string; host?: string }[] }) => void;
+  'dash:clients': (msg: { hospitals: { hospital_id: string; state: string; host?: string; num_records?: number }[] }) => void;
   'dash:run': (msg: RunEvent) => void;
 }
 export type DashboardClientToServer = Record<string, never>;

@@ -7,6 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureBatch } from '../data/features';
 import { Rng } from '../util/random';
 import { classificationMetrics, type ClassificationMetrics } from './metrics';
+import { dpSgdStep, validateDpSgd, type DpSgdConfig } from './dp';
+import { dpSchedule } from '../privacy/schedule';
+
+export { dpSchedule };
 
 /** Model inputs for one minibatch. */
 export interface ModelInputs {
@@ -35,9 +39,17 @@ export interface TrainConfig {
    * w_start are the weights when training began (the global model). 0 disables it.
    */
   proximalMu: number;
+  /**
+   * Differential privacy (DP-SGD, ./dp.ts): each epoch is round(n / batchSize) steps on Poisson
+   * lots with rate q = batchSize / n, per-example clipping and Gaussian noise. Absent: plain SGD on
+   * shuffled minibatches.
+   */
+  dp?: DpSgdConfig;
 }
 
 export const DEFAULT_TRAIN_CONFIG: TrainConfig = { epochs: 5, batchSize: 32, learningRate: 1e-3, seed: 0, proximalMu: 0 };
+
+
 
 export interface TrainProgress {
   epoch: number;
@@ -122,6 +134,29 @@ export async function trainLocal(
     return tf.add(base, tf.mul(prox, cfg.proximalMu / 2));
   };
   try {
+    if (cfg.dp) {
+      validateDpSgd(cfg.dp);
+      const { sampleRate, stepsPerEpoch } = dpSchedule(usable.length, cfg.batchSize, cfg.epochs);
+      const prox = anchors.length ? { mu: cfg.proximalMu, anchors } : undefined;
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        const t0 = performance.now();
+        let lossSum = 0;
+        let lossSteps = 0;
+        for (let b = 0; b < stepsPerEpoch; b++) {
+          const step = await dpSgdStep(model, optimizer, batch, usable, sampleRate, cfg.dp, prox);
+          if (Number.isFinite(step.loss)) {
+            lossSum += step.loss;
+            lossSteps++;
+          } else if (step.lotSize > 0) {
+            throw new Error(`training diverged: loss is ${step.loss} at epoch ${epoch + 1}, step ${b + 1}`);
+          }
+          onProgress?.({ epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches: stepsPerEpoch, loss: lossSteps ? lossSum / lossSteps : Number.NaN });
+          await yieldToHost();
+        }
+        epochs.push({ epoch: epoch + 1, loss: lossSteps ? lossSum / lossSteps : Number.NaN, seconds: (performance.now() - t0) / 1000 });
+      }
+      return { epochs, samples: usable.length, seconds: (performance.now() - started) / 1000 };
+    }
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       const t0 = performance.now();
       const order = new Rng(`train/${cfg.seed}/${epoch}`).shuffle([...usable]);

@@ -1,2 +1,3 @@
 export { Rng, hashUnit } from './random';
 export { stringifyMetrics } from './json';
+export { cryptoRandom, seededRandom, gaussians, type RandomSource } from './csprng';

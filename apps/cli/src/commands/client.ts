@@ -6,11 +6,15 @@ import { startHospital } from '../hospital';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { ProgressBar } from '../progress';
+import { defaultLedgerPath, fileLedgerStore } from '../privacy-ledger-file';
 
-const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once] [--fault H1:disconnect@train:round=2]
+const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
+         [--privacy-ledger FILE] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
-model updates and metrics leave this process. --once exits when the current run ends.`;
+model updates and metrics leave this process. --once exits when the current run ends. With a
+differentially private run, the ε this hospital has spent is kept in --privacy-ledger (default:
+H1.privacy.json beside the data) and training past the run's target ε is declined.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -24,6 +28,7 @@ export async function run(argv: string[]): Promise<number> {
       once: { type: 'boolean', default: false },
       fault: { type: 'string', multiple: true, default: [] },
       'model-seed': { type: 'string', default: '0' },
+      'privacy-ledger': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -47,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     token: values.token as string,
     records,
     modelSeed: Number(values['model-seed']),
+    privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
     exitOnRunEnd: values.once,
     log,
     onProgress: (p) => {

@@ -28,7 +28,12 @@ import { initTf } from '../tf-node';
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
+         [--dp --noise-multiplier 1.1 --max-grad-norm 1.0 --target-epsilon 1.0 --delta 1e-5]
          [--plot metrics.svg] [--json]
+
+--dp trains with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and an RDP
+accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
+take it past --target-epsilon, and the run ends when too few hospitals have budget left.
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;
@@ -38,7 +43,8 @@ const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bi
 
 export function roundLine(r: RoundReport): Record<string, unknown> {
   const dropouts = r.participation.filter((p) => p.status !== 'ok').map((p) => ({ hospital: p.hospitalId, stage: p.stage, status: p.status, reason: p.reason }));
-  return { round: r.round, ...r.metrics, per_hospital: r.perHospital, dropouts };
+  const epsilons = Object.fromEntries(Object.entries(r.perHospital).flatMap(([h, m]) => (m.privacy_epsilon === undefined ? [] : [[h, m.privacy_epsilon]])));
+  return { round: r.round, ...r.metrics, privacy_epsilon_per_hospital: epsilons, per_hospital: r.perHospital, dropouts };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -59,6 +65,11 @@ export async function run(argv: string[]): Promise<number> {
       lr: { type: 'string', default: '0.001' },
       'stage-timeout': { type: 'string', default: '600' },
       fault: { type: 'string', multiple: true, default: [] },
+      dp: { type: 'boolean', default: false },
+      'noise-multiplier': { type: 'string', default: '1.1' },
+      'max-grad-norm': { type: 'string', default: '1.0' },
+      'target-epsilon': { type: 'string', default: '1.0' },
+      delta: { type: 'string', default: '1e-5' },
       db: { type: 'string' },
       plot: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -92,6 +103,16 @@ export async function run(argv: string[]): Promise<number> {
     stage_timeout_s: Number(values['stage-timeout']),
     wait_for_clients_s: 120,
     early_stopping_patience: 0,
+    ...(values.dp
+      ? {
+          dp: {
+            noise_multiplier: Number(values['noise-multiplier']),
+            max_grad_norm: Number(values['max-grad-norm']),
+            target_epsilon: Number(values['target-epsilon']),
+            delta: Number(values.delta),
+          },
+        }
+      : {}),
   };
   const parsed = runConfigSchema.safeParse(input);
   if (!parsed.success) {
@@ -114,8 +135,9 @@ export async function run(argv: string[]): Promise<number> {
         const m = r.metrics;
         const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(3));
         const dropped = r.participation.filter((p) => p.status !== 'ok').map((p) => `${p.hospitalId}@${p.stage}:${p.status}`);
+        const eps = parsed.data.dp ? `  ε ${f(m.privacy_epsilon)} (${Object.entries(r.perHospital).map(([h, x]) => `${h} ${f(x.privacy_epsilon)}`).join(', ')})` : '';
         process.stdout.write(
-          `round ${String(r.round).padStart(3)}  train_loss ${f(m.train_loss)}  val_loss ${f(m.val_loss)}  auc_roc ${f(m.auc_roc)}  test_acc ${f(m.test_accuracy)}  clients ${m.num_participating_clients}  ${f(m.round_duration_seconds)} s${dropped.length ? `  dropped ${dropped.join(', ')}` : ''}\n`,
+          `round ${String(r.round).padStart(3)}  train_loss ${f(m.train_loss)}  val_loss ${f(m.val_loss)}  auc_roc ${f(m.auc_roc)}  test_acc ${f(m.test_accuracy)}  clients ${m.num_participating_clients}  ${f(m.round_duration_seconds)} s${eps}${dropped.length ? `  dropped ${dropped.join(', ')}` : ''}\n`,
         );
       }
       bar.update(r.round, `auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`);
@@ -202,7 +224,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       if (!o.data) throw new CliError('process clients need the data directory');
       // The token goes in the environment, not argv: other users can read argv, and a base64url
       // token may start with '-', which an option parser takes for a flag.
-      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet'];
+      // A fresh privacy ledger per simulation: each simulated hospital starts with its whole budget.
+      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet', '--privacy-ledger', path.join(work, `${h}.privacy.json`)];
       for (const f of (o.faults ?? []).filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FEDCARE_TOKEN: tokens[h] as string } });
       child.stderr?.on('data', (d: Buffer) => {

@@ -1,8 +1,18 @@
-import { useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
+import { planPrivacy, type PrivacyPlan } from '@fedcare/shared/privacy';
 import { store, useDash } from '../instance';
 import { DEFAULT_RUN_FORM, formToConfig, STRATEGIES, type RunForm } from '../runForm';
 
-const FIELDS: Array<[keyof RunForm, string, string]> = [
+type TextField = Exclude<keyof RunForm, 'dp'>;
+
+const DP_FIELDS: Array<[TextField, string, string]> = [
+  ['noise_multiplier', 'Noise multiplier σ', 'any'],
+  ['max_grad_norm', 'Max grad norm C', 'any'],
+  ['target_epsilon', 'Target ε', 'any'],
+  ['delta', 'δ', 'any'],
+];
+
+const FIELDS: Array<[TextField, string, string]> = [
   ['rounds', 'Rounds', '1'],
   ['local_epochs', 'Local epochs', '1'],
   ['learning_rate', 'Learning rate', 'any'],
@@ -17,6 +27,21 @@ export function AdminPanel() {
   const busy = useDash((s) => s.busy);
   const notice = useDash((s) => s.notice);
   const running = useDash((s) => s.status?.status === 'running');
+  const clients = useDash((s) => s.clients);
+  // The planner: what each connected hospital would spend with these settings (its n from sign-in).
+  const plan = useMemo((): PrivacyPlan | string | null => {
+    if (!form.dp) return null;
+    const res = formToConfig(form);
+    if (!res.ok) return null;
+    const c = res.config;
+    const known = clients.filter((h) => h.num_records !== undefined && h.num_records > 0).map((h) => ({ hospital_id: h.hospital_id, n: h.num_records as number }));
+    if (known.length === 0) return 'No connected hospital has reported its number of records yet.';
+    try {
+      return planPrivacy({ rounds: c.rounds ?? 50, local_epochs: c.local_epochs ?? 5, batch_size: c.batch_size ?? 32, dp: c.dp! }, known);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }, [form, clients]);
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     const res = formToConfig(form);
@@ -44,6 +69,17 @@ export function AdminPanel() {
             <input type="number" step={step} value={form[k]} onChange={(e) => setForm({ ...form, [k]: e.target.value })} />
           </label>
         ))}
+        <label className="check">
+          <input type="checkbox" checked={form.dp} onChange={(e) => setForm({ ...form, dp: e.target.checked })} />
+          Differential privacy
+        </label>
+        {form.dp &&
+          DP_FIELDS.map(([k, label, step]) => (
+            <label key={k}>
+              {label}
+              <input type="number" step={step} value={form[k]} onChange={(e) => setForm({ ...form, [k]: e.target.value })} />
+            </label>
+          ))}
         <button type="submit" disabled={busy || running}>
           Start run
         </button>
@@ -52,11 +88,53 @@ export function AdminPanel() {
         </button>
       </form>
       {formError && <p className="error">{formError}</p>}
+      {plan !== null && <PlanTable plan={plan} />}
       {notice && (
         <p className={notice.kind} role={notice.kind === 'error' ? 'alert' : 'status'}>
           {notice.text}
         </p>
       )}
     </section>
+  );
+}
+
+/** The privacy planner's verdict for the connected hospitals, before the run starts. */
+function PlanTable({ plan }: { plan: PrivacyPlan | string }) {
+  if (typeof plan === 'string') return <p className="muted">{plan}</p>;
+  return (
+    <div aria-label="Privacy plan">
+      <h3>Privacy plan</h3>
+      <table>
+        <thead>
+          <tr>
+            <th>Hospital</th>
+            <th>Examples n</th>
+            <th>Sampling rate q</th>
+            <th>Steps per round</th>
+            <th>ε over the run</th>
+            <th>Rounds within budget</th>
+            <th>σ for the target</th>
+          </tr>
+        </thead>
+        <tbody>
+          {plan.hospitals.map((h) => (
+            <tr key={h.hospital_id} data-plan={h.hospital_id}>
+              <td>{h.hospital_id}</td>
+              <td className="num">{h.n}</td>
+              <td className="num">{h.sample_rate.toFixed(4)}</td>
+              <td className="num">{h.steps_per_round}</td>
+              <td className="num">{h.epsilon_run.toFixed(2)}</td>
+              <td className="num">{h.rounds_affordable}</td>
+              <td className="num">{h.noise_for_target === null ? 'out of reach' : h.noise_for_target.toFixed(2)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {plan.warnings.map((w) => (
+        <p key={w} className="alarm warning" role="status">
+          {w}
+        </p>
+      ))}
+    </div>
   );
 }

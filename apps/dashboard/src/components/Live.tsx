@@ -1,7 +1,7 @@
 import { useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useDash } from '../instance';
-import { chartRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, type RoundRow } from '../metrics';
+import { chartRows, epsilonRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, type RoundRow } from '../metrics';
 
 const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#457b9d'];
 
@@ -164,6 +164,7 @@ export function LivePanels() {
           </table>
         )}
       </section>
+      <PrivacyPanel rounds={live.rounds} />
       <DropoutPanel rounds={live.rounds} />
     </>
   );
@@ -200,6 +201,43 @@ function DropoutPanel({ rounds }: { rounds: readonly RoundRow[] }) {
             ))}
           </tbody>
         </table>
+      )}
+    </section>
+  );
+}
+
+/** ε spent per hospital over the rounds (DP runs); "not private" otherwise. */
+function PrivacyPanel({ rounds }: { rounds: readonly RoundRow[] }) {
+  const { hospitals, rows } = useMemo(() => epsilonRows(rounds), [rounds]);
+  const last = rounds.at(-1);
+  return (
+    <section className="wide" aria-label="Privacy budget">
+      <h2>Privacy budget per hospital</h2>
+      {hospitals.length === 0 ? (
+        <p className="muted">{last ? 'Not private: this run uses no differential privacy (ε = ∞).' : 'No round completed yet.'}</p>
+      ) : (
+        <>
+          <p>
+            δ = {formatMetric(last?.metrics.privacy_delta ?? null, 6)}, noise multiplier σ = {formatMetric(last?.metrics.noise_multiplier ?? null)}; ε per hospital
+            after round {last?.round}:{' '}
+            {hospitals.map((h) => `${h} ${formatMetric(last?.per_hospital[h]?.privacy_epsilon ?? null)}${last?.per_hospital[h]?.privacy_budget_exhausted ? ' (budget spent)' : ''}`).join(', ')}
+          </p>
+          <figure style={{ margin: 0 }} aria-label="Privacy ε per hospital over rounds">
+            <figcaption>ε spent per hospital</figcaption>
+            <ResponsiveContainer width="100%" height={200}>
+              <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+                <CartesianGrid strokeDasharray="3 3" />
+                <XAxis dataKey="round" allowDecimals={false} />
+                <YAxis />
+                <Tooltip />
+                <Legend />
+                {hospitals.map((h, i) => (
+                  <Line key={h} type="monotone" dataKey={h} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
+                ))}
+              </LineChart>
+            </ResponsiveContainer>
+          </figure>
+        </>
       )}
     </section>
   );

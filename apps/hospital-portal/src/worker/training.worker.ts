@@ -5,8 +5,8 @@
  */
 // tfjs-core registers no gradients by itself (the union package does it for Node hosts).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { HospitalClient } from '@fedcare/shared/fl';
-import { loadRecords } from '../data/db';
+import { HospitalClient, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { kvGet, kvSet, loadRecords } from '../data/db';
 import { selectBackend } from './backend';
 import type { WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
 
@@ -21,6 +21,12 @@ let ready: Promise<unknown> | undefined;
 
 function post(message: WorkerMessage, transfer: Transferable[] = []): void {
   scope.postMessage(message, transfer);
+}
+
+/** The hospital's privacy ledger in IndexedDB: a reload, a new tab or a re-import cannot reset the budget. */
+function indexedDbLedger(hospitalId: string): PrivacyLedgerStore {
+  const key = `privacy-ledger/${hospitalId}`;
+  return { load: () => kvGet<PrivacyLedgerState>(key), save: (state) => kvSet(key, state) };
 }
 
 function requireClient(): HospitalClient {
@@ -41,6 +47,7 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       client?.dispose();
       client = new HospitalClient(req.hospitalId, records, {
         onProgress: (progress) => post({ kind: 'progress', progress }),
+        privacyLedger: indexedDbLedger(req.hospitalId),
       });
       return {
         value: { records: records.length, train: client.train.length, val: client.val.length, test: client.test.length, numTrainExamples: client.numTrainExamples },

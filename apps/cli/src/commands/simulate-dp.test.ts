@@ -1,0 +1,75 @@
+// `fedcare simulate --dp` end to end: real client processes train with DP-SGD, each keeps its RDP
+// ledger, reports ε every round, and declines the round that would pass the target; the run ends
+// when too few hospitals have budget left. Every ε is checked against the accountant directly.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateHospital } from '@fedcare/shared/data';
+import { HospitalClient } from '@fedcare/shared/fl';
+import { epsilonFor } from '@fedcare/shared/privacy';
+import { dpSchedule } from '@fedcare/shared/train';
+import { openSqliteStore } from '@fedcare/server';
+import { generateToDir } from './generate';
+import { fedcareProcess } from '../testing-processes';
+
+const HOSPITALS = ['H1', 'H2', 'H3'];
+const SIGMA = 1.0;
+const DELTA = 1e-4;
+const BATCH = 16;
+
+describe('fedcare simulate --dp', () => {
+  it('reports each hospital’s ε per round as the accountant computes it, declines past the target, and ends the run when budgets are spent', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-simdp-'));
+    generateToDir(HOSPITALS, 5, dir, 60);
+    // What each hospital will spend per round (the same split the client makes).
+    const schedule = Object.fromEntries(
+      HOSPITALS.map((h) => {
+        const n = new HospitalClient(h, generateHospital(h, { seed: 5, patients: 60 }).records).numTrainExamples;
+        return [h, dpSchedule(n, BATCH, 1)];
+      }),
+    );
+    const eps = (h: string, rounds: number) => epsilonFor({ sampleRate: schedule[h]!.sampleRate, noiseMultiplier: SIGMA, steps: schedule[h]!.steps * rounds, delta: DELTA }).epsilon;
+    // A target every hospital meets for two rounds and the thirstiest passes in round 3.
+    const target = Number((Math.max(...HOSPITALS.map((h) => eps(h, 2))) * 1.02).toFixed(4));
+    const last = Object.fromEntries(HOSPITALS.map((h) => [h, [1, 2, 3, 4, 5, 6].filter((k) => eps(h, k) <= target).at(-1) ?? 0]));
+    const willing = (r: number) => HOSPITALS.filter((h) => last[h]! >= r);
+    const expectedRounds = [1, 2, 3, 4, 5, 6].filter((r) => [1, 2, 3, 4, 5, 6].filter((k) => k <= r).every((k) => willing(k).length >= 2));
+    expect(expectedRounds.length).toBeGreaterThanOrEqual(2);
+    expect(expectedRounds.length).toBeLessThan(6);
+
+    const db = path.join(dir, 'sim.db');
+    const p = fedcareProcess(['simulate', '--data', dir, '--rounds', '6', '--seq-len', '12', '--batch-size', String(BATCH), '--min-fit-clients', '2', '--dp', '--noise-multiplier', String(SIGMA), '--max-grad-norm', '1', '--target-epsilon', String(target), '--delta', String(DELTA), '--db', db, '--json']);
+    expect(await p.exited, p.output()).toBe(0);
+    const lines = p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    type Line = Record<string, number> & { round: number; privacy_epsilon_per_hospital: Record<string, number>; dropouts: { hospital: string; stage: string; status: string; reason: string }[] };
+    const rounds = lines.filter((l) => 'round' in l) as Line[];
+    expect(rounds.map((r) => r.round)).toEqual(expectedRounds);
+    for (const r of rounds) {
+      expect(r.privacy_delta).toBe(DELTA);
+      expect(r.noise_multiplier).toBe(SIGMA);
+      for (const h of HOSPITALS) {
+        const want = eps(h, Math.min(r.round, last[h]!));
+        expect(Math.abs(r.privacy_epsilon_per_hospital[h]! - want) / want, `${h} round ${r.round}`).toBeLessThan(1e-9);
+        expect(r.privacy_epsilon_per_hospital[h]!).toBeLessThanOrEqual(target);
+      }
+      expect(r.privacy_epsilon).toBeCloseTo(Math.max(...Object.values(r.privacy_epsilon_per_hospital)), 12);
+      // a hospital past its budget declines, saying why, from the round after its last
+      const declined = r.dropouts.filter((d) => d.status === 'declined').map((d) => d.hospital).sort();
+      expect(declined).toEqual(HOSPITALS.filter((h) => last[h] === r.round - 1));
+      for (const d of r.dropouts.filter((x) => x.status === 'declined')) expect(d.reason).toMatch(/PRIVACY_BUDGET: this round would take ε from .* past the target/);
+      // no training metrics measured on the private records leave the hospitals
+      expect(r.train_loss).toBeNull();
+    }
+    const summary = (lines.find((l) => 'summary' in l) as { summary: { status: string; reason: string } }).summary;
+    expect(summary.status).toBe('completed');
+    expect(summary.reason).toMatch(/^privacy budget spent: /);
+
+    // The database holds the same ε per hospital per round.
+    const store = openSqliteStore(db);
+    const [run] = await store.listRuns();
+    const stored = await store.getRoundMetrics(run!.runId);
+    expect(stored.map((r) => r.perHospital.H1?.privacy_epsilon)).toEqual(rounds.map((r) => r.privacy_epsilon_per_hospital.H1));
+    await store.close();
+  }, 600_000);
+});

@@ -1,0 +1,152 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { fitAndEncode } from '../data/features';
+import { generateHospital } from '../data/generator';
+import { createClassifier } from '../model/classifier';
+import { seededRandom } from '../util/csprng';
+import { clippedGradientSum, dpSgdStep, gaussianNoiseLike, poissonSample } from './dp';
+import { disposeInputs, inputsFor, labelledIndices, trainLocal } from './train';
+
+const NO_DROPOUT = { lstmDropout: 0, demographicsDropout: 0, omicsDropout: 0, attentionDropout: 0, headDropout: 0 };
+const { batch } = fitAndEncode(generateHospital('H1', { seed: 5, patients: 40 }).records, { seqLen: 8, windowDays: 30 });
+const rows = labelledIndices(batch).slice(0, 6);
+
+function flat(ts: readonly tf.Tensor[]): Float32Array {
+  const parts = ts.map((t) => t.dataSync() as Float32Array);
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function l2(v: Float32Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
+}
+
+describe('DP-SGD building blocks', () => {
+  it('unclipped per-example gradients sum to the batch gradient (B × the mean-loss gradient)', async () => {
+    const model = createClassifier(NO_DROPOUT, 1);
+    const vars = model.params.map((p) => p.variable);
+    const { sum, norms } = await clippedGradientSum(model, batch, rows, 1e9);
+    expect(norms.every((n) => n > 0 && Number.isFinite(n))).toBe(true);
+    const inputs = inputsFor(batch, rows);
+    const labels = tf.tensor1d(Int32Array.from(rows, (r) => batch.labels[r] as number), 'int32');
+    const { grads, value } = tf.variableGrads(() => model.loss(inputs, labels, { training: true }), vars);
+    const batchGrad = flat(vars.map((v) => grads[v.name] as tf.Tensor));
+    const perExample = flat(sum);
+    let maxErr = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < batchGrad.length; i++) {
+      maxErr = Math.max(maxErr, Math.abs((perExample[i] as number) - rows.length * (batchGrad[i] as number)));
+      maxAbs = Math.max(maxAbs, Math.abs(perExample[i] as number));
+    }
+    expect(maxAbs).toBeGreaterThan(1e-3);
+    expect(maxErr / maxAbs).toBeLessThan(1e-4);
+    tf.dispose([...sum, value, labels, ...Object.values(grads)]);
+    disposeInputs(inputs);
+    model.dispose();
+  });
+
+  it('clips every example to the bound, and leaves an example under the bound untouched', async () => {
+    const model = createClassifier(NO_DROPOUT, 2);
+    const one = await clippedGradientSum(model, batch, rows, 1e9);
+    const C = Math.min(...one.norms) / 2; // every example is clipped
+    for (const r of rows) {
+      const { sum, norms } = await clippedGradientSum(model, batch, [r], C);
+      const n = l2(flat(sum));
+      expect(norms[0]).toBeGreaterThan(C);
+      expect(Math.abs(n - C) / C).toBeLessThan(1e-4);
+      tf.dispose(sum);
+    }
+    // an example under the bound keeps its gradient exactly
+    const big = Math.max(...one.norms) * 2;
+    const a = await clippedGradientSum(model, batch, [rows[0] as number], big);
+    const b = await clippedGradientSum(model, batch, [rows[0] as number], 1e9);
+    expect(flat(a.sum)).toEqual(flat(b.sum));
+    tf.dispose([...one.sum, ...a.sum, ...b.sum]);
+    model.dispose();
+  });
+
+  it('adds noise with standard deviation σ·C (zero gradient, 569k draws): mean, std and tails within sampling error', () => {
+    const sigma = 1.1;
+    const C = 0.7;
+    const zeros = [tf.zeros([569_091])];
+    const [noise] = gaussianNoiseLike(zeros, sigma * C);
+    const v = noise!.dataSync();
+    const n = v.length;
+    let s = 0;
+    let s2 = 0;
+    let beyond2 = 0;
+    for (const x of v) {
+      s += x;
+      s2 += x * x;
+      if (Math.abs(x) > 2 * sigma * C) beyond2++;
+    }
+    const mean = s / n;
+    const std = Math.sqrt(s2 / n - mean * mean);
+    // standard errors: mean σC/√n, std ≈ σC/√(2n); allow 5 of them
+    expect(Math.abs(mean)).toBeLessThan((5 * sigma * C) / Math.sqrt(n));
+    expect(Math.abs(std - sigma * C)).toBeLessThan((5 * sigma * C) / Math.sqrt(2 * n));
+    // P(|Z| > 2) = 0.0455
+    expect(Math.abs(beyond2 / n - 0.0455)).toBeLessThan(5 * Math.sqrt((0.0455 * 0.9545) / n));
+    tf.dispose([...zeros, noise!]);
+  });
+
+  it('draws noise from the CSPRNG by default: two draws differ', () => {
+    const z = [tf.zeros([1000])];
+    const [a] = gaussianNoiseLike(z, 1);
+    const [b] = gaussianNoiseLike(z, 1);
+    expect(Array.from(a!.dataSync())).not.toEqual(Array.from(b!.dataSync()));
+    tf.dispose([...z, a!, b!]);
+  });
+
+  it('samples each row with probability q (Poisson), independently', () => {
+    const all = Array.from({ length: 20_000 }, (_, i) => i);
+    const lot = poissonSample(all, 0.05);
+    // binomial(20000, 0.05): mean 1000, sd 30.8
+    expect(Math.abs(lot.length - 1000)).toBeLessThan(5 * 30.8);
+    expect(() => poissonSample(all, 0)).toThrow(/sample rate/);
+  });
+
+  it('one step with σ = 0 moves the weights by the clipped mean gradient (SGD), FedProx added after the noise', async () => {
+    const model = createClassifier(NO_DROPOUT, 3);
+    const vars = model.params.map((p) => p.variable);
+    const before = flat(vars);
+    const random = seededRandom(7);
+    const lr = 0.1;
+    const C = 0.5;
+    const q = 0.5;
+    // Replay the step's Poisson lot with the same seeded source to know which rows it used.
+    const lot = poissonSample(rows, q, seededRandom(7));
+    const { sum } = await clippedGradientSum(model, batch, lot, C);
+    // FedProx towards anchors at 0: its gradient is μ·w, added to the privatised data gradient.
+    const mu = 0.3;
+    const anchors = vars.map((v) => tf.zerosLike(v));
+    const expected = flat(sum).map((g, i) => (before[i] as number) - lr * (g / (q * rows.length) + mu * (before[i] as number)));
+    const result = await dpSgdStep(model, tf.train.sgd(lr), batch, rows, q, { noiseMultiplier: 0, maxGradNorm: C, random }, { mu, anchors });
+    tf.dispose(anchors);
+    expect(result.lotSize).toBe(lot.length);
+    const after = flat(vars);
+    let maxErr = 0;
+    for (let i = 0; i < after.length; i++) maxErr = Math.max(maxErr, Math.abs((after[i] as number) - (expected[i] as number)));
+    expect(maxErr).toBeLessThan(1e-5);
+    tf.dispose(sum);
+    model.dispose();
+  });
+
+  it('trainLocal with dp runs round(n / B) Poisson steps per epoch and rejects invalid settings', async () => {
+    const model = createClassifier({}, 4);
+    const seen: number[] = [];
+    const n = labelledIndices(batch).length;
+    await trainLocal(model, batch, { epochs: 1, batchSize: 8, dp: { noiseMultiplier: 1, maxGradNorm: 1 } }, (p) => seen.push(p.batch));
+    expect(seen.at(-1)).toBe(Math.round(n / 8));
+    await expect(trainLocal(model, batch, { epochs: 1, batchSize: 8, dp: { noiseMultiplier: -1, maxGradNorm: 1 } })).rejects.toThrow(/noise_multiplier must be/);
+    await expect(trainLocal(model, batch, { epochs: 1, batchSize: 8, dp: { noiseMultiplier: 1, maxGradNorm: 0 } })).rejects.toThrow(/max_grad_norm must be/);
+    model.dispose();
+  });
+});
