@@ -20,8 +20,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/random';
 import { constantInit, glorotUniform, normalInit } from './init';
 import { initLstmValues, lstmStack, lstmStackAutograd, type LstmWeights } from './lstm';
-import { dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
+import { addParam, dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
 import { disposeParams, ParamCollector, type Param } from './params';
+import type { GradRecorder } from './recorder';
 
 export interface ClassifierConfig {
   /** Channels of `vitals`: 5 vital signs + 5 missingness masks. */
@@ -98,6 +99,11 @@ export interface ForwardOptions {
   training: boolean;
   /** Dropout seed for this pass; by default each training pass draws the next seed of the model's stream. */
   seed?: number;
+  /**
+   * Per-example gradient book-keeping for DP-SGD (./recorder.ts): a backward pass through this
+   * forward records every parameter use in `recorder` and yields zero parameter gradients.
+   */
+  recorder?: GradRecorder;
 }
 
 export interface MultimodalRiskClassifier {
@@ -106,6 +112,8 @@ export interface MultimodalRiskClassifier {
   readonly params: readonly Param[];
   /** Width of the fused representation (sum of the embedding widths, 256 by default). */
   readonly fusionDim: number;
+  /** True when `options.recorder` is supported (the fast LSTM): DP-SGD then clips in one batched pass. */
+  readonly recordsParameterUses: boolean;
   /** Class logits [B, numClasses]. */
   predictLogits(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
   /** The fused, mean-pooled representation [B, fusionDim] that feeds the head. */
@@ -223,22 +231,21 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     return () => stream.nextU32();
   };
 
-  const encodeSequence = (x: tf.Tensor3D, layers: LstmWeights[], units: number, seeds: DropoutSeeds): tf.Tensor2D => {
+  const encodeSequence = (x: tf.Tensor3D, layers: LstmWeights[], units: number, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
     const B = x.shape[0];
     const masks = layers.slice(1).map(() =>
       seeds && cfg.lstmDropout > 0 ? (dropoutMask([B, units], cfg.lstmDropout, seeds()) as tf.Tensor2D) : null,
     );
-    return cfg.fastLstm
-      ? lstmStack(x, layers, { interLayerMasks: masks })
-      : lstmStackAutograd(x, layers, { interLayerMasks: masks });
+    const opts = recorder ? { interLayerMasks: masks, recorder } : { interLayerMasks: masks };
+    return cfg.fastLstm ? lstmStack(x, layers, opts) : lstmStackAutograd(x, layers, opts);
   };
 
-  const mlp = (x: tf.Tensor2D, layers: Dense[], rate: number, seeds: DropoutSeeds): tf.Tensor2D => {
+  const mlp = (x: tf.Tensor2D, layers: Dense[], rate: number, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
     const [l0, l1] = layers as [Dense, Dense];
-    return linear(dropout(tf.relu(linear(x, l0.W, l0.b)), rate, seeds), l1.W, l1.b);
+    return linear(dropout(tf.relu(linear(x, l0.W, l0.b, recorder)), rate, seeds), l1.W, l1.b, recorder);
   };
 
-  const embedRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds): tf.Tensor2D => {
+  const embedRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
     const B = inputs.demographics.shape[0];
     checkInput('vitals', inputs.vitals, 3, cfg.vitalsChannels, B);
     checkInput('labs', inputs.labs, 3, cfg.labChannels, B);
@@ -246,27 +253,28 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     checkInput('biology', inputs.biology, 2, cfg.biologyDim, B);
     checkInput('omics', inputs.omics, 2, cfg.omicsDim, B);
     const embeddings = [
-      encodeSequence(inputs.vitals, clinical, cfg.clinicalHidden, seeds),
-      encodeSequence(inputs.labs, lab, cfg.labHidden, seeds),
-      mlp(inputs.demographics, demo, cfg.demographicsDropout, seeds),
-      mlp(inputs.biology, bio, 0, seeds),
-      mlp(inputs.omics, omics, cfg.omicsDropout, seeds),
+      encodeSequence(inputs.vitals, clinical, cfg.clinicalHidden, seeds, recorder),
+      encodeSequence(inputs.labs, lab, cfg.labHidden, seeds, recorder),
+      mlp(inputs.demographics, demo, cfg.demographicsDropout, seeds, recorder),
+      mlp(inputs.biology, bio, 0, seeds, recorder),
+      mlp(inputs.omics, omics, cfg.omicsDropout, seeds, recorder),
     ];
     // Token k = embedding k at its offset of the fusion width (zeros elsewhere) + type embedding k:
     // the concatenation broadcast over 5 tokens times a 0/1 block mask (wasm's Pad is very slow).
-    const tokens = tf.add(
-      tf.mul(tf.expandDims(tf.concat(embeddings, 1), 1), tokenMask),
+    const tokens = addParam(
+      tf.mul(tf.expandDims(tf.concat(embeddings, 1), 1), tokenMask) as tf.Tensor3D,
       modalityEmbedding,
-    ) as tf.Tensor3D; // [B, 5, fusionDim]
-    const attended = multiHeadSelfAttention(tokens, attention, cfg.attentionHeads, cfg.attentionDropout, seeds);
-    const normed = layerNorm(tf.reshape(tf.add(tokens, attended), [B * 5, fusionDim]), normGamma, normBeta);
+      recorder,
+    ); // [B, 5, fusionDim]
+    const attended = multiHeadSelfAttention(tokens, attention, cfg.attentionHeads, cfg.attentionDropout, seeds, recorder);
+    const normed = layerNorm(tf.reshape(tf.add(tokens, attended), [B * 5, fusionDim]), normGamma, normBeta, 1e-5, recorder, 5);
     return tf.mean(tf.reshape(normed, [B, 5, fusionDim]), 1);
   };
 
-  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds): tf.Tensor2D => {
-    let x = embedRaw(inputs, seeds);
+  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
+    let x = embedRaw(inputs, seeds, recorder);
     head.forEach((layer, k) => {
-      x = linear(x, layer.W, layer.b);
+      x = linear(x, layer.W, layer.b, recorder);
       if (k < head.length - 1) x = dropout(tf.relu(x), k === 0 ? cfg.headDropout : 0, seeds);
     });
     return x;
@@ -281,18 +289,19 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     config: Object.freeze({ ...cfg }),
     params,
     fusionDim,
+    recordsParameterUses: cfg.fastLstm,
     predictLogits(inputs, options) {
       live();
-      return tf.tidy(() => logitsRaw(inputs, seedsFor(options)));
+      return tf.tidy(() => logitsRaw(inputs, seedsFor(options), options.recorder));
     },
     embed(inputs, options) {
       live();
-      return tf.tidy(() => embedRaw(inputs, seedsFor(options)));
+      return tf.tidy(() => embedRaw(inputs, seedsFor(options), options.recorder));
     },
     loss(inputs, labels, options) {
       live();
       return tf.tidy(() => {
-        const logits = logitsRaw(inputs, seedsFor(options));
+        const logits = logitsRaw(inputs, seedsFor(options), options.recorder);
         const B = logits.shape[0];
         let targets: tf.Tensor2D;
         if (labels.rank === 1) {

@@ -25,8 +25,9 @@ export {
   type LstmStackOptions,
   type LstmWeights,
 } from './lstm';
-export { dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
+export { addParam, dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
 export { countParams, disposeParams, type Param } from './params';
+export { GradRecorder, type DirectUse, type LinearUse, type ParamUse } from './recorder';
 export {
   flattenWeights,
   sha256Hex,

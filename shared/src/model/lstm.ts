@@ -24,6 +24,7 @@
  *    `lstmStack` runs several layers in one customGrad so layers hand sequences over directly.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { GradRecorder } from './recorder';
 
 import { constantInit, glorotUniform, orthogonal, type RandomSource } from './init';
 
@@ -48,6 +49,12 @@ export interface LstmStackOptions {
    * wasm, cpu). 'ops': everything as TF.js ops (GPU backends). 'auto' (default) picks by backend.
    */
   readonly implementation?: 'auto' | 'host' | 'ops';
+  /**
+   * Per-example gradient book-keeping (./recorder.ts): the backward records, per layer, the rows
+   * [x_t, h_{t−1}] [B, T, I+H] and the gate gradients dL/dz_t [B, T, 4H] as one `linear` use of
+   * (W, U, b), and returns zeros for W, U and b instead of computing them.
+   */
+  readonly recorder?: GradRecorder;
 }
 
 /** Initial values of one layer, Keras defaults: Glorot-uniform W, orthogonal U, zero b with forget bias 1. */
@@ -130,6 +137,7 @@ export function lstmStackAutograd(
   opts: LstmStackOptions = {},
 ): tf.Tensor2D | tf.Tensor3D {
   checkLayers(x, layers);
+  if (opts.recorder) throw new Error('lstmStackAutograd: recording per-example gradients needs the hand-written LSTM (lstmStack)');
   return tf.tidy(() => {
     let seq = x;
     for (let l = 0; l < layers.length - 1; l++) {
@@ -188,7 +196,9 @@ export function lstmStack(
   const host = impl === 'host' || (impl === 'auto' && HOST_BACKENDS.has(tf.getBackend()));
   const inputs: tf.Tensor[] = [x];
   for (const { W, U, b } of layers) inputs.push(W, U, b);
-  const op = tf.customGrad(host ? hostStack(layers, masks, opts.returnSequences ?? false) : opsStack(layers, masks, opts.returnSequences ?? false));
+  const returnSequences = opts.returnSequences ?? false;
+  const recorder = opts.recorder ?? null;
+  const op = tf.customGrad(host ? hostStack(layers, masks, returnSequences, recorder) : opsStack(layers, masks, returnSequences, recorder));
   return op(...inputs) as tf.Tensor2D | tf.Tensor3D;
 }
 
@@ -308,7 +318,12 @@ interface HostLayer {
  *
  * Host arrays handed to tf.tensor are never written afterwards: the cpu backend keeps a reference.
  */
-function hostStack(layers: readonly LstmWeights[], masks: readonly (tf.Tensor2D | null)[], returnSequences: boolean): StackFn {
+function hostStack(
+  layers: readonly LstmWeights[],
+  masks: readonly (tf.Tensor2D | null)[],
+  returnSequences: boolean,
+  recorder: GradRecorder | null,
+): StackFn {
   const L = layers.length;
   return (...args) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
@@ -408,16 +423,29 @@ function hostStack(layers: readonly LstmWeights[], masks: readonly (tf.Tensor2D 
         // Weight gradients as one GEMM over all T·B rows: [dW; dU]ᵀ = dZᵀ · [x, h] ([4H, I+H]).
         // wasm packs a matMul's right operand afresh for every new tensor, so the smaller one
         // ([T·B, I+H] rather than [T·B, 4H]) goes on the right. The engine's gradient scope owns the
-        // results (no tf.keep) and frees those nobody asked for.
+        // results (no tf.keep) and frees those nobody asked for. A recorder takes the rows and gate
+        // gradients instead, batch-major, and the weight gradients are zeros.
         const [dW, dU, db, dX] = tf.tidy(() => {
           const dZt = tf.tensor2d(dZ, [T * B, H4]);
+          const dXl = l === 0 ? tf.transpose(tf.reshape(tf.matMul(dZt, tf.transpose(W)), [T, B, I]), [1, 0, 2]) : undefined;
+          if (recorder) {
+            const { W: Wl, U: Ul, b: bl } = layers[l]!;
+            recorder.record({
+              kind: 'linear',
+              kernels: [Wl, Ul],
+              bias: bl,
+              x: tf.tensor3d(swapLeadingAxes(XH, T, B, K), [B, T, K]),
+              dy: tf.tensor3d(swapLeadingAxes(dZ, T, B, H4), [B, T, H4]),
+            });
+            return [tf.zerosLike(W), tf.zerosLike(U), tf.zeros([H4]), dXl];
+          }
           const dZT = tf.transpose(dZt); // [4H, T·B]
           const dWU = tf.transpose(tf.matMul(dZT, tf.tensor2d(XH, [T * B, K]))); // [I+H, 4H]
           return [
             tf.slice(dWU, [0, 0], [I, H4]),
             tf.slice(dWU, [I, 0], [H, H4]),
             tf.reshape(tf.matMul(dZT, tf.ones([T * B, 1])), [H4]), // Σ over rows as a GEMV
-            l === 0 ? tf.transpose(tf.reshape(tf.matMul(dZt, tf.transpose(W)), [T, B, I]), [1, 0, 2]) : undefined,
+            dXl,
           ];
         });
         grads[1 + 3 * l] = dW!;
@@ -476,7 +504,12 @@ const STEP_SAVED = 6;
  * Per step: [x_t, h_{t−1}] concatenated, one fused GEMM + bias + sigmoid per gate (no per-step
  * slicing of a wide tensor), the cell update as TF.js ops, each step in its own tidy.
  */
-function opsStack(layers: readonly LstmWeights[], masks: readonly (tf.Tensor2D | null)[], returnSequences: boolean): StackFn {
+function opsStack(
+  layers: readonly LstmWeights[],
+  masks: readonly (tf.Tensor2D | null)[],
+  returnSequences: boolean,
+  recorder: GradRecorder | null,
+): StackFn {
   const L = layers.length;
   return (...args) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
@@ -612,11 +645,20 @@ function opsStack(layers: readonly LstmWeights[], masks: readonly (tf.Tensor2D |
           if (out[3]) dIn[t] = out[3];
         }
         const dZall = T === 1 ? dZs[0]! : tf.concat(dZs, 0); // [T·B, 4H], time-major
-        const dWU = tf.matMul(tf.transpose(get<tf.Rank.R2>(lay.xh)), dZall); // [I+H, 4H]
-        grads[1 + 3 * l] = tf.slice(dWU, [0, 0], [I, H4]);
-        grads[2 + 3 * l] = tf.slice(dWU, [I, 0], [H, H4]);
-        // Σ over rows as a GEMV: wasm's Sum over axis 0 is far slower.
-        grads[3 + 3 * l] = tf.reshape(tf.matMul(tf.ones([1, T * B]), dZall), [H4]);
+        if (recorder) {
+          const { W: Wl, U: Ul, b: bl } = layers[l]!;
+          const batchMajor = (rows: tf.Tensor2D): tf.Tensor3D => tf.transpose(tf.reshape(rows, [T, B, rows.shape[1]]), [1, 0, 2]);
+          recorder.record({ kind: 'linear', kernels: [Wl, Ul], bias: bl, x: batchMajor(get<tf.Rank.R2>(lay.xh)), dy: batchMajor(dZall) });
+          grads[1 + 3 * l] = tf.zerosLike(W);
+          grads[2 + 3 * l] = tf.zerosLike(U);
+          grads[3 + 3 * l] = tf.zeros([H4]);
+        } else {
+          const dWU = tf.matMul(tf.transpose(get<tf.Rank.R2>(lay.xh)), dZall); // [I+H, 4H]
+          grads[1 + 3 * l] = tf.slice(dWU, [0, 0], [I, H4]);
+          grads[2 + 3 * l] = tf.slice(dWU, [I, 0], [H, H4]);
+          // Σ over rows as a GEMV: wasm's Sum over axis 0 is far slower.
+          grads[3 + 3 * l] = tf.reshape(tf.matMul(tf.ones([1, T * B]), dZall), [H4]);
+        }
         if (l === 0) {
           const dX = tf.reshape(tf.matMul(dZall, WT), [T, B, I]);
           grads[0] = tf.transpose(dX, [1, 0, 2]); // layer 0 never has an input mask

@@ -4,16 +4,21 @@
  * live in the caller's `Param` list.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { GradRecorder } from './recorder';
 
 /**
  * y = x W + b for x [N, I], W [I, O], b [O]. The backward uses explicit transposes instead of the
  * transposeA/transposeB matMul flags that autograd's MatMul gradient uses, which are 10–20× slower
  * on the wasm backend.
+ *
+ * With a `recorder`, the backward records x and dy per example (the N rows are B examples of
+ * `positions` consecutive rows each) and returns zeros for W and b (see ./recorder.ts).
  */
-export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, recorder?: GradRecorder, positions = 1): tf.Tensor2D {
   if (x.rank !== 2 || x.shape[1] !== W.shape[0] || b.shape[0] !== W.shape[1]) {
     throw new Error(`linear: x [${x.shape.join(', ')}] · W [${W.shape.join(', ')}] + b [${b.shape.join(', ')}] do not fit`);
   }
+  if (recorder) return recordedLinear(x, W, b, recorder, positions);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, Wi, bi] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
@@ -32,6 +37,49 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D): tf.Tenso
     return { value, gradFunc };
   });
   return op(x, W, b) as tf.Tensor2D;
+}
+
+/** [N, F] rows, `positions` consecutive rows per example → [N / positions, positions, F]. */
+function perExample(t: tf.Tensor2D, positions: number): tf.Tensor3D {
+  const [N, F] = t.shape;
+  if (!(Number.isInteger(positions) && positions >= 1 && N % positions === 0)) {
+    throw new Error(`recording: ${N} rows are not whole examples of ${positions} positions`);
+  }
+  return tf.reshape(t, [N / positions, positions, F]);
+}
+
+function recordedLinear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, recorder: GradRecorder, positions: number): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, Wi, bi] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    save([xi, Wi]);
+    const value: tf.Tensor2D = tf.add(tf.matMul(xi, Wi), bi);
+    const gradFunc = (dy: tf.Tensor2D, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [xs, Ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      recorder.record({ kind: 'linear', kernels: [W], bias: b, x: perExample(xs, positions), dy: perExample(dy, positions) });
+      return [tf.matMul(dy, tf.transpose(Ws)), tf.zerosLike(Ws), tf.zerosLike(bi)];
+    };
+    return { value, gradFunc };
+  });
+  return op(x, W, b) as tf.Tensor2D;
+}
+
+/**
+ * x + p for x [B, ...s] and a parameter p [...s] broadcast over the batch. With a `recorder`, each
+ * example's gradient of p (its slice of dy) is recorded and p's own gradient is zero.
+ */
+export function addParam<T extends tf.Tensor>(x: T, p: tf.Tensor, recorder?: GradRecorder): T {
+  if (x.shape.slice(1).join() !== p.shape.join()) throw new Error(`addParam: x [${x.shape.join(', ')}] + p [${p.shape.join(', ')}] do not fit`);
+  if (!recorder) return tf.add(x, p);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, pi] = args as [tf.Tensor, tf.Tensor];
+    const gradFunc = (dy: tf.Tensor): tf.Tensor[] => {
+      recorder.record({ kind: 'direct', param: p, grads: dy });
+      return [tf.clone(dy), tf.zerosLike(pi)];
+    };
+    return { value: tf.add(xi, pi), gradFunc };
+  });
+  return op(x, p) as T;
 }
 
 /**
@@ -54,13 +102,36 @@ export function dropout<T extends tf.Tensor>(x: T, rate: number, seeds: DropoutS
   return tf.mul(x, dropoutMask(x.shape, rate, seeds()));
 }
 
-/** Layer norm over the last axis (Ba, Kiros & Hinton, 2016). x [N, D], gamma/beta [D]. */
-export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-5): tf.Tensor2D {
+/**
+ * Layer norm over the last axis (Ba, Kiros & Hinton, 2016). x [N, D], gamma/beta [D]. With a
+ * `recorder` (rows: B examples of `positions` rows each), each example's gradients of γ (Σ x̂ ⊙ dy)
+ * and β (Σ dy) are recorded and their own gradients are zero.
+ */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-5, recorder?: GradRecorder, positions = 1): tf.Tensor2D {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
+    const normed: tf.Tensor2D = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
+    if (recorder) return recordedScaleShift(normed, gamma, beta, recorder, positions);
     return tf.add(tf.mul(normed, gamma), beta);
   });
+}
+
+/** x̂ ⊙ γ + β, recording each example's gradients of γ and β. */
+function recordedScaleShift(normed: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, recorder: GradRecorder, positions: number): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, gi, bi] = args as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+    const save = args[3] as tf.GradSaveFunc;
+    save([xi, gi]);
+    const gradFunc = (dy: tf.Tensor2D, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [xs, gs] = saved as [tf.Tensor2D, tf.Tensor1D];
+      recorder.record({ kind: 'direct', param: gamma, grads: tf.sum(perExample(tf.mul<tf.Tensor2D>(xs, dy), positions), 1) });
+      recorder.record({ kind: 'direct', param: beta, grads: tf.sum(perExample(dy, positions), 1) });
+      return [tf.mul(dy, gs), tf.zerosLike(gs), tf.zerosLike(bi)];
+    };
+    const value: tf.Tensor2D = tf.add(tf.mul(xi, gi), bi);
+    return { value, gradFunc };
+  });
+  return op(normed, gamma, beta) as tf.Tensor2D;
 }
 
 export interface AttentionWeights {
@@ -85,15 +156,16 @@ export function multiHeadSelfAttention(
   heads: number,
   attentionDropout = 0,
   seeds: DropoutSeeds = null,
+  recorder?: GradRecorder,
 ): tf.Tensor3D {
   const [B, N, D] = x.shape;
   checkHeads(D, heads);
   return tf.tidy(() => {
     const x2: tf.Tensor2D = tf.reshape(x, [B * N, D]);
-    const q = tf.reshape(linear(x2, w.Wq, w.bq), [B, N, D]) as tf.Tensor3D;
-    const k = tf.reshape(linear(x2, w.Wk, w.bk), [B, N, D]) as tf.Tensor3D;
-    const v = tf.reshape(linear(x2, w.Wv, w.bv), [B, N, D]) as tf.Tensor3D;
-    return attendAndProject(q, k, v, w, heads, attentionDropout, seeds);
+    const q = tf.reshape(linear(x2, w.Wq, w.bq, recorder, N), [B, N, D]) as tf.Tensor3D;
+    const k = tf.reshape(linear(x2, w.Wk, w.bk, recorder, N), [B, N, D]) as tf.Tensor3D;
+    const v = tf.reshape(linear(x2, w.Wv, w.bv, recorder, N), [B, N, D]) as tf.Tensor3D;
+    return attendAndProject(q, k, v, w, heads, attentionDropout, seeds, recorder);
   });
 }
 
@@ -110,6 +182,7 @@ function attendAndProject(
   heads: number,
   attentionDropout: number,
   seeds: DropoutSeeds,
+  recorder: GradRecorder | undefined,
 ): tf.Tensor3D {
   const [B, N, D] = q.shape;
   const dh = D / heads;
@@ -119,5 +192,5 @@ function attendAndProject(
   const attn = dropout(tf.softmax(scores, -1), attentionDropout, seeds);
   const ctx = tf.matMul(attn, split(v, [0, 2, 1, 3])); // [B, heads, N, dh]
   const merged: tf.Tensor2D = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * N, D]);
-  return tf.reshape(linear(merged, w.Wo, w.bo), [B, N, D]);
+  return tf.reshape(linear(merged, w.Wo, w.bo, recorder, N), [B, N, D]);
 }

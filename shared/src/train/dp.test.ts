@@ -139,6 +139,27 @@ describe('DP-SGD building blocks', () => {
     model.dispose();
   });
 
+  it('the fast DP step (one recorded pass) equals the naive one (a pass per example): same seed, noise off and on', async () => {
+    for (const sigma of [0, 1.3]) {
+      const a = createClassifier(NO_DROPOUT, 5);
+      const b = createClassifier(NO_DROPOUT, 5);
+      const C = 0.05; // small: most examples are clipped
+      const all = labelledIndices(batch);
+      const ra = await dpSgdStep(a, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), perExample: 'naive' });
+      const rb = await dpSgdStep(b, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), perExample: 'fast' });
+      expect(rb.lotSize).toBe(ra.lotSize);
+      expect(rb.clipped).toBe(ra.clipped);
+      expect(ra.clipped).toBeGreaterThan(0);
+      const wa = flat(a.params.map((p) => p.variable));
+      const wb = flat(b.params.map((p) => p.variable));
+      let maxErr = 0;
+      for (let i = 0; i < wa.length; i++) maxErr = Math.max(maxErr, Math.abs((wa[i] as number) - (wb[i] as number)));
+      expect(maxErr, `σ ${sigma}`).toBeLessThan(1e-5);
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('trainLocal with dp runs round(n / B) Poisson steps per epoch and rejects invalid settings', async () => {
     const model = createClassifier({}, 4);
     const seen: number[] = [];

@@ -11,13 +11,20 @@
  * - the FedProx term μ(w − w_global) does not touch the data, so it is added after the noise and
  *   costs no privacy.
  *
- * This is the per-example (naive) implementation: one backward pass per example. It is the
- * reference any faster per-example-norm method must match.
+ * Per-example clipping runs in one recorded batched pass (./dp-fast.ts, ghost norms + book-keeping)
+ * for models that support it, and otherwise — or with perExample: 'naive' — one backward pass per
+ * example, the reference the fast path is tested against.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureBatch } from '../data/features';
 import { cryptoRandom, gaussians, type RandomSource } from '../util/csprng';
 import { disposeInputs, inputsFor, type TrainableModel } from './train';
+import { clippedGradientSumFast, type RecordingModel } from './dp-fast';
+
+/** Models that can record their parameter uses say so (MultimodalRiskClassifier with the fast LSTM). */
+function isRecordingModel(model: TrainableModel): model is RecordingModel {
+  return (model as { recordsParameterUses?: boolean }).recordsParameterUses === true;
+}
 
 export interface DpSgdConfig {
   /** σ: noise standard deviation as a multiple of maxGradNorm. 0 switches noise off (tests only: not private). */
@@ -26,6 +33,12 @@ export interface DpSgdConfig {
   maxGradNorm: number;
   /** Randomness for sampling and noise; the CSPRNG unless a test passes a seeded source. */
   random?: RandomSource;
+  /**
+   * How per-example gradients are clipped: 'fast' (default; one recorded batched pass, ./dp-fast.ts,
+   * for models that record their parameter uses) or 'naive' (one backward pass per example, the
+   * reference).
+   */
+  perExample?: 'fast' | 'naive';
 }
 
 export function validateDpSgd(c: DpSgdConfig): void {
@@ -113,7 +126,10 @@ export async function dpSgdStep(
   const random = dp.random ?? cryptoRandom;
   const lot = poissonSample(rows, sampleRate, random);
   const expected = sampleRate * rows.length;
-  const { sum, norms, lossSum } = await clippedGradientSum(model, batch, lot, dp.maxGradNorm);
+  const { sum, norms, lossSum } =
+    dp.perExample === 'naive' || !isRecordingModel(model)
+      ? await clippedGradientSum(model, batch, lot, dp.maxGradNorm)
+      : await clippedGradientSumFast(model, batch, lot, dp.maxGradNorm);
   const noise = dp.noiseMultiplier > 0 ? gaussianNoiseLike(sum, dp.noiseMultiplier * dp.maxGradNorm, random) : [];
   const vars = model.params.map((p) => p.variable);
   const named: tf.NamedTensorMap = {};

@@ -14,6 +14,7 @@ import { generateToDir } from './generate';
 import { runSimulation } from './simulate';
 import { benchTrain } from '../bench-train';
 import { benchPrivacy } from '../bench-privacy';
+import { benchDp } from '../bench-dp';
 import { initTf } from '../tf-node';
 
 function median(xs: number[]): number {
@@ -66,6 +67,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.only || values.only === 'train') {
     await initTf('wasm');
     for (const r of await benchTrain({ seqLens: [30, 90], batch: 32, steps: Number(values.steps), warmup: 2 })) emit(r);
+  }
+  if (!values.only || values.only === 'dp') {
+    // DP-SGD step vs a plain step: per-example clipping naive (a pass per example) and fast (one recorded pass).
+    await initTf('wasm');
+    emit(await benchDp({ T: 30, batch: 32, steps: Number(values.steps), warmup: 2 }));
   }
   if (!values.only || values.only === 'aggregation') {
     // Aggregation of the real model size: 3 and 10 clients, each strategy's server step.
