@@ -125,6 +125,13 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(await issues.textContent()).toContain('valueQuantity.value');
     // re-import replaced the NDJSON set: one FHIR record is kept
     await expect.poll(() => page.getByTestId('cohort-count').textContent(), { timeout: 30_000 }).toBe('1');
+    // The hospital's own ε cap survives a reload (IndexedDB), like its records.
+    await page.getByLabel('Most ε this hospital will spend').fill('3');
+    await page.getByRole('button', { name: 'Save policy' }).click();
+    await expect.poll(() => page.getByTestId('privacy-policy').textContent()).toBe('only private runs, ε ≤ 3');
+    await page.reload();
+    await expect.poll(() => page.getByTestId('privacy-policy').textContent(), { timeout: 30_000 }).toBe('only private runs, ε ≤ 3');
+    await expect.poll(() => page.getByTestId('cohort-count').textContent(), { timeout: 30_000 }).toBe('1');
     await screenshot(page, 'portal-import-errors');
     expect(await seriousA11yViolations(page)).toEqual([]);
     await context.close();

@@ -159,6 +159,7 @@ function TrainingPanel() {
             ))}
         </ul>
       ) : null}
+      <PrivacyPolicy joined={joined} current={s.maxEpsilon} />
       <p>
         {s.loaded
           ? `${s.loaded.records} records in the worker: ${s.loaded.train} train (${s.loaded.numTrainExamples} labelled), ${s.loaded.val} validation, ${s.loaded.test} test.`
@@ -194,6 +195,40 @@ function TrainingPanel() {
         <progress max={Math.max(1, train?.batches ?? 1)} value={train?.batch ?? 0} />
       </label>
     </section>
+  );
+}
+
+/** The hospital's own ε cap: with one, it trains only in differentially private runs and never past it. */
+function PrivacyPolicy({ joined, current }: { joined: boolean; current: number | undefined }) {
+  const [value, setValue] = useState(current === undefined ? '' : String(current));
+  const [error, setError] = useState<string | undefined>();
+  useEffect(() => setValue(current === undefined ? '' : String(current)), [current]);
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    const cap = value.trim() === '' ? undefined : Number(value);
+    portal.setMaxEpsilon(cap).then(
+      () => setError(undefined),
+      (err: unknown) => setError((err as Error).message),
+    );
+  };
+  return (
+    <form className="row" onSubmit={onSubmit} aria-label="Privacy policy">
+      <label>
+        Most ε this hospital will spend (empty: each run’s target)
+        <input type="number" step="any" min="0" value={value} onChange={(e) => setValue(e.target.value)} disabled={joined} />
+      </label>
+      <button type="submit" disabled={joined}>
+        Save policy
+      </button>
+      <span className="muted" data-testid="privacy-policy">
+        {current === undefined ? 'follows each run’s target ε' : `only private runs, ε ≤ ${current}`}
+      </span>
+      {error ? (
+        <span className="error" role="alert">
+          {error}
+        </span>
+      ) : null}
+    </form>
   );
 }
 

@@ -15,7 +15,7 @@ import {
   type ServerStatus,
 } from '@fedcare/shared/protocol';
 import { summarizeCohort } from './data/cohort';
-import { importInfo, loadRecords, replaceRecords } from './data/db';
+import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
 import { importFiles } from './data/importFiles';
 import { appendLog, initialPortalState, reduceActivity, type PortalStore } from './store';
 import { TrainingWorker } from './worker/compute';
@@ -82,6 +82,7 @@ export class Portal {
     this.set({ token, hospitalId: who.hospital_id });
     this.log(`signed in as ${who.hospital_id}`);
     this.pollStatus();
+    this.set({ maxEpsilon: await kvGet<number>(`privacy-cap/${who.hospital_id}`) });
     await this.showStoredRecords(who.hospital_id);
     await this.startWorker(this.store.getState().backendChoice);
   }
@@ -140,8 +141,21 @@ export class Portal {
   private async loadIntoWorker(): Promise<void> {
     const { hospitalId } = this.store.getState();
     if (!hospitalId || !this.worker) return;
-    const loaded = await this.worker.load(hospitalId);
+    const loaded = await this.worker.load(hospitalId, this.store.getState().maxEpsilon);
     this.set({ loaded });
+  }
+
+  /** Sets (or clears, with undefined) the hospital's own ε cap; kept in IndexedDB, applied to the worker at once. */
+  async setMaxEpsilon(cap: number | undefined): Promise<void> {
+    const { hospitalId } = this.store.getState();
+    if (!hospitalId) return;
+    if (this.socket) throw new Error('leave the federation before changing the privacy policy');
+    if (cap !== undefined && !(Number.isFinite(cap) && cap > 0)) throw new Error('the ε cap must be a number > 0');
+    await kvSet(`privacy-cap/${hospitalId}`, cap);
+    this.set({ maxEpsilon: cap });
+    this.log(cap === undefined ? 'privacy policy: follow each run’s target ε' : `privacy policy: only differentially private runs, never past ε ${cap}`);
+    await this.workerReady;
+    await this.loadIntoWorker();
   }
 
   /** Imports NDJSON / FHIR files: valid records replace this hospital's set in IndexedDB, problems are listed. */

@@ -44,6 +44,8 @@ export interface PortalState {
   status: ServerStatus | undefined;
   statusError: string | undefined;
   backendChoice: BackendChoice;
+  /** The hospital's own ε cap (stored in IndexedDB); undefined: follow each run's target. */
+  maxEpsilon: number | undefined;
   backend: BackendReport | undefined;
   backendError: string | undefined;
   loaded: LoadReport | undefined;
@@ -68,6 +70,7 @@ export const initialPortalState: PortalState = {
   status: undefined,
   statusError: undefined,
   backendChoice: 'auto',
+  maxEpsilon: undefined,
   backend: undefined,
   backendError: undefined,
   loaded: undefined,

@@ -62,4 +62,14 @@ describe('HospitalClient with differential privacy', () => {
     await foreign.save({ version: 1, hospital_id: 'H2', orders: [2], rdp: [0], entries: [] });
     await expect(PrivacyLedger.open('H1', foreign)).rejects.toThrow(/belongs to H2 .* refusing to reset a privacy budget silently/);
   });
+
+  it('applies the hospital’s own ε cap below the run’s target, and refuses a non-private run when it has one', async () => {
+    const c = new HospitalClient('H1', records, { maxEpsilon: 0.5 });
+    c.setStats(RUN, finalizeFeatureStats(c.featureSums(8)), 8);
+    await expect(c.fit(await trainInstruction(1, { noise_multiplier: 0.5, max_grad_norm: 1, target_epsilon: 1000, delta: 1e-3 }))).rejects.toThrow(/past the target 0\.5$/);
+    const plain = await trainInstruction(1, { noise_multiplier: 1, max_grad_norm: 1, target_epsilon: 1, delta: 1e-3 });
+    delete plain.config.dp;
+    await expect(c.fit(plain)).rejects.toThrow(/trains only with differential privacy \(its ε cap is 0\.5\)/);
+    c.dispose();
+  });
 });

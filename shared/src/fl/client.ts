@@ -37,6 +37,12 @@ export interface HospitalClientOptions {
   onProgress?: (p: ClientProgress) => void;
   /** Where this hospital's privacy ledger persists (default: memory, i.e. a fresh budget per process). */
   privacyLedger?: PrivacyLedgerStore;
+  /**
+   * The hospital's own privacy policy: the most ε it will ever spend, whatever a run asks. When set,
+   * the hospital trains only in differentially private runs, and stops at the lower of this cap and
+   * the run's target_epsilon.
+   */
+  maxEpsilon?: number;
 }
 
 export type TrainReply = { weights: Uint8Array; weights_sha256: string; num_samples: number; metrics: Record<string, number> };
@@ -121,6 +127,8 @@ export class HospitalClient {
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
     const rows = labelledIndices(data.train);
     const dp = instr.config.dp;
+    const cap = this.options.maxEpsilon;
+    if (cap !== undefined && !dp) throw new Error(`this hospital trains only with differential privacy (its ε cap is ${cap}); the run has none`);
     let privacy: { ledger: PrivacyLedger; sampleRate: number; steps: number; epsilon: number } | undefined;
     if (dp) {
       if (rows.length === 0) throw new Error('no labelled records to train on');
@@ -129,7 +137,8 @@ export class HospitalClient {
       const { sampleRate, steps } = dpSchedule(rows.length, instr.config.batch_size, instr.config.local_epochs);
       const ledger = await this.privacyLedger();
       const epsilon = ledger.preview(sampleRate, dp.noise_multiplier, steps, dp.delta);
-      if (epsilon > dp.target_epsilon) throw new PrivacyBudgetError(ledger.spent(dp.delta), epsilon, dp.target_epsilon);
+      const target = Math.min(dp.target_epsilon, cap ?? Number.POSITIVE_INFINITY);
+      if (epsilon > target) throw new PrivacyBudgetError(ledger.spent(dp.delta), epsilon, target);
       privacy = { ledger, sampleRate, steps, epsilon };
     }
     const result = await trainLocal(

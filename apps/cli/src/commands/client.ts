@@ -9,12 +9,13 @@ import { ProgressBar } from '../progress';
 import { defaultLedgerPath, fileLedgerStore } from '../privacy-ledger-file';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--privacy-ledger FILE] [--fault H1:disconnect@train:round=2]
+         [--privacy-ledger FILE] [--max-epsilon E] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
 differentially private run, the ε this hospital has spent is kept in --privacy-ledger (default:
-H1.privacy.json beside the data) and training past the run's target ε is declined.`;
+H1.privacy.json beside the data) and training past the run's target ε is declined. --max-epsilon
+is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -29,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
       fault: { type: 'string', multiple: true, default: [] },
       'model-seed': { type: 'string', default: '0' },
       'privacy-ledger': { type: 'string' },
+      'max-epsilon': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -43,6 +45,8 @@ export async function run(argv: string[]): Promise<number> {
   const records = loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);
   if (records.length === 0) throw new CliError(`${values.data} holds no records of ${hospitalId}`);
   const faults = values.fault.map(parseFault).filter((f) => f.hospital === hospitalId);
+  const maxEpsilon = values['max-epsilon'] === undefined ? undefined : Number(values['max-epsilon']);
+  if (maxEpsilon !== undefined && !(maxEpsilon > 0)) throw new CliError(`--max-epsilon must be a number > 0, got "${values['max-epsilon']}"`, 2);
   await initTf('wasm');
   const log = (msg: string) => !values.quiet && process.stderr.write(`${msg}\n`);
   let bar: ProgressBar | undefined;
@@ -53,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
     records,
     modelSeed: Number(values['model-seed']),
     privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
+    ...(maxEpsilon !== undefined ? { maxEpsilon } : {}),
     exitOnRunEnd: values.once,
     log,
     onProgress: (p) => {

@@ -57,8 +57,8 @@ export class TrainingWorker implements HospitalCompute {
     return this.call('init', { backend });
   }
 
-  load(hospitalId: string): Promise<LoadReport> {
-    return this.call('load', { hospitalId });
+  load(hospitalId: string, maxEpsilon?: number): Promise<LoadReport> {
+    return this.call('load', { hospitalId, ...(maxEpsilon !== undefined ? { maxEpsilon } : {}) });
   }
 
   featureSums(seqLen: number): Promise<FeatureSums> {

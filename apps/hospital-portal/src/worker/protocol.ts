@@ -37,7 +37,8 @@ export interface LoadReport {
 
 export type WorkerRequest =
   | { id: number; op: 'init'; backend: BackendChoice }
-  | { id: number; op: 'load'; hospitalId: string }
+  /** maxEpsilon: the hospital's own ε cap (it then trains only in DP runs); absent = the run's target. */
+  | { id: number; op: 'load'; hospitalId: string; maxEpsilon?: number }
   | { id: number; op: 'featureSums'; seqLen: number }
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }
   | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }> }

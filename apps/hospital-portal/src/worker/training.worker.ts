@@ -48,6 +48,7 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       client = new HospitalClient(req.hospitalId, records, {
         onProgress: (progress) => post({ kind: 'progress', progress }),
         privacyLedger: indexedDbLedger(req.hospitalId),
+        ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
       });
       return {
         value: { records: records.length, train: client.train.length, val: client.val.length, test: client.test.length, numTrainExamples: client.numTrainExamples },
