@@ -217,7 +217,8 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
         const willing = grid.available().filter((h) => !privacy.exhausted.has(h));
         if (cfg.dp && privacy.exhausted.size > 0 && willing.length < cfg.min_fit_clients) {
           const spent = [...privacy.exhausted.keys()].sort().map((h) => `${h} (ε ${(privacy.epsilon.get(h) ?? 0).toFixed(3)})`);
-          const reason = `privacy budget spent: ${spent.join(', ')} reached target ε ${cfg.dp.target_epsilon}; ${willing.length} hospital(s) left, ${cfg.min_fit_clients} needed`;
+          // (A hospital may stop below the run's target: its own cap can be lower.)
+          const reason = `privacy budget spent: ${spent.join(', ')} cannot train another round within their budget (run target ε ${cfg.dp.target_epsilon}); ${willing.length} hospital(s) left, ${cfg.min_fit_clients} needed`;
           log.info({ runId, round, reason }, 'run ends: privacy budgets spent');
           await store.setRunStatus(runId, 'completed', reason);
           grid.broadcast('fl:run', { run_id: runId, status: 'completed', round: round - 1, total_rounds: cfg.rounds, reason });
