@@ -5,6 +5,30 @@
  */
 interface SubtleCryptoLike {
   digest(algorithm: 'SHA-256' | 'SHA-384' | 'SHA-512', data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;
+  // The subset secure aggregation uses (shared/src/secagg), present in Node 20, Chromium, Firefox
+  // and Safari: X25519, Ed25519 / ECDSA P-256, HKDF, AES-GCM, AES-CTR.
+  generateKey(algorithm: WebCryptoAlgorithm, extractable: boolean, keyUsages: readonly WebCryptoKeyUsage[]): Promise<CryptoKeyPairLike | CryptoKeyLike>;
+  importKey(format: 'raw' | 'pkcs8' | 'spki', keyData: ArrayBufferView | ArrayBuffer, algorithm: WebCryptoAlgorithm, extractable: boolean, keyUsages: WebCryptoKeyUsage[]): Promise<CryptoKeyLike>;
+  exportKey(format: 'raw' | 'pkcs8' | 'spki', key: CryptoKeyLike): Promise<ArrayBuffer>;
+  deriveBits(algorithm: WebCryptoAlgorithm, baseKey: CryptoKeyLike, length: number | null): Promise<ArrayBuffer>;
+  encrypt(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;
+  decrypt(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;
+  sign(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;
+  verify(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, signature: ArrayBufferView | ArrayBuffer, data: ArrayBufferView | ArrayBuffer): Promise<boolean>;
+}
+type WebCryptoKeyUsage = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'deriveKey' | 'deriveBits' | 'wrapKey' | 'unwrapKey';
+/** An algorithm name, or its parameter dictionary ({ name: 'HKDF', hash, salt, info }, { name: 'AES-GCM', iv }, …). */
+type WebCryptoAlgorithm = string | { readonly name: string; readonly [parameter: string]: unknown };
+/** An opaque WebCrypto key (the DOM's and Node's `CryptoKey`). */
+interface CryptoKeyLike {
+  readonly type: 'public' | 'private' | 'secret';
+  readonly extractable: boolean;
+  readonly algorithm: { readonly name: string };
+  readonly usages: readonly WebCryptoKeyUsage[];
+}
+interface CryptoKeyPairLike {
+  readonly publicKey: CryptoKeyLike;
+  readonly privateKey: CryptoKeyLike;
 }
 interface CryptoLike {
   getRandomValues<T extends ArrayBufferView>(array: T): T;
