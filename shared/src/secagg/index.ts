@@ -2,7 +2,9 @@
  * @fedcare/shared/secagg: the cryptographic building blocks of SecAgg+ (Bonawitz et al. 2017;
  * Bell et al. 2020): Shamir sharing, per-round X25519 keys with HKDF-bound pairwise secrets,
  * AES-GCM channels, identity signatures over advertised keys, AES-CTR masks in Z_2^32 and
- * stochastic quantisation. The protocol stages that use them live with the round engine.
+ * stochastic quantisation; the neighbour graph; and the protocol itself as transport-agnostic
+ * client and server state machines over plain messages (protocol.ts), which the round engine
+ * carries stage by stage.
  */
 export { MAX_SHARES, ShamirError, combine, cryptoRandomBytes, decodeShare, encodeShare, split, type RandomBytes, type Share } from './shamir';
 export {
@@ -57,3 +59,49 @@ export {
   sumErrorBound,
   type QuantizationConfig,
 } from './quantize';
+export { GraphError, defaultThreshold, degreeRange, minimumThreshold, neighbourGraph, type NeighbourGraph } from './graph';
+export {
+  ENCODED_SHARE_BYTES,
+  MAX_VECTOR_LENGTH,
+  PinMismatchError,
+  RevealRefusedError,
+  SEALED_SHARES_BYTES,
+  SECAGG_STAGES,
+  SecAggAbortError,
+  SecAggClient,
+  SecAggProtocolError,
+  SecAggServer,
+  advertiseKeysReplySchema,
+  advertiseKeysRequestSchema,
+  bytesToWords,
+  checkConfig,
+  encodeInput,
+  maskedInputReplySchema,
+  maskedInputRequestSchema,
+  quantizationOf,
+  secAggConfig,
+  secAggConfigSchema,
+  shareKeysReplySchema,
+  shareKeysRequestSchema,
+  unmaskReplySchema,
+  unmaskRequestSchema,
+  wordsToBytes,
+  type AdvertiseKeysReply,
+  type AdvertiseKeysRequest,
+  type Advertisement,
+  type MaskedInputReply,
+  type MaskedInputRequest,
+  type Pins,
+  type SecAggClientOptions,
+  type SecAggConfig,
+  type SecAggConfigOptions,
+  type SecAggReply,
+  type SecAggRequest,
+  type SecAggResult,
+  type SecAggServerOptions,
+  type SecAggStage,
+  type ShareKeysReply,
+  type ShareKeysRequest,
+  type UnmaskReply,
+  type UnmaskRequest,
+} from './protocol';
