@@ -5,7 +5,7 @@
  */
 import { createStore } from 'zustand/vanilla';
 import type { ClientProgress, SessionActivity } from '@fedcare/shared/fl';
-import type { RunEvent, ServerStatus } from '@fedcare/shared/protocol';
+import type { RunEvent, ServerStatus, StageName } from '@fedcare/shared/protocol';
 import type { CohortSummary } from './data/cohort';
 import type { ImportOutcome } from './data/importFiles';
 import type { BackendChoice, BackendReport, LoadReport } from './worker/protocol';
@@ -30,7 +30,7 @@ export interface LocalRound {
 }
 
 export interface StageView {
-  stage: 'preprocess' | 'train' | 'evaluate';
+  stage: StageName;
   run_id: string;
   round: number;
   state: 'working' | 'sent' | 'declined';

@@ -85,6 +85,10 @@ export const openApiDocument = {
           max_round_retries: { type: 'integer', minimum: 0 },
           early_stopping_patience: { type: 'integer', minimum: 0 },
           checkpoint_every: { type: 'integer', minimum: 1 },
+          secure_aggregation: { type: 'string', enum: ['none', 'secagg'], description: 'secagg: SecAgg+ — the coordinator learns only the weighted sum (weighted-sum strategies only)' },
+          secagg_neighbours: { type: 'integer', minimum: 1, maximum: 254, description: 'neighbours per hospital in the SecAgg+ graph (absent: all)' },
+          secagg_threshold: { type: 'integer', minimum: 2, maximum: 255, description: 'shares needed to recover a hospital’s secrets (absent: 3 or ⌊2k/3⌋+1)' },
+          secagg_clip: { type: 'number', exclusiveMinimum: 0, description: 'each coordinate of an update is clipped to ±R before masking' },
           dp: {
             description: 'Client-side differential privacy (DP-SGD, RDP accountant per hospital); absent = not private',
             type: 'object',

@@ -122,7 +122,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
  */
 function expectAggregateOf(round: number, contributions: TrainResult[], observers: FakeHospital[]): void {
   const expected = weightedAverage(
-    contributions.map((c) => weightsFromBytes(c.weights)),
+    contributions.map((c) => weightsFromBytes(c.weights as Uint8Array)),
     contributions.map((c) => c.num_samples),
   );
   for (const o of observers) {
@@ -408,7 +408,7 @@ describe('fl:result schema', () => {
           const { num_samples: _omit, ...noSamples } = ok;
           acks.push(await f.send('fl:result', noSamples));
           acks.push(await f.send('fl:result', { ...ok, metrics: { train_loss: 'low' } }));
-          acks.push(await f.send('fl:result', { ...ok, weights: Array.from(weightsFromBytes(ok.weights).subarray(0, 64)) }));
+          acks.push(await f.send('fl:result', { ...ok, weights: Array.from(weightsFromBytes(ok.weights as Uint8Array).subarray(0, 64)) }));
           acks.push(await f.send('fl:result', { ...ok, stage: 'aggregate' }));
           acks.push(await f.send('fl:result', 'not an object'));
           f.socket.emit('fl:result', { ...ok, num_samples: 0 }); // no acknowledgement callback: the error is pushed

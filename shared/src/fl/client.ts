@@ -21,6 +21,8 @@ import type { Instruction } from '../protocol/messages';
 import { dpSchedule, evaluate, labelledIndices, splitMetrics, trainLocal, type TrainProgress } from '../train';
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
+import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
+import { SecAggClient, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
 
 /** Fraction of the training split held out for validation (early stopping, val_loss). */
 export const VALIDATION_FRACTION = 0.1;
@@ -37,6 +39,8 @@ export interface HospitalClientOptions {
   onProgress?: (p: ClientProgress) => void;
   /** Where this hospital's privacy ledger persists (default: memory, i.e. a fresh budget per process). */
   privacyLedger?: PrivacyLedgerStore;
+  /** Long-lived identity key pair that signs SecAgg+ key advertisements (default: one per client object). */
+  identity?: KeyPair;
   /**
    * The hospital's own privacy policy: the most ε it will ever spend, whatever a run asks. When set,
    * the hospital trains only in differentially private runs, and stops at the lower of this cap and
@@ -45,7 +49,8 @@ export interface HospitalClientOptions {
   maxEpsilon?: number;
 }
 
-export type TrainReply = { weights: Uint8Array; weights_sha256: string; num_samples: number; metrics: Record<string, number> };
+/** weights are absent with secure aggregation: the update is then held for the SecAgg+ stages. */
+export type TrainReply = { weights?: Uint8Array; weights_sha256?: string; num_samples: number; metrics: Record<string, number> };
 export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
 
 export class HospitalClient {
@@ -57,6 +62,12 @@ export class HospitalClient {
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
   private ledger: Promise<PrivacyLedger> | undefined;
+  /** The update of a secure-aggregation round, held until its masked-input stage (local − global weights). */
+  private held: { runId: string; round: number; delta: Float32Array; weight: number } | undefined;
+  private secagg: { runId: string; round: number; client: SecAggClient } | undefined;
+  private identity: Promise<KeyPair> | undefined;
+  /** Identity keys of other hospitals as first seen (trust on first use); a later substitution is refused. */
+  private readonly pins = new Map<string, Uint8Array>();
 
   constructor(
     readonly hospitalId: string,
@@ -158,14 +169,23 @@ export class HospitalClient {
       },
       rows,
     );
-    const bytes = weightsToBytes(flattenWeights(model.params));
+    const local = flattenWeights(model.params);
+    const bytes = weightsToBytes(local);
+    if (instr.config.secure_aggregation === 'secagg') {
+      // Nothing of the update leaves now: it goes out masked in masked-input.
+      const global = weightsFromBytes(instr.weights);
+      const delta = new Float32Array(local.length);
+      for (let i = 0; i < delta.length; i++) delta[i] = (local[i] as number) - (global[i] as number);
+      this.held = { runId: instr.run_id, round: instr.round, delta, weight: result.samples };
+    }
+    const secure = instr.config.secure_aggregation === 'secagg';
+    const weightsOut = async () => (secure ? {} : { weights: bytes, weights_sha256: await sha256Hex(bytes) });
     if (privacy && dp) {
       // Spent as soon as the model saw the data: recorded (and persisted) before anything is sent.
       await privacy.ledger.charge({ run_id: instr.run_id, round: instr.round, sample_rate: privacy.sampleRate, noise_multiplier: dp.noise_multiplier, steps: privacy.steps });
       // Only the noised weights leave: no loss or accuracy measured on the training records (they are not private).
       return {
-        weights: bytes,
-        weights_sha256: await sha256Hex(bytes),
+        ...(await weightsOut()),
         num_samples: result.samples,
         metrics: {
           train_seconds: result.seconds,
@@ -179,8 +199,7 @@ export class HospitalClient {
     }
     const trainEval = await evaluate(model, data.train, rows);
     return {
-      weights: bytes,
-      weights_sha256: await sha256Hex(bytes),
+      ...(await weightsOut()),
       num_samples: result.samples,
       metrics: {
         train_loss: trainEval.loss,
@@ -206,6 +225,39 @@ export class HospitalClient {
     metrics.accuracy = test.accuracy;
     for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
     return { num_examples: test.num_examples, metrics };
+  }
+
+  /**
+   * One SecAgg+ stage of a round (shared/src/secagg/protocol.ts): a fresh SecAggClient per round,
+   * signing with this hospital's identity key; masked-input masks the update held since training.
+   */
+  async secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
+    if (req.stage === 'advertise-keys') {
+      this.identity ??= this.options.identity ? Promise.resolve(this.options.identity) : generateIdentityKeyPair();
+      this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity: await this.identity, pins: this.pins }) };
+    }
+    const s = this.secagg;
+    if (!s || s.runId !== req.run_id || s.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no secure-aggregation round ${req.run_id}/${req.round} under way here (advertise-keys first)`, 'stage');
+    switch (req.stage) {
+      case 'advertise-keys':
+        return s.client.advertise(req);
+      case 'share-keys': {
+        const reply = await s.client.shareKeys(req);
+        // Trust on first use: later rounds refuse another identity key for these hospitals.
+        for (const [h, pk] of s.client.firstSeen) if (!this.pins.has(h)) this.pins.set(h, pk);
+        return reply;
+      }
+      case 'masked-input': {
+        const held = this.held;
+        if (!held || held.runId !== req.run_id || held.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no trained update held for ${req.run_id}/${req.round}`, 'stage');
+        this.held = undefined;
+        return s.client.maskedInput(req, held.delta, held.weight);
+      }
+      case 'unmask': {
+        const reply = await s.client.unmask(req);
+        return reply;
+      }
+    }
   }
 
   /** This hospital's privacy ledger (opened once from the host's store). */

@@ -11,7 +11,8 @@
 import { finalizeFeatureStats, mergeFeatureSums, type FeatureStats, type FeatureSums } from '../data/features';
 import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
-import type { RunConfig, StageName, StageResult } from '../protocol/messages';
+import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
+import { SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
 import { Rng } from '../util/random';
 import type { Grid, StageOutcome } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
@@ -110,8 +111,10 @@ export class StageFailedError extends Error {
     readonly round: number,
     readonly got: number,
     readonly needed: number,
+    /** Why, when it is not just a count (e.g. secure aggregation had to abort). */
+    readonly detail?: string,
   ) {
-    super(`round ${round}: stage ${stage} ended with ${got} live client(s), ${needed} needed`);
+    super(detail ? `round ${round}: stage ${stage} failed: ${detail}` : `round ${round}: stage ${stage} ended with ${got} live client(s), ${needed} needed`);
     this.name = 'StageFailedError';
   }
 }
@@ -363,6 +366,7 @@ async function runRound(
   const out = new Set<string>(); // dropped for the rest of the round
 
   // --- train -------------------------------------------------------------------------------
+  const secure = cfg.secure_aggregation === 'secagg';
   const fitTargets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
   const globalBytes = weightsToBytes(global);
   const globalSha = await sha256Hex(globalBytes);
@@ -391,11 +395,18 @@ async function runRound(
           seq_len: cfg.seq_len,
           seed: cfg.seed * 1000 + round,
           ...(cfg.dp ? { dp: cfg.dp } : {}),
+          ...(secure ? { secure_aggregation: 'secagg' as const } : {}),
         },
         weights: globalBytes,
         weights_sha256: globalSha,
       }),
       check: async (_h, r) => {
+        if (secure) {
+          // An update in the clear would defeat secure aggregation: refuse it rather than look at it.
+          if (r.weights !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'weights: not accepted in the clear with secure aggregation (they go masked in masked-input)', 'weights');
+          return undefined;
+        }
+        if (!r.weights || !r.weights_sha256) return new ProtocolError('INVALID_PAYLOAD', 'weights: missing', 'weights');
         if (r.weights.byteLength !== expectedBytes) {
           return new ProtocolError('WRONG_LENGTH', `weights: ${r.weights.byteLength} bytes, expected ${expectedBytes} (${expectedBytes / 4} float32)`, 'weights');
         }
@@ -425,13 +436,27 @@ async function runRound(
 
   const fitResults: FitResult[] = [...train.results].map(([h, r]) => ({
     hospitalId: h,
-    weights: weightsFromBytes(r.weights),
+    weights: r.weights ? weightsFromBytes(r.weights) : new Float32Array(0),
     numSamples: r.num_samples,
     metrics: r.metrics,
   }));
-  const aggStart = now();
-  const aggregated = strategy.aggregateFit(round, global, fitResults);
-  const aggregationSeconds = (now() - aggStart) / 1000;
+  let aggregated: { weights: Float32Array };
+  let aggregationSeconds: number;
+  let secureInfo: { survivors: readonly string[]; dropped: number; recovered: number } | undefined;
+  if (secure) {
+    // --- SecAgg+: the coordinator gets only the weighted sum of the survivors' updates ---------
+    const sa = await secureAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out });
+    const aggStart = now();
+    const mean = new Float32Array(global.length);
+    for (let i = 0; i < mean.length; i++) mean[i] = (global[i] as number) + (sa.sum[i] as number) / sa.totalWeight;
+    aggregated = { weights: (strategy.aggregateFromMean as NonNullable<typeof strategy.aggregateFromMean>).call(strategy, round, global, mean) };
+    aggregationSeconds = (now() - aggStart) / 1000 + sa.serverSeconds;
+    secureInfo = { survivors: sa.survivors, dropped: sa.dropped, recovered: sa.recovered };
+  } else {
+    const aggStart = now();
+    aggregated = strategy.aggregateFit(round, global, fitResults);
+    aggregationSeconds = (now() - aggStart) / 1000;
+  }
 
   // --- evaluate ----------------------------------------------------------------------------
   // Sample among every connected hospital (min_available_clients counts the federation, not the
@@ -497,7 +522,7 @@ async function runRound(
     accuracy_high_risk: evalMetrics.accuracy_high_risk ?? Number.NaN,
     accuracy_medium_risk: evalMetrics.accuracy_medium_risk ?? Number.NaN,
     accuracy_low_risk: evalMetrics.accuracy_low_risk ?? Number.NaN,
-    num_participating_clients: fitResults.length,
+    num_participating_clients: secureInfo ? secureInfo.survivors.length : fitResults.length,
     aggregation_time_seconds: aggregationSeconds,
     communication_bytes: communication,
     round_duration_seconds: (now() - startedAt) / 1000,
@@ -505,6 +530,10 @@ async function runRound(
     privacy_epsilon: cfg.dp ? Math.max(0, ...privacy.epsilon.values()) : Number.POSITIVE_INFINITY,
     privacy_delta: cfg.dp?.delta ?? 0,
     noise_multiplier: cfg.dp?.noise_multiplier ?? 0,
+    // 0: none, 1: SecAgg+; dropped = lost during its stages, recovered = of those, masks removed via their shares.
+    secure_aggregation: secure ? 1 : 0,
+    secagg_dropped: secureInfo?.dropped ?? 0,
+    secagg_recovered: secureInfo?.recovered ?? 0,
     performance_variance: evalMetrics.performance_variance ?? Number.NaN,
     min_hospital_accuracy: evalMetrics.min_hospital_accuracy ?? Number.NaN,
     max_hospital_accuracy: evalMetrics.max_hospital_accuracy ?? Number.NaN,
@@ -515,4 +544,107 @@ async function runRound(
     startedAt,
     report: { runId, round, metrics, perHospital, participation, bytes },
   };
+}
+
+/**
+ * The four SecAgg+ stages over the grid (shared/src/secagg/protocol.ts): the server state machine
+ * builds each hospital's request and checks each reply as it arrives (a bad reply drops that
+ * hospital, like any rejected result); a hospital lost at any stage is left out or recovered as
+ * the protocol allows. Fails the round (StageFailedError) when the protocol must abort.
+ */
+async function secureAggregate(
+  o: FederationOptions,
+  round: number,
+  global: Float32Array,
+  fit: readonly FitResult[],
+  timeoutMs: number,
+  acc: { record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void; addBytes: (outcome: StageOutcome) => void; out: Set<string> },
+): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
+  const { config: cfg, grid, runId } = o;
+  const clients = fit.map((f) => f.hospitalId).sort();
+  let serverMs = 0;
+  const timed = <T>(f: () => T): T => {
+    const t0 = performance.now();
+    try {
+      return f();
+    } finally {
+      serverMs += performance.now() - t0;
+    }
+  };
+  let server: SecAggServer;
+  try {
+    server = new SecAggServer({
+      runId,
+      round,
+      seed: `${runId}/${round}/${cfg.seed}`,
+      clients,
+      config: secAggConfig({
+        clients: clients.length,
+        vectorLength: global.length,
+        clip: cfg.secagg_clip,
+        maxWeight: Math.max(...fit.map((f) => f.numSamples)),
+        ...(cfg.secagg_neighbours !== undefined ? { neighbours: Math.min(cfg.secagg_neighbours, clients.length - 1) } : {}),
+        ...(cfg.secagg_threshold !== undefined ? { threshold: cfg.secagg_threshold } : {}),
+      }),
+    });
+  } catch (e) {
+    if (e instanceof SecAggProtocolError) throw new StageFailedError('advertise-keys', round, clients.length, cfg.min_fit_clients, e.message);
+    throw e;
+  }
+  const stage = async <S extends SecAggStage>(name: S, requests: () => ReadonlyMap<string, Instruction>, receive: (h: string, r: unknown) => Promise<void>): Promise<void> => {
+    let reqs: ReadonlyMap<string, Instruction>;
+    try {
+      reqs = timed(requests);
+    } catch (e) {
+      if (e instanceof SecAggProtocolError) throw new StageFailedError(name, round, 0, server.config.threshold, e.message);
+      throw e;
+    }
+    const targets = [...reqs.keys()].sort();
+    o.events?.onStage?.({ runId, round, stage: name, phase: 'start', targets, dropped: [] });
+    const outcome = await grid.request<Extract<StageResult, { stage: S }>>(
+      {
+        runId,
+        round,
+        stage: name,
+        targets,
+        instruction: (h) => reqs.get(h) as Instruction,
+        check: async (h, r) => {
+          const t0 = performance.now();
+          try {
+            await receive(h, r);
+            return undefined;
+          } catch (e) {
+            if (e instanceof SecAggProtocolError) return new ProtocolError('INVALID_PAYLOAD', e.message, 'reply');
+            throw e;
+          } finally {
+            serverMs += performance.now() - t0;
+          }
+        },
+        timeoutMs,
+        minResults: 0,
+      },
+      o.signal,
+    );
+    throwIfAborted(o.signal);
+    acc.addBytes(outcome);
+    acc.record(name, outcome, targets);
+    for (const d of outcome.dropped) acc.out.add(d.hospitalId);
+    o.events?.onStage?.({ runId, round, stage: name, phase: 'end', targets, dropped: outcome.dropped.map((d) => d.hospitalId) });
+  };
+  const advertise = server.advertiseRequest();
+  await stage('advertise-keys', () => new Map(clients.map((h) => [h, advertise])), (h, r) => server.receiveAdvertise(h, r));
+  await stage('share-keys', () => server.shareKeysRequests(), (h, r) => server.receiveShareKeys(h, r));
+  await stage('masked-input', () => server.maskedInputRequests(), (h, r) => server.receiveMaskedInput(h, r));
+  await stage('unmask', () => server.unmaskRequests(), (h, r) => server.receiveUnmask(h, r));
+  let res: SecAggResult;
+  try {
+    const t0 = performance.now();
+    res = await server.result();
+    serverMs += performance.now() - t0;
+  } catch (e) {
+    if (e instanceof SecAggProtocolError) throw new StageFailedError('unmask', round, 0, server.config.threshold, e.message);
+    throw e;
+  }
+  if (res.survivors.length < cfg.min_fit_clients) throw new StageFailedError('masked-input', round, res.survivors.length, cfg.min_fit_clients);
+  return { sum: res.sum, totalWeight: res.totalWeight, survivors: res.survivors, dropped: res.dropped.length, recovered: res.recovered.length, serverSeconds: serverMs / 1000 };
 }

@@ -30,6 +30,10 @@ function scripted(log: string[], fit: (instr: Extract<Instruction, { stage: 'tra
       log.push(`evaluate ${instr.round}`);
       return { num_examples: 3, metrics: { test_accuracy: 0.5 } };
     },
+    secureAggregation: async (req) => {
+      log.push(`secagg ${req.stage}`);
+      throw new Error('no secure aggregation in this test');
+    },
   };
 }
 

@@ -20,6 +20,7 @@ import {
   type StageResult,
 } from '../protocol/messages';
 import type { EvaluateReply, TrainReply } from './client';
+import type { SecAggReply, SecAggRequest } from '../secagg/protocol';
 
 /** What a session needs from the model side; `HospitalClient` implements it, so does the portal's worker proxy. */
 export interface HospitalCompute {
@@ -27,6 +28,8 @@ export interface HospitalCompute {
   setStats(runId: string, stats: FeatureStats, seqLen: number): void | Promise<void>;
   fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply>;
   evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply>;
+  /** One SecAgg+ stage (advertise-keys, share-keys, masked-input, unmask). */
+  secureAggregation(req: SecAggRequest): Promise<SecAggReply>;
 }
 
 export interface SessionTransport {
@@ -126,8 +129,10 @@ export class HospitalSession {
       } else if (instr.stage === 'train') {
         this.log(`${this.hospitalId}: round ${instr.round} train`);
         result = { run_id: instr.run_id, round: instr.round, stage: 'train', ...(await this.compute.fit(instr)) };
-      } else {
+      } else if (instr.stage === 'evaluate') {
         result = { run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...(await this.compute.evaluate(instr)) };
+      } else {
+        result = (await this.compute.secureAggregation(instr)) as StageResult;
       }
     } catch (e) {
       const reason = (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500);

@@ -18,12 +18,26 @@ import { z } from 'zod';
 import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, type FeatureStats } from '../data/features';
 import { hospitalIdSchema } from '../data/schema';
 import type { ProtocolErrorPayload } from './errors';
+import {
+  advertiseKeysReplySchema,
+  advertiseKeysRequestSchema,
+  maskedInputReplySchema,
+  maskedInputRequestSchema,
+  SECAGG_STAGES,
+  shareKeysReplySchema,
+  shareKeysRequestSchema,
+  unmaskReplySchema,
+  unmaskRequestSchema,
+  type SecAggReply,
+  type SecAggRequest,
+} from '../secagg/protocol';
 
 export const PROTOCOL_VERSION = 1;
 export const HOSPITAL_NAMESPACE = '/hospital';
 export const DASHBOARD_NAMESPACE = '/dashboard';
 
-export const STAGES = ['preprocess', 'train', 'evaluate'] as const;
+/** Round stages; the four SecAgg+ stages run between train and evaluate when secure aggregation is on. */
+export const STAGES = ['preprocess', 'train', 'evaluate', ...SECAGG_STAGES] as const;
 export type StageName = (typeof STAGES)[number];
 
 /** Raw bytes as they arrive: a Node Buffer, a Uint8Array or an ArrayBuffer (browsers). */
@@ -40,6 +54,8 @@ const metricsSchema = z.record(z.string().min(1).max(64), z.number({ message: 'e
 // Run configuration (REST POST /api/v1/train/start, dashboard form, simulate).
 
 export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad', 'median', 'trimmed', 'krum'] as const;
+/** Strategies whose aggregation is a num_samples-weighted sum of the updates (secure aggregation can wrap them). */
+export const WEIGHTED_SUM_STRATEGIES: readonly (typeof STRATEGY_NAMES)[number][] = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad'];
 
 export const dpConfigSchema = z.strictObject({
   /** σ: Gaussian noise standard deviation as a multiple of max_grad_norm. */
@@ -78,10 +94,30 @@ export const runConfigSchema = z.strictObject({
   early_stopping_patience: z.number().int().min(0).max(1000).default(10),
   checkpoint_every: z.number().int().min(1).max(1000).default(5),
   /**
+   * 'secagg': SecAgg+ (Bonawitz et al. 2017, Bell et al. 2020) — the coordinator learns only the
+   * weighted sum of the updates. Needs a strategy whose aggregation is a weighted sum.
+   */
+  secure_aggregation: z.enum(['none', 'secagg']).default('none'),
+  /** Neighbours per hospital in the SecAgg+ graph; absent: all (plain SecAgg). */
+  secagg_neighbours: z.number().int().min(1).max(254).optional(),
+  /** Shares needed to recover a hospital's secrets; absent: the seed spec's 3 / ⌊2k/3⌋+1 (secagg graph.ts). */
+  secagg_threshold: z.number().int().min(2).max(255).optional(),
+  /** Each coordinate of an update (local − global weights) is clipped to ±R before masking. */
+  secagg_clip: z.number().positive().max(1e4).default(0.5),
+  /**
    * Client-side differential privacy (DP-SGD with an RDP accountant per hospital). Absent: not
    * private (ε = ∞). Each hospital declines training that would take its ε past target_epsilon.
    */
   dp: dpConfigSchema.optional(),
+}).superRefine((c, ctx) => {
+  // Robust aggregators look at every update; secure aggregation shows the server only the sum.
+  if (c.secure_aggregation !== 'none' && !WEIGHTED_SUM_STRATEGIES.includes(c.strategy)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['secure_aggregation'],
+      message: `strategy ${c.strategy} needs every update in the clear; secure aggregation wraps only weighted-sum strategies (${WEIGHTED_SUM_STRATEGIES.join(', ')})`,
+    });
+  }
 });
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type RunConfigInput = z.input<typeof runConfigSchema>;
@@ -111,12 +147,15 @@ export interface FitConfigWire {
   seq_len: number;
   seed: number;
   dp?: DpConfig;
+  /** 'secagg': keep the update and send it only masked, in the SecAgg+ stages that follow (no weights in the train reply). */
+  secure_aggregation?: 'secagg';
 }
 
 export type Instruction =
   | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number }
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string }
-  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string };
+  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string }
+  | SecAggRequest;
 
 const fitConfigSchema = z.object({
   local_epochs: z.number().int().min(1),
@@ -126,12 +165,17 @@ const fitConfigSchema = z.object({
   seq_len: z.number().int().min(2),
   seed: z.number().int(),
   dp: dpConfigSchema.optional(),
+  secure_aggregation: z.literal('secagg').optional(),
 });
 
 export const instructionSchema = z.discriminatedUnion('stage', [
   z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2) }),
   z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex }),
   z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex }),
+  advertiseKeysRequestSchema,
+  shareKeysRequestSchema,
+  maskedInputRequestSchema,
+  unmaskRequestSchema,
 ]);
 
 export interface GlobalStatsMessage {
@@ -198,14 +242,20 @@ export const resultSchema = z.discriminatedUnion('stage', [
     run_id: runId,
     round,
     stage: z.literal('train'),
-    weights: binarySchema,
-    weights_sha256: sha256Hex,
+    /** Absent with secure aggregation: the update then leaves the hospital only masked. */
+    weights: binarySchema.optional(),
+    weights_sha256: sha256Hex.optional(),
     num_samples: z.number().int().min(1),
     metrics: metricsSchema,
   }),
   z.object({ run_id: runId, round, stage: z.literal('evaluate'), num_examples: z.number().int().min(1), metrics: metricsSchema }),
+  advertiseKeysReplySchema,
+  shareKeysReplySchema,
+  maskedInputReplySchema,
+  unmaskReplySchema,
 ]);
 export type StageResult = z.output<typeof resultSchema>;
+export type { SecAggReply };
 
 /** A hospital saying it will not take part in a stage, and why (no statistics yet, privacy budget spent, …). */
 export const declineSchema = z.strictObject({ run_id: runId, round, stage: z.enum(STAGES), reason: z.string().min(1).max(500) });

@@ -29,11 +29,14 @@ const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--round
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
          [--dp --noise-multiplier 1.1 --max-grad-norm 1.0 --target-epsilon 1.0 --delta 1e-5]
+         [--secure-aggregation none|secagg [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
          [--plot metrics.svg] [--json]
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
 take it past --target-epsilon, and the run ends when too few hospitals have budget left.
+--secure-aggregation secagg runs SecAgg+ after training (advertise-keys, share-keys, masked-input,
+unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;
@@ -66,6 +69,10 @@ export async function run(argv: string[]): Promise<number> {
       'stage-timeout': { type: 'string', default: '600' },
       fault: { type: 'string', multiple: true, default: [] },
       dp: { type: 'boolean', default: false },
+      'secure-aggregation': { type: 'string', default: 'none' },
+      'secagg-threshold': { type: 'string' },
+      'secagg-neighbours': { type: 'string' },
+      'secagg-clip': { type: 'string' },
       'noise-multiplier': { type: 'string', default: '1.1' },
       'max-grad-norm': { type: 'string', default: '1.0' },
       'target-epsilon': { type: 'string', default: '1.0' },
@@ -103,6 +110,10 @@ export async function run(argv: string[]): Promise<number> {
     stage_timeout_s: Number(values['stage-timeout']),
     wait_for_clients_s: 120,
     early_stopping_patience: 0,
+    secure_aggregation: values['secure-aggregation'] as RunConfigInput['secure_aggregation'],
+    ...(values['secagg-threshold'] ? { secagg_threshold: Number(values['secagg-threshold']) } : {}),
+    ...(values['secagg-neighbours'] ? { secagg_neighbours: Number(values['secagg-neighbours']) } : {}),
+    ...(values['secagg-clip'] ? { secagg_clip: Number(values['secagg-clip']) } : {}),
     ...(values.dp
       ? {
           dp: {

@@ -6,6 +6,7 @@
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
 import type { ClientProgress, EvaluateReply, HospitalCompute, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
+import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { BackendChoice, BackendReport, LoadReport, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
 
 type Op = WorkerRequest['op'];
@@ -75,6 +76,10 @@ export class TrainingWorker implements HospitalCompute {
 
   evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
     return this.call('evaluate', { instr });
+  }
+
+  secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
+    return this.call('secagg', { req });
   }
 
   /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */

@@ -6,6 +6,7 @@
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
 import type { ClientProgress, EvaluateReply, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
+import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 
 /** TF.js backends in the order feature detection tries them. */
 export const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -43,6 +44,7 @@ export type WorkerRequest =
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }
   | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }> }
   | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }> }
+  | { id: number; op: 'secagg'; req: SecAggRequest }
   /** Not answered: stops the training in progress at its next minibatch. */
   | { id: number; op: 'stop' };
 
@@ -53,6 +55,7 @@ export interface WorkerReplies {
   setStats: null;
   fit: TrainReply;
   evaluate: EvaluateReply;
+  secagg: SecAggReply;
 }
 
 export type WorkerMessage =
