@@ -318,4 +318,43 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(dashboard, 'dashboard-dp-round');
     await screenshot(h1.page, 'portal-H1-dp-round');
   }, 400_000);
+
+  it('a round with secure aggregation (SecAgg+) in three browser tabs: the coordinator gets only masked updates', async () => {
+    // H3's tab was closed in the dropout test: a new one imports and joins.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
+    const page = await context.newPage();
+    const h3: HospitalTab = { id: 'H3', context, page, capture: capture(context, page), errors: [] };
+    page.on('pageerror', (e) => h3.errors.push(e.message));
+    await page.goto(`${server.url}/hospital/?hospital=H3`);
+    await signIn(page, TOKENS.H3 as string);
+    await page.getByTestId('import-input').setInputFiles(path.join(dir, 'H3.ndjson'));
+    await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
+    await page.getByRole('button', { name: 'Join round' }).click();
+    await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1', 'H2', 'H3']);
+
+    const form = dashboard.getByRole('region', { name: 'Run control' });
+    await form.getByLabel('Differential privacy').uncheck();
+    await form.getByLabel('Rounds').fill('1');
+    await form.getByLabel('Min clients').fill('3');
+    await form.getByLabel('Secure aggregation').selectOption('secagg');
+    await form.getByRole('button', { name: 'Start run' }).click();
+    await expect.poll(async () => (await server.store.listRuns())[0]?.config.secure_aggregation, { timeout: 10_000 }).toBe('secagg');
+    await expect.poll(async () => (await server.store.listRuns())[0]?.status, { timeout: 300_000, interval: 500 }).toBe('completed');
+    const [run] = await server.store.listRuns();
+    const [round] = await server.store.getRoundMetrics(run!.runId);
+    expect(round!.metrics).toMatchObject({ secure_aggregation: 1, secagg_dropped: 0, num_participating_clients: 3 });
+    for (const stage of ['train', 'advertise-keys', 'share-keys', 'masked-input', 'unmask']) {
+      expect(round!.participation.filter((p) => p.stage === stage && p.status === 'ok').map((p) => p.hospitalId).sort(), stage).toEqual(['H1', 'H2', 'H3']);
+    }
+    await expect.poll(() => dashboard.getByTestId('aggregation').textContent(), { timeout: 10_000 }).toMatch(/^SecAgg\+: the coordinator saw only the sum/);
+    // What H3's tab sent: the train reply carries no weights; the only large upload is the masked vector.
+    const texts = h3.capture.frames.filter((f): f is string => typeof f === 'string');
+    const train = texts.find((f) => f.includes('"fl:result"') && f.includes('"stage":"train"'));
+    expect(train).toBeDefined();
+    expect(train).not.toContain('weights');
+    expect(texts.some((f) => f.includes('"stage":"masked-input"'))).toBe(true);
+    await screenshot(dashboard, 'dashboard-secagg-round');
+    await screenshot(page, 'portal-H3-secagg-round');
+    expect(h3.errors).toEqual([]);
+  }, 400_000);
 });

@@ -10,6 +10,11 @@ describe('formToConfig', () => {
     });
   });
 
+  it('adds secure aggregation when chosen', () => {
+    const res = formToConfig({ ...DEFAULT_RUN_FORM, secure_aggregation: 'secagg' });
+    expect(res.ok && res.config.secure_aggregation).toBe('secagg');
+  });
+
   it('adds the DP settings when DP is on (and only then)', () => {
     const res = formToConfig({ ...DEFAULT_RUN_FORM, dp: true, noise_multiplier: '0.8', target_epsilon: '5' });
     expect(res.ok && res.config.dp).toEqual({ noise_multiplier: 0.8, max_grad_norm: 1, target_epsilon: 5, delta: 1e-5 });
@@ -25,6 +30,8 @@ describe('formToConfig', () => {
     [{ strategy: 'sgd' }, 'strategy'],
     [{ min_clients: '0' }, 'min_fit_clients'],
     [{ dp: true, noise_multiplier: '0' }, 'dp.noise_multiplier'],
+    [{ strategy: 'krum', secure_aggregation: 'secagg' }, 'secure_aggregation'],
+    [{ secure_aggregation: 'paillier' }, 'secure_aggregation'],
     [{ dp: true, delta: '1' }, 'dp.delta'],
     [{ dp: true, max_grad_norm: '-1' }, 'dp.max_grad_norm'],
     [{ dp: true, target_epsilon: 'x' }, 'target_epsilon'],

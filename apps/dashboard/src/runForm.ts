@@ -14,6 +14,8 @@ export interface RunForm {
   batch_size: string;
   fraction_fit: string;
   min_clients: string;
+  /** 'none' or 'secagg' (SecAgg+: the coordinator sees only the weighted sum). */
+  secure_aggregation: string;
   /** Differential privacy on/off and its settings (seed spec defaults). */
   dp: boolean;
   noise_multiplier: string;
@@ -30,6 +32,7 @@ export const DEFAULT_RUN_FORM: RunForm = {
   batch_size: '32',
   fraction_fit: '1',
   min_clients: '2',
+  secure_aggregation: 'none',
   dp: false,
   noise_multiplier: '1.1',
   max_grad_norm: '1.0',
@@ -42,7 +45,7 @@ export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
 export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
 
 export function formToConfig(form: RunForm): FormResult {
-  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy'>;
+  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation'>;
   const dpFields: Array<[NumberField, string]> = [
     ['noise_multiplier', 'noise multiplier σ'],
     ['max_grad_norm', 'max grad norm C'],
@@ -76,6 +79,7 @@ export function formToConfig(form: RunForm): FormResult {
     min_fit_clients: min,
     min_evaluate_clients: min,
     min_available_clients: min,
+    ...(form.secure_aggregation !== 'none' ? { secure_aggregation: form.secure_aggregation } : {}),
     ...(form.dp ? { dp: { noise_multiplier: n.noise_multiplier, max_grad_norm: n.max_grad_norm, target_epsilon: n.target_epsilon, delta: n.delta } } : {}),
   };
   const checked = validate(runConfigSchema, config);

@@ -15,6 +15,7 @@ import { runSimulation } from './simulate';
 import { benchTrain } from '../bench-train';
 import { benchPrivacy } from '../bench-privacy';
 import { benchDp } from '../bench-dp';
+import { benchHe, benchSecAgg } from '../bench-secure';
 import { initTf } from '../tf-node';
 
 function median(xs: number[]): number {
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: fedcare bench [--only train|dp|data|aggregation|federation|scale|privacy] [--steps 8] [--federation-rounds 2]\n' +
+      'usage: fedcare bench [--only train|dp|data|secure|aggregation|federation|scale|privacy] [--steps 8] [--federation-rounds 2]\n' +
         '                     [--privacy-rounds 3] [--privacy-patients N] [--privacy-plot privacy-utility.svg]\n' +
         '`privacy` (not in the default set: ~an hour here) trains the spec cohort at ε ∈ {0.5, 1, 2, 5, 8, ∞}.\n',
     );
@@ -72,6 +73,12 @@ export async function run(argv: string[]): Promise<number> {
     // DP-SGD step vs a plain step: per-example clipping naive (a pass per example) and fast (one recorded pass).
     await initTf('wasm');
     emit(await benchDp({ T: 30, batch: 32, steps: Number(values.steps), warmup: 2 }));
+  }
+  if (!values.only || values.only === 'secure') {
+    // SecAgg+ per stage (complete graph up to 30; 100 hospitals on a 16-neighbour graph), then HE.
+    for (const n of [3, 10, 30]) emit(await benchSecAgg(n));
+    emit(await benchSecAgg(100, undefined, 16));
+    for (const n of [3, 10]) emit(await benchHe(n));
   }
   if (!values.only || values.only === 'aggregation') {
     // Aggregation of the real model size: 3 and 10 clients, each strategy's server step.

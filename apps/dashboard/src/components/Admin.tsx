@@ -3,7 +3,7 @@ import { planPrivacy, type PrivacyPlan } from '@fedcare/shared/privacy';
 import { store, useDash } from '../instance';
 import { DEFAULT_RUN_FORM, formToConfig, STRATEGIES, type RunForm } from '../runForm';
 
-type TextField = Exclude<keyof RunForm, 'dp'>;
+type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation'>;
 
 const DP_FIELDS: Array<[TextField, string, string]> = [
   ['noise_multiplier', 'Noise multiplier σ', 'any'],
@@ -69,6 +69,13 @@ export function AdminPanel() {
             <input type="number" step={step} value={form[k]} onChange={(e) => setForm({ ...form, [k]: e.target.value })} />
           </label>
         ))}
+        <label>
+          Secure aggregation
+          <select value={form.secure_aggregation} onChange={(e) => setForm({ ...form, secure_aggregation: e.target.value })}>
+            <option value="none">none</option>
+            <option value="secagg">SecAgg+ (server sees only the sum)</option>
+          </select>
+        </label>
         <label className="check">
           <input type="checkbox" checked={form.dp} onChange={(e) => setForm({ ...form, dp: e.target.checked })} />
           Differential privacy

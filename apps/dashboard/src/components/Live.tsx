@@ -69,6 +69,14 @@ export function LivePanels() {
             </dd>
             <dt>Last completed round</dt>
             <dd data-testid="last-round">{last ? last.round : '—'}</dd>
+            <dt>Aggregation</dt>
+            <dd data-testid="aggregation">
+              {!last
+                ? '—'
+                : last.metrics.secure_aggregation === 1
+                  ? `SecAgg+: the coordinator saw only the sum (${formatMetric(last.metrics.secagg_dropped)} lost in the protocol, ${formatMetric(last.metrics.secagg_recovered)} recovered)`
+                  : 'in the clear'}
+            </dd>
           </dl>
         ) : (
           <p className="muted">No run yet.</p>
