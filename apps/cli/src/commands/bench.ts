@@ -156,6 +156,8 @@ export async function run(argv: string[]): Promise<number> {
     for (const r of rows) emit(r);
     process.stderr.write(`plot written to ${values['privacy-plot']}\n`);
   }
+  // (A run of only non-TF benches still reports memory: initialise the backend it reads.)
+  await initTf('wasm');
   emit({ bench: 'memory', backend: tf.engine().backendName ?? 'none', tf_num_tensors: tf.memory().numTensors, rss_mb: Math.round(process.memoryUsage().rss / 1e6) });
   return 0;
 }
