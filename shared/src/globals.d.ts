@@ -10,6 +10,7 @@ interface SubtleCryptoLike {
   generateKey(algorithm: WebCryptoAlgorithm, extractable: boolean, keyUsages: readonly WebCryptoKeyUsage[]): Promise<CryptoKeyPairLike | CryptoKeyLike>;
   importKey(format: 'raw' | 'pkcs8' | 'spki', keyData: ArrayBufferView | ArrayBuffer, algorithm: WebCryptoAlgorithm, extractable: boolean, keyUsages: WebCryptoKeyUsage[]): Promise<CryptoKeyLike>;
   exportKey(format: 'raw' | 'pkcs8' | 'spki', key: CryptoKeyLike): Promise<ArrayBuffer>;
+  exportKey(format: 'jwk', key: CryptoKeyLike): Promise<{ kty?: string; crv?: string; x?: string; d?: string }>;
   deriveBits(algorithm: WebCryptoAlgorithm, baseKey: CryptoKeyLike, length: number | null): Promise<ArrayBuffer>;
   encrypt(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;
   decrypt(algorithm: WebCryptoAlgorithm, key: CryptoKeyLike, data: ArrayBufferView | ArrayBuffer): Promise<ArrayBuffer>;

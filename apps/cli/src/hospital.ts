@@ -51,6 +51,8 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   const log = o.log ?? (() => {});
   const client = new HospitalClient(o.hospitalId, o.records, {
     modelSeed: o.modelSeed ?? 0,
+    // Its SecAgg+ signing identity follows from its credential: stable across restarts.
+    credential: o.token,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
   });

@@ -141,7 +141,7 @@ export class Portal {
   private async loadIntoWorker(): Promise<void> {
     const { hospitalId } = this.store.getState();
     if (!hospitalId || !this.worker) return;
-    const loaded = await this.worker.load(hospitalId, this.store.getState().maxEpsilon);
+    const loaded = await this.worker.load(hospitalId, this.store.getState().maxEpsilon, this.store.getState().token);
     this.set({ loaded });
   }
 

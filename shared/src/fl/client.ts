@@ -22,6 +22,7 @@ import { dpSchedule, evaluate, labelledIndices, splitMetrics, trainLocal, type T
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
+import { identityFromCredential } from '../secagg/identity';
 import { SecAggClient, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
 
 /** Fraction of the training split held out for validation (early stopping, val_loss). */
@@ -39,8 +40,14 @@ export interface HospitalClientOptions {
   onProgress?: (p: ClientProgress) => void;
   /** Where this hospital's privacy ledger persists (default: memory, i.e. a fresh budget per process). */
   privacyLedger?: PrivacyLedgerStore;
-  /** Long-lived identity key pair that signs SecAgg+ key advertisements (default: one per client object). */
+  /** Long-lived identity key pair that signs SecAgg+ key advertisements. */
   identity?: KeyPair;
+  /**
+   * The hospital's credential (token): its identity is then derived from it (secagg/identity.ts),
+   * the same in every process and tab, so peers' pins survive restarts. Without identity or
+   * credential a fresh identity per client object is used.
+   */
+  credential?: string;
   /**
    * The hospital's own privacy policy: the most ε it will ever spend, whatever a run asks. When set,
    * the hospital trains only in differentially private runs, and stops at the lower of this cap and
@@ -233,7 +240,11 @@ export class HospitalClient {
    */
   async secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
     if (req.stage === 'advertise-keys') {
-      this.identity ??= this.options.identity ? Promise.resolve(this.options.identity) : generateIdentityKeyPair();
+      this.identity ??= this.options.identity
+        ? Promise.resolve(this.options.identity)
+        : this.options.credential
+          ? identityFromCredential(this.options.credential)
+          : generateIdentityKeyPair();
       this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity: await this.identity, pins: this.pins }) };
     }
     const s = this.secagg;

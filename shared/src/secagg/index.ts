@@ -105,3 +105,4 @@ export {
   type UnmaskReply,
   type UnmaskRequest,
 } from './protocol';
+export { identityFromCredential } from './identity';

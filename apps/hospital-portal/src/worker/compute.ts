@@ -58,8 +58,9 @@ export class TrainingWorker implements HospitalCompute {
     return this.call('init', { backend });
   }
 
-  load(hospitalId: string, maxEpsilon?: number): Promise<LoadReport> {
-    return this.call('load', { hospitalId, ...(maxEpsilon !== undefined ? { maxEpsilon } : {}) });
+  /** credential: the hospital's token, from which its SecAgg+ signing identity is derived (it never leaves the tab). */
+  load(hospitalId: string, maxEpsilon?: number, credential?: string): Promise<LoadReport> {
+    return this.call('load', { hospitalId, ...(maxEpsilon !== undefined ? { maxEpsilon } : {}), ...(credential !== undefined ? { credential } : {}) });
   }
 
   featureSums(seqLen: number): Promise<FeatureSums> {

@@ -49,6 +49,7 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
         onProgress: (progress) => post({ kind: 'progress', progress }),
         privacyLedger: indexedDbLedger(req.hospitalId),
         ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
+        ...(req.credential !== undefined ? { credential: req.credential } : {}),
       });
       return {
         value: { records: records.length, train: client.train.length, val: client.val.length, test: client.test.length, numTrainExamples: client.numTrainExamples },
