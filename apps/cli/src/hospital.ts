@@ -4,7 +4,7 @@
  * dropped it from the stage it missed). Refused credentials are fatal, not retried.
  */
 import { io, type Socket } from 'socket.io-client';
-import { HospitalClient, HospitalSession, type ClientProgress, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { HospitalClient, HospitalSession, type ClientProgress, type PinStore, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import type { PatientRecord } from '@fedcare/shared/data';
 import {
   HOSPITAL_NAMESPACE,
@@ -27,6 +27,8 @@ export interface HeadlessHospitalOptions {
   modelSeed?: number;
   /** Where the hospital's privacy ledger persists (default: memory). */
   privacyLedger?: PrivacyLedgerStore;
+  /** Where the hospital pins the other hospitals' identity keys (default: memory). */
+  pinStore?: PinStore;
   /** Resolve `done` when a run ends (simulations); otherwise keep serving runs. */
   exitOnRunEnd?: boolean;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -55,6 +57,7 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
     credential: o.token,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
+    ...(o.pinStore ? { pinStore: o.pinStore } : {}),
   });
   const socket: HospitalSocketClient = io(`${o.server}${HOSPITAL_NAMESPACE}`, {
     auth: { token: o.token, hospital_id: o.hospitalId, client_version: PROTOCOL_VERSION, num_records: client.numTrainExamples, host: 'node' },

@@ -1,7 +1,7 @@
-/** The headless hospital's privacy ledger on disk: a JSON file written atomically (mode 0600). */
+/** The headless hospital's privacy ledger and SecAgg+ pins on disk: JSON files written atomically (mode 0600). */
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { PrivacyLedgerState, PrivacyLedgerStore } from '@fedcare/shared/fl';
+import type { PinStore, PrivacyLedgerState, PrivacyLedgerStore } from '@fedcare/shared/fl';
 import { writeFileAtomic } from './io';
 
 export function fileLedgerStore(file: string): PrivacyLedgerStore {
@@ -26,4 +26,31 @@ export function fileLedgerStore(file: string): PrivacyLedgerStore {
 export function defaultLedgerPath(dataFile: string, hospitalId: string): string {
   const dir = path.extname(dataFile) ? path.dirname(dataFile) : dataFile;
   return path.join(dir, `${hospitalId}.privacy.json`);
+}
+
+/** The hospital's SecAgg+ pins (other hospitals' identity keys, hex) in a JSON file beside its ledger. */
+export function filePinStore(file: string): PinStore {
+  return {
+    load: async () => {
+      if (!existsSync(file)) return undefined;
+      let raw: Record<string, string>;
+      try {
+        raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+      } catch (e) {
+        // Losing pins silently would re-open trust on first use: refuse instead.
+        throw new Error(`pin file ${file} cannot be read (${(e as Error).message}); fix or remove it deliberately`);
+      }
+      return Object.fromEntries(Object.entries(raw).map(([h, hex]) => [h, Uint8Array.from(Buffer.from(hex, 'hex'))]));
+    },
+    save: async (pins) => {
+      writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(Object.entries(pins).map(([h, pk]) => [h, Buffer.from(pk).toString('hex')])), null, 2)}\n`);
+      chmodSync(file, 0o600);
+    },
+  };
+}
+
+/** Default pin file for a data file: H1.ndjson → H1.pins.json beside it. */
+export function defaultPinPath(dataFile: string, hospitalId: string): string {
+  const dir = path.extname(dataFile) ? path.dirname(dataFile) : dataFile;
+  return path.join(dir, `${hospitalId}.pins.json`);
 }

@@ -48,6 +48,8 @@ export interface HospitalClientOptions {
    * credential a fresh identity per client object is used.
    */
   credential?: string;
+  /** Where the identity keys of other hospitals are pinned (trust on first use), so a restart keeps refusing substitutes. Default: memory. */
+  pinStore?: PinStore;
   /**
    * The hospital's own privacy policy: the most ε it will ever spend, whatever a run asks. When set,
    * the hospital trains only in differentially private runs, and stops at the lower of this cap and
@@ -57,6 +59,12 @@ export interface HospitalClientOptions {
 }
 
 /** weights are absent with secure aggregation: the update is then held for the SecAgg+ stages. */
+/** Hospital id → raw identity public key, as first seen; persisted by the host. */
+export interface PinStore {
+  load(): Promise<Record<string, Uint8Array> | undefined>;
+  save(pins: Record<string, Uint8Array>): Promise<void>;
+}
+
 export type TrainReply = { weights?: Uint8Array; weights_sha256?: string; num_samples: number; metrics: Record<string, number> };
 export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
 
@@ -75,6 +83,7 @@ export class HospitalClient {
   private identity: Promise<KeyPair> | undefined;
   /** Identity keys of other hospitals as first seen (trust on first use); a later substitution is refused. */
   private readonly pins = new Map<string, Uint8Array>();
+  private pinsLoaded: Promise<void> | undefined;
 
   constructor(
     readonly hospitalId: string,
@@ -245,6 +254,10 @@ export class HospitalClient {
         : this.options.credential
           ? identityFromCredential(this.options.credential)
           : generateIdentityKeyPair();
+      this.pinsLoaded ??= (async () => {
+        for (const [h, pk] of Object.entries((await this.options.pinStore?.load()) ?? {})) this.pins.set(h, pk);
+      })();
+      await this.pinsLoaded;
       this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity: await this.identity, pins: this.pins }) };
     }
     const s = this.secagg;
@@ -255,7 +268,14 @@ export class HospitalClient {
       case 'share-keys': {
         const reply = await s.client.shareKeys(req);
         // Trust on first use: later rounds refuse another identity key for these hospitals.
-        for (const [h, pk] of s.client.firstSeen) if (!this.pins.has(h)) this.pins.set(h, pk);
+        let added = false;
+        for (const [h, pk] of s.client.firstSeen) {
+          if (!this.pins.has(h)) {
+            this.pins.set(h, pk);
+            added = true;
+          }
+        }
+        if (added) await this.options.pinStore?.save(Object.fromEntries(this.pins));
         return reply;
       }
       case 'masked-input': {

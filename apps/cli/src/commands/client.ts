@@ -6,16 +6,18 @@ import { startHospital } from '../hospital';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { ProgressBar } from '../progress';
-import { defaultLedgerPath, fileLedgerStore } from '../privacy-ledger-file';
+import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore } from '../privacy-ledger-file';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--privacy-ledger FILE] [--max-epsilon E] [--fault H1:disconnect@train:round=2]
+         [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
 differentially private run, the ε this hospital has spent is kept in --privacy-ledger (default:
 H1.privacy.json beside the data) and training past the run's target ε is declined. --max-epsilon
-is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.`;
+is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.
+With secure aggregation, the other hospitals' identity keys are pinned on first sight in --pins
+(default: H1.pins.json beside the data); a later substitute is refused.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -31,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
       'model-seed': { type: 'string', default: '0' },
       'privacy-ledger': { type: 'string' },
       'max-epsilon': { type: 'string' },
+      pins: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -57,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     records,
     modelSeed: Number(values['model-seed']),
     privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
+    pinStore: filePinStore(values.pins ?? defaultPinPath(values.data as string, hospitalId)),
     ...(maxEpsilon !== undefined ? { maxEpsilon } : {}),
     exitOnRunEnd: values.once,
     log,

@@ -236,7 +236,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       // The token goes in the environment, not argv: other users can read argv, and a base64url
       // token may start with '-', which an option parser takes for a flag.
       // A fresh privacy ledger per simulation: each simulated hospital starts with its whole budget.
-      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet', '--privacy-ledger', path.join(work, `${h}.privacy.json`)];
+      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet', '--privacy-ledger', path.join(work, `${h}.privacy.json`), '--pins', path.join(work, `${h}.pins.json`)];
       for (const f of (o.faults ?? []).filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FEDCARE_TOKEN: tokens[h] as string } });
       child.stderr?.on('data', (d: Buffer) => {

@@ -5,7 +5,7 @@
  */
 // tfjs-core registers no gradients by itself (the union package does it for Node hosts).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { HospitalClient, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import { kvGet, kvSet, loadRecords } from '../data/db';
 import { selectBackend } from './backend';
 import type { WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
@@ -29,6 +29,12 @@ function indexedDbLedger(hospitalId: string): PrivacyLedgerStore {
   return { load: () => kvGet<PrivacyLedgerState>(key), save: (state) => kvSet(key, state) };
 }
 
+/** The hospital's SecAgg+ pins in IndexedDB: a reload keeps refusing a substituted identity key. */
+function indexedDbPins(hospitalId: string): PinStore {
+  const key = `secagg-pins/${hospitalId}`;
+  return { load: () => kvGet<Record<string, Uint8Array>>(key), save: (pins) => kvSet(key, pins) };
+}
+
 function requireClient(): HospitalClient {
   if (!client) throw new Error('no records loaded in the training worker');
   return client;
@@ -48,6 +54,7 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       client = new HospitalClient(req.hospitalId, records, {
         onProgress: (progress) => post({ kind: 'progress', progress }),
         privacyLedger: indexedDbLedger(req.hospitalId),
+        pinStore: indexedDbPins(req.hospitalId),
         ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
         ...(req.credential !== undefined ? { credential: req.credential } : {}),
       });

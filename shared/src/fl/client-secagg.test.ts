@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { generateHospital } from '../data/generator';
+import { generateIdentityKeyPair } from '../secagg/keys';
+import { SecAggServer, secAggConfig, type ShareKeysRequest } from '../secagg/protocol';
+import { HospitalClient, type PinStore } from './client';
+
+const IDS = ['H1', 'H2', 'H3'];
+const TOKENS: Record<string, string> = { H1: 'fct_h1_token_0123456789', H2: 'fct_h2_token_0123456789', H3: 'fct_h3_token_0123456789' };
+
+function memoryPins(): PinStore & { saved: number } {
+  let state: Record<string, Uint8Array> | undefined;
+  const store = {
+    saved: 0,
+    load: async () => state,
+    save: async (p: Record<string, Uint8Array>) => {
+      state = { ...p };
+      store.saved++;
+    },
+  };
+  return store;
+}
+
+function client(h: string, pins: PinStore) {
+  return new HospitalClient(h, generateHospital(h, { seed: 2, patients: 12 }).records, { credential: TOKENS[h] as string, pinStore: pins });
+}
+
+/** Advertise and share-keys of one round; `tamper` may rewrite the share-keys requests. */
+async function round(round: number, clients: Map<string, HospitalClient>, tamper?: (to: string, r: ShareKeysRequest) => ShareKeysRequest) {
+  const server = new SecAggServer({ runId: 'run-pins', round, config: secAggConfig({ clients: 3, vectorLength: 8, clip: 1, maxWeight: 10 }), clients: IDS, seed: 1 });
+  const ad = server.advertiseRequest();
+  for (const h of IDS) await server.receiveAdvertise(h, await clients.get(h)!.secureAggregation(ad));
+  const reqs = server.shareKeysRequests();
+  const out: Record<string, unknown> = {};
+  for (const h of IDS) {
+    const req = reqs.get(h)!;
+    try {
+      out[h] = await clients.get(h)!.secureAggregation(tamper ? tamper(h, req) : req);
+    } catch (e) {
+      out[h] = e;
+    }
+  }
+  return out;
+}
+
+describe('HospitalClient SecAgg+ identity and pins', () => {
+  it('pins the others on first sight, persists them, and after a restart refuses a substituted identity key', async () => {
+    const stores = new Map(IDS.map((h) => [h, memoryPins()]));
+    const first = new Map(IDS.map((h) => [h, client(h, stores.get(h)!)]));
+    const r1 = await round(1, first);
+    for (const h of IDS) expect(r1[h]).toMatchObject({ stage: 'share-keys', client_id: h });
+    expect(stores.get('H1')!.saved).toBe(1);
+    expect(Object.keys((await stores.get('H1')!.load())!).sort()).toEqual(['H2', 'H3']);
+
+    // H1 restarts (a new client object on the same pin store); H2 and H3 restart too: same credential → same identity, still accepted.
+    const restarted = new Map(IDS.map((h) => [h, client(h, stores.get(h)!)]));
+    const r2 = await round(2, restarted);
+    for (const h of IDS) expect(r2[h]).toMatchObject({ stage: 'share-keys' });
+
+    // The coordinator substitutes H2's whole advertisement (its own identity key, validly signed) towards H1.
+    const impostor = await generateIdentityKeyPair();
+    const fakeH2 = new HospitalClient('H2', generateHospital('H2', { seed: 2, patients: 12 }).records, { identity: impostor });
+    const fakeAd = await fakeH2.secureAggregation({ stage: 'advertise-keys', run_id: 'run-pins', round: 3, config: secAggConfig({ clients: 3, vectorLength: 8, clip: 1, maxWeight: 10 }) });
+    const again = new Map(IDS.map((h) => [h, client(h, stores.get(h)!)]));
+    const r3 = await round(3, again, (to, req) => (to === 'H1' ? { ...req, neighbours: req.neighbours.map((n) => (n.client_id === 'H2' ? (fakeAd as typeof n) : n)) } : req));
+    expect(r3.H1).toBeInstanceOf(Error);
+    expect((r3.H1 as Error).message).toMatch(/H2/);
+    expect((r3.H1 as Error).name).toBe('PinMismatchError');
+  });
+});
