@@ -27,10 +27,11 @@ import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
 
 /**
- * Socket.IO message limit: the model's weights (569,091 float32 = 2.28 MB) plus the JSON envelope,
- * and the preprocess sums (~0.3 MB). 3 MB: what a model needs and no more.
+ * Socket.IO message limit: the largest thing a hospital sends is an HE-encrypted update (4.5 MB
+ * seeded symmetric, 9.05 MB with the public key, for 569,091 weights); plain weights are 2.28 MB.
+ * 10 MiB: the seed spec's per-client upload cap (8.3), and no more.
  */
-export const MAX_MESSAGE_BYTES = 3 * 1024 * 1024;
+export const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
 export interface ServerOptions {
   port?: number;

@@ -23,7 +23,11 @@ import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './pr
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
 import { identityFromCredential } from '../secagg/identity';
-import { SecAggClient, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
+import { PinMismatchError, SecAggClient, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
+import { assertKeysSigned, exportIdentityPublicKey, exportPublicKey, generateRoundKeyPairs, importIdentityPublicKey, signKeys } from '../secagg/keys';
+import { createKeyHolderKeys, unwrapSecretKey, wrapSecretKeyFor, type HeKeys } from '../he/ceremony';
+import { decryptSum, encryptUpdate, type HeConfig } from '../he/aggregate';
+import { packChunks, unpackChunks, type HeReply, type HeRequest } from '../he/messages';
 
 /** Fraction of the training split held out for validation (early stopping, val_loss). */
 export const VALIDATION_FRACTION = 0.1;
@@ -65,6 +69,8 @@ export interface PinStore {
   save(pins: Record<string, Uint8Array>): Promise<void>;
 }
 
+type CryptoKeyFor = Awaited<ReturnType<typeof generateRoundKeyPairs>>['c']['privateKey'];
+
 export type TrainReply = { weights?: Uint8Array; weights_sha256?: string; num_samples: number; metrics: Record<string, number> };
 export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
 
@@ -80,6 +86,7 @@ export class HospitalClient {
   /** The update of a secure-aggregation round, held until its masked-input stage (local − global weights). */
   private held: { runId: string; round: number; delta: Float32Array; weight: number } | undefined;
   private secagg: { runId: string; round: number; client: SecAggClient } | undefined;
+  private he: { runId: string; round: number; holder: string; c: { publicKey: CryptoKeyFor; privateKey: CryptoKeyFor }; keys?: HeKeys & { secret_key: Uint8Array } } | undefined;
   private identity: Promise<KeyPair> | undefined;
   /** Identity keys of other hospitals as first seen (trust on first use); a later substitution is refused. */
   private readonly pins = new Map<string, Uint8Array>();
@@ -187,14 +194,14 @@ export class HospitalClient {
     );
     const local = flattenWeights(model.params);
     const bytes = weightsToBytes(local);
-    if (instr.config.secure_aggregation === 'secagg') {
-      // Nothing of the update leaves now: it goes out masked in masked-input.
+    if (instr.config.secure_aggregation) {
+      // Nothing of the update leaves now: it goes out masked (SecAgg+) or encrypted (HE) later.
       const global = weightsFromBytes(instr.weights);
       const delta = new Float32Array(local.length);
       for (let i = 0; i < delta.length; i++) delta[i] = (local[i] as number) - (global[i] as number);
       this.held = { runId: instr.run_id, round: instr.round, delta, weight: result.samples };
     }
-    const secure = instr.config.secure_aggregation === 'secagg';
+    const secure = instr.config.secure_aggregation !== undefined;
     const weightsOut = async () => (secure ? {} : { weights: bytes, weights_sha256: await sha256Hex(bytes) });
     if (privacy && dp) {
       // Spent as soon as the model saw the data: recorded (and persisted) before anything is sent.
@@ -249,16 +256,8 @@ export class HospitalClient {
    */
   async secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
     if (req.stage === 'advertise-keys') {
-      this.identity ??= this.options.identity
-        ? Promise.resolve(this.options.identity)
-        : this.options.credential
-          ? identityFromCredential(this.options.credential)
-          : generateIdentityKeyPair();
-      this.pinsLoaded ??= (async () => {
-        for (const [h, pk] of Object.entries((await this.options.pinStore?.load()) ?? {})) this.pins.set(h, pk);
-      })();
-      await this.pinsLoaded;
-      this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity: await this.identity, pins: this.pins }) };
+      const identity = await this.identityKeys();
+      this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity, pins: this.pins }) };
     }
     const s = this.secagg;
     if (!s || s.runId !== req.run_id || s.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no secure-aggregation round ${req.run_id}/${req.round} under way here (advertise-keys first)`, 'stage');
@@ -289,6 +288,77 @@ export class HospitalClient {
         return reply;
       }
     }
+  }
+
+  private async identityKeys() {
+    this.identity ??= this.options.identity
+      ? Promise.resolve(this.options.identity)
+      : this.options.credential
+        ? identityFromCredential(this.options.credential)
+        : generateIdentityKeyPair();
+    this.pinsLoaded ??= (async () => {
+      for (const [h, pk] of Object.entries((await this.options.pinStore?.load()) ?? {})) this.pins.set(h, pk);
+    })();
+    await this.pinsLoaded;
+    return this.identity;
+  }
+
+  /** Checks a relayed advertisement: its identity key against the pin (pinning it on first sight), then its signature. */
+  private async checkAdvertisement(ad: { client_id: string; c_pk: Uint8Array; s_pk: Uint8Array; identity_pk: Uint8Array; signature: Uint8Array }, runId: string, round: number): Promise<void> {
+    const pinned = this.pins.get(ad.client_id);
+    if (pinned && (pinned.length !== ad.identity_pk.length || pinned.some((b, i) => b !== ad.identity_pk[i]))) {
+      throw new PinMismatchError(ad.client_id, `the identity key relayed for ${ad.client_id} differs from the one pinned for it: refusing the round`);
+    }
+    await assertKeysSigned(await importIdentityPublicKey(ad.identity_pk), { run_id: runId, round, client_id: ad.client_id, c_pk: ad.c_pk, s_pk: ad.s_pk }, ad.signature);
+    if (!pinned) {
+      this.pins.set(ad.client_id, ad.identity_pk);
+      await this.options.pinStore?.save(Object.fromEntries(this.pins));
+    }
+  }
+
+  /**
+   * One HE stage of a round (../he/messages.ts): a signed X25519 key for the ceremony; as the
+   * round's key holder, the BFV keys and the secret key sealed to each peer; the held update
+   * encrypted; as the holder, the decrypted weighted mean of the sum.
+   */
+  async homomorphic(req: HeRequest): Promise<HeReply> {
+    const base = { run_id: req.run_id, round: req.round, client_id: this.hospitalId };
+    if (req.stage === 'he-keys') {
+      const identity = await this.identityKeys();
+      const { c } = await generateRoundKeyPairs();
+      this.he = { runId: req.run_id, round: req.round, holder: req.holder, c };
+      const cPk = await exportPublicKey(c.publicKey);
+      const keys = { run_id: req.run_id, round: req.round, client_id: this.hospitalId, c_pk: cPk, s_pk: cPk };
+      return { stage: 'he-keys', ...base, c_pk: cPk, s_pk: cPk, identity_pk: await exportIdentityPublicKey(identity.publicKey), signature: await signKeys(identity.privateKey, keys) };
+    }
+    const st = this.he;
+    if (!st || st.runId !== req.run_id || st.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no HE round ${req.run_id}/${req.round} under way here (he-keys first)`, 'stage');
+    const ctx = (recipient: string) => ({ runId: req.run_id, holder: st.holder, recipient });
+    if (req.stage === 'he-setup') {
+      if (st.holder !== this.hospitalId) throw new ProtocolError('FORBIDDEN', `${this.hospitalId} is not this round's key holder (${st.holder} is)`, 'stage');
+      for (const p of req.peers) await this.checkAdvertisement(p, req.run_id, req.round);
+      const keys = await createKeyHolderKeys(req.config.params);
+      st.keys = keys;
+      const wrapped = [];
+      for (const p of req.peers) wrapped.push({ to: p.client_id, ciphertext: await wrapSecretKeyFor(p.c_pk, st.c.privateKey, keys, ctx(p.client_id)) });
+      return { stage: 'he-setup', ...base, public_key: keys.public_key, wrapped };
+    }
+    if (req.stage === 'he-input') {
+      await this.checkAdvertisement(req.holder, req.run_id, req.round);
+      if (req.holder.client_id !== st.holder) throw new ProtocolError('INVALID_PAYLOAD', `the key holder is ${req.holder.client_id}, not ${st.holder} as announced`, 'holder');
+      if (!st.keys) {
+        if (!req.wrapped) throw new ProtocolError('INVALID_PAYLOAD', 'no sealed secret key for this hospital', 'wrapped');
+        st.keys = await unwrapSecretKey(req.wrapped, st.c.privateKey, req.holder.c_pk, { params: req.config.params, public_key: req.public_key }, ctx(this.hospitalId));
+      }
+      const held = this.held;
+      if (!held || held.runId !== req.run_id || held.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no trained update held for ${req.run_id}/${req.round}`, 'stage');
+      this.held = undefined;
+      const ciphertexts = await encryptUpdate(held.delta, held.weight, st.keys, req.config as HeConfig, { encryption: 'symmetric' });
+      return { stage: 'he-input', ...base, ciphertexts: packChunks(ciphertexts) };
+    }
+    if (!st.keys) throw new ProtocolError('FORBIDDEN', `${this.hospitalId} holds no secret key for this round`, 'stage');
+    const out = await decryptSum(unpackChunks(req.sum), st.keys, req.clients, req.config as HeConfig);
+    return { stage: 'he-decrypt', ...base, mean: new Uint8Array(out.mean.buffer, out.mean.byteOffset, out.mean.byteLength), total_weight: out.totalWeight };
   }
 
   /** This hospital's privacy ledger (opened once from the host's store). */

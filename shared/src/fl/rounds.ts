@@ -13,6 +13,8 @@ import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
 import { SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
+import { heConfig, heConfigSchema, serverContext } from '../he/aggregate';
+import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
 import { Rng } from '../util/random';
 import type { Grid, StageOutcome } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
@@ -366,7 +368,7 @@ async function runRound(
   const out = new Set<string>(); // dropped for the rest of the round
 
   // --- train -------------------------------------------------------------------------------
-  const secure = cfg.secure_aggregation === 'secagg';
+  const secure = cfg.secure_aggregation !== 'none';
   const fitTargets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
   const globalBytes = weightsToBytes(global);
   const globalSha = await sha256Hex(globalBytes);
@@ -395,7 +397,7 @@ async function runRound(
           seq_len: cfg.seq_len,
           seed: cfg.seed * 1000 + round,
           ...(cfg.dp ? { dp: cfg.dp } : {}),
-          ...(secure ? { secure_aggregation: 'secagg' as const } : {}),
+          ...(cfg.secure_aggregation !== 'none' ? { secure_aggregation: cfg.secure_aggregation } : {}),
         },
         weights: globalBytes,
         weights_sha256: globalSha,
@@ -444,8 +446,11 @@ async function runRound(
   let aggregationSeconds: number;
   let secureInfo: { survivors: readonly string[]; dropped: number; recovered: number } | undefined;
   if (secure) {
-    // --- SecAgg+: the coordinator gets only the weighted sum of the survivors' updates ---------
-    const sa = await secureAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out });
+    // --- SecAgg+ / HE: the coordinator gets only the weighted sum (mean) of the survivors' updates
+    const sa =
+      cfg.secure_aggregation === 'he'
+        ? await heAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out })
+        : await secureAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out });
     const aggStart = now();
     const mean = new Float32Array(global.length);
     for (let i = 0; i < mean.length; i++) mean[i] = (global[i] as number) + (sa.sum[i] as number) / sa.totalWeight;
@@ -530,8 +535,8 @@ async function runRound(
     privacy_epsilon: cfg.dp ? Math.max(0, ...privacy.epsilon.values()) : Number.POSITIVE_INFINITY,
     privacy_delta: cfg.dp?.delta ?? 0,
     noise_multiplier: cfg.dp?.noise_multiplier ?? 0,
-    // 0: none, 1: SecAgg+; dropped = lost during its stages, recovered = of those, masks removed via their shares.
-    secure_aggregation: secure ? 1 : 0,
+    // 0: none, 1: SecAgg+, 2: HE; dropped = lost during its stages, recovered = (SecAgg+) masks removed via shares.
+    secure_aggregation: cfg.secure_aggregation === 'secagg' ? 1 : cfg.secure_aggregation === 'he' ? 2 : 0,
     secagg_dropped: secureInfo?.dropped ?? 0,
     secagg_recovered: secureInfo?.recovered ?? 0,
     performance_variance: evalMetrics.performance_variance ?? Number.NaN,
@@ -647,4 +652,81 @@ async function secureAggregate(
   }
   if (res.survivors.length < cfg.min_fit_clients) throw new StageFailedError('masked-input', round, res.survivors.length, cfg.min_fit_clients);
   return { sum: res.sum, totalWeight: res.totalWeight, survivors: res.survivors, dropped: res.dropped.length, recovered: res.recovered.length, serverSeconds: serverMs / 1000 };
+}
+
+/**
+ * HE aggregation over the grid (../he/messages.ts): a ceremony each round with the first surviving
+ * hospital as key holder, encrypted updates added without any key, decryption by a hospital that
+ * holds the secret key (the holder first, then the others). The coordinator receives the weighted
+ * mean only. Fails the round when the holder is lost before the keys exist, or nobody can decrypt.
+ */
+async function heAggregate(
+  o: FederationOptions,
+  round: number,
+  global: Float32Array,
+  fit: readonly FitResult[],
+  timeoutMs: number,
+  acc: { record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void; addBytes: (outcome: StageOutcome) => void; out: Set<string> },
+): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
+  const { config: cfg, grid, runId } = o;
+  const clients = fit.map((f) => f.hospitalId).sort();
+  const holder = clients[0] as string;
+  // The wire form (zod output) of the run's HE parameters, checked once.
+  const config = heConfigSchema.parse(heConfig({ vectorLength: global.length, clip: cfg.secagg_clip, maxWeight: Math.max(...fit.map((f) => f.numSamples)), maxClients: Math.max(100, clients.length) }));
+  let lost = 0;
+  let serverMs = 0;
+  const stage = async <S extends HeStage>(name: S, targets: readonly string[], instruction: (h: string) => Instruction, check?: (h: string, r: Extract<StageResult, { stage: S }>) => Promise<ProtocolError | undefined>) => {
+    o.events?.onStage?.({ runId, round, stage: name, phase: 'start', targets: [...targets], dropped: [] });
+    const outcome = await grid.request<Extract<StageResult, { stage: S }>>(
+      { runId, round, stage: name, targets: [...targets], instruction, ...(check ? { check } : {}), timeoutMs, minResults: 0 },
+      o.signal,
+    );
+    throwIfAborted(o.signal);
+    acc.addBytes(outcome);
+    acc.record(name, outcome, targets);
+    for (const d of outcome.dropped) acc.out.add(d.hospitalId);
+    lost += outcome.dropped.length;
+    o.events?.onStage?.({ runId, round, stage: name, phase: 'end', targets: [...targets], dropped: outcome.dropped.map((d) => d.hospitalId) });
+    return outcome.results;
+  };
+  const fromSelf = async (h: string, r: { client_id: string }) => (r.client_id === h ? undefined : new ProtocolError('INVALID_PAYLOAD', `reply names ${r.client_id}, not the sender ${h}`, 'client_id'));
+
+  const keys = await stage('he-keys', clients, () => ({ stage: 'he-keys', run_id: runId, round, holder }), fromSelf);
+  if (!keys.has(holder)) throw new StageFailedError('he-keys', round, keys.size, cfg.min_fit_clients, `the key holder ${holder} was lost before the keys existed`);
+  const ads = new Map([...keys].map(([h, r]) => [h, heKeysReplySchema.parse(r)]));
+  const peers = [...ads.keys()].filter((h) => h !== holder);
+  const setup = await stage('he-setup', [holder], () => ({ stage: 'he-setup', run_id: runId, round, config, peers: peers.map((h) => ads.get(h)!) }), fromSelf);
+  const keyed = setup.get(holder);
+  if (!keyed) throw new StageFailedError('he-setup', round, 0, 1, `the key holder ${holder} was lost during the key ceremony`);
+  const wrapped = new Map(keyed.wrapped.map((w) => [w.to, w.ciphertext]));
+  const inputs = await stage(
+    'he-input',
+    [...ads.keys()],
+    (h) => ({ stage: 'he-input', run_id: runId, round, config, holder: ads.get(holder)!, public_key: keyed.public_key, ...(h === holder ? {} : { wrapped: wrapped.get(h) as Uint8Array }) }),
+    fromSelf,
+  );
+  const contributors = [...inputs.keys()].sort();
+  if (contributors.length < cfg.min_fit_clients) throw new StageFailedError('he-input', round, contributors.length, cfg.min_fit_clients);
+  const t0 = performance.now();
+  const server = await serverContext(config.params, { compression: config.compression });
+  let sum: Uint8Array;
+  try {
+    sum = packChunks(server.addCiphertexts(contributors.map((h) => unpackChunks(inputs.get(h)!.ciphertexts))));
+  } catch (e) {
+    throw new StageFailedError('he-input', round, contributors.length, cfg.min_fit_clients, `the encrypted updates cannot be added: ${(e as Error).message}`);
+  }
+  serverMs += performance.now() - t0;
+  // Anyone who unwrapped the key can decrypt; the holder first.
+  for (const h of [holder, ...contributors.filter((x) => x !== holder)]) {
+    if (!grid.available().includes(h)) continue;
+    const dec = await stage('he-decrypt', [h], () => ({ stage: 'he-decrypt', run_id: runId, round, config, clients: contributors.length, sum }), fromSelf);
+    const r = dec.get(h);
+    if (!r) continue;
+    if (r.mean.byteLength !== global.length * 4) throw new StageFailedError('he-decrypt', round, 0, 1, `${h} returned ${r.mean.byteLength} bytes, expected ${global.length * 4}`);
+    const mean = weightsFromBytes(r.mean);
+    const out = new Float64Array(global.length);
+    for (let i = 0; i < out.length; i++) out[i] = (mean[i] as number) * r.total_weight;
+    return { sum: out, totalWeight: r.total_weight, survivors: contributors, dropped: lost, recovered: 0, serverSeconds: serverMs / 1000 };
+  }
+  throw new StageFailedError('he-decrypt', round, 0, 1, 'no hospital holding the secret key could decrypt the sum');
 }

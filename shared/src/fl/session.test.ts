@@ -34,6 +34,10 @@ function scripted(log: string[], fit: (instr: Extract<Instruction, { stage: 'tra
       log.push(`secagg ${req.stage}`);
       throw new Error('no secure aggregation in this test');
     },
+    homomorphic: async (req) => {
+      log.push(`he ${req.stage}`);
+      throw new Error('no HE in this test');
+    },
   };
 }
 

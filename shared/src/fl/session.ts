@@ -21,6 +21,7 @@ import {
 } from '../protocol/messages';
 import type { EvaluateReply, TrainReply } from './client';
 import type { SecAggReply, SecAggRequest } from '../secagg/protocol';
+import type { HeReply, HeRequest } from '../he/messages';
 
 /** What a session needs from the model side; `HospitalClient` implements it, so does the portal's worker proxy. */
 export interface HospitalCompute {
@@ -30,6 +31,8 @@ export interface HospitalCompute {
   evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply>;
   /** One SecAgg+ stage (advertise-keys, share-keys, masked-input, unmask). */
   secureAggregation(req: SecAggRequest): Promise<SecAggReply>;
+  /** One HE stage (he-keys, he-setup, he-input, he-decrypt). */
+  homomorphic(req: HeRequest): Promise<HeReply>;
 }
 
 export interface SessionTransport {
@@ -131,8 +134,10 @@ export class HospitalSession {
         result = { run_id: instr.run_id, round: instr.round, stage: 'train', ...(await this.compute.fit(instr)) };
       } else if (instr.stage === 'evaluate') {
         result = { run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...(await this.compute.evaluate(instr)) };
+      } else if (instr.stage.startsWith('he-')) {
+        result = (await this.compute.homomorphic(instr as HeRequest)) as StageResult;
       } else {
-        result = (await this.compute.secureAggregation(instr)) as StageResult;
+        result = (await this.compute.secureAggregation(instr as SecAggRequest)) as StageResult;
       }
     } catch (e) {
       const reason = (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500);

@@ -64,3 +64,4 @@ export {
   type HeSum,
   type ServerOptions,
 } from './aggregate';
+export * from './messages';

@@ -31,13 +31,26 @@ import {
   type SecAggReply,
   type SecAggRequest,
 } from '../secagg/protocol';
+import {
+  HE_STAGES,
+  heDecryptReplySchema,
+  heDecryptRequestSchema,
+  heInputReplySchema,
+  heInputRequestSchema,
+  heKeysReplySchema,
+  heKeysRequestSchema,
+  heSetupReplySchema,
+  heSetupRequestSchema,
+  type HeReply,
+  type HeRequest,
+} from '../he/messages';
 
 export const PROTOCOL_VERSION = 1;
 export const HOSPITAL_NAMESPACE = '/hospital';
 export const DASHBOARD_NAMESPACE = '/dashboard';
 
 /** Round stages; the four SecAgg+ stages run between train and evaluate when secure aggregation is on. */
-export const STAGES = ['preprocess', 'train', 'evaluate', ...SECAGG_STAGES] as const;
+export const STAGES = ['preprocess', 'train', 'evaluate', ...SECAGG_STAGES, ...HE_STAGES] as const;
 export type StageName = (typeof STAGES)[number];
 
 /** Raw bytes as they arrive: a Node Buffer, a Uint8Array or an ArrayBuffer (browsers). */
@@ -56,6 +69,8 @@ const metricsSchema = z.record(z.string().min(1).max(64), z.number({ message: 'e
 export const STRATEGY_NAMES = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad', 'median', 'trimmed', 'krum'] as const;
 /** Strategies whose aggregation is a num_samples-weighted sum of the updates (secure aggregation can wrap them). */
 export const WEIGHTED_SUM_STRATEGIES: readonly (typeof STRATEGY_NAMES)[number][] = ['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad'];
+/** Strategies offered with HE: the hospitals' weighted mean is the new model. */
+export const HE_STRATEGIES: readonly (typeof STRATEGY_NAMES)[number][] = ['fedavg', 'fedprox'];
 
 export const dpConfigSchema = z.strictObject({
   /** σ: Gaussian noise standard deviation as a multiple of max_grad_norm. */
@@ -97,7 +112,7 @@ export const runConfigSchema = z.strictObject({
    * 'secagg': SecAgg+ (Bonawitz et al. 2017, Bell et al. 2020) — the coordinator learns only the
    * weighted sum of the updates. Needs a strategy whose aggregation is a weighted sum.
    */
-  secure_aggregation: z.enum(['none', 'secagg']).default('none'),
+  secure_aggregation: z.enum(['none', 'secagg', 'he']).default('none'),
   /** Neighbours per hospital in the SecAgg+ graph; absent: all (plain SecAgg). */
   secagg_neighbours: z.number().int().min(1).max(254).optional(),
   /** Shares needed to recover a hospital's secrets; absent: the seed spec's 3 / ⌊2k/3⌋+1 (secagg graph.ts). */
@@ -111,7 +126,13 @@ export const runConfigSchema = z.strictObject({
   dp: dpConfigSchema.optional(),
 }).superRefine((c, ctx) => {
   // Robust aggregators look at every update; secure aggregation shows the server only the sum.
-  if (c.secure_aggregation !== 'none' && !WEIGHTED_SUM_STRATEGIES.includes(c.strategy)) {
+  if (c.secure_aggregation === 'he' && !HE_STRATEGIES.includes(c.strategy)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['secure_aggregation'],
+      message: `strategy ${c.strategy} is not offered with HE: only ${HE_STRATEGIES.join(', ')} (server optimisers and robust aggregators need the plaintext sum or the updates on the server)`,
+    });
+  } else if (c.secure_aggregation !== 'none' && !WEIGHTED_SUM_STRATEGIES.includes(c.strategy)) {
     ctx.addIssue({
       code: 'custom',
       path: ['secure_aggregation'],
@@ -147,15 +168,16 @@ export interface FitConfigWire {
   seq_len: number;
   seed: number;
   dp?: DpConfig;
-  /** 'secagg': keep the update and send it only masked, in the SecAgg+ stages that follow (no weights in the train reply). */
-  secure_aggregation?: 'secagg';
+  /** 'secagg' / 'he': keep the update and send it only masked / encrypted, in the stages that follow (no weights in the train reply). */
+  secure_aggregation?: 'secagg' | 'he';
 }
 
 export type Instruction =
   | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number }
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string }
   | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string }
-  | SecAggRequest;
+  | SecAggRequest
+  | HeRequest;
 
 const fitConfigSchema = z.object({
   local_epochs: z.number().int().min(1),
@@ -165,7 +187,7 @@ const fitConfigSchema = z.object({
   seq_len: z.number().int().min(2),
   seed: z.number().int(),
   dp: dpConfigSchema.optional(),
-  secure_aggregation: z.literal('secagg').optional(),
+  secure_aggregation: z.enum(['secagg', 'he']).optional(),
 });
 
 export const instructionSchema = z.discriminatedUnion('stage', [
@@ -176,6 +198,10 @@ export const instructionSchema = z.discriminatedUnion('stage', [
   shareKeysRequestSchema,
   maskedInputRequestSchema,
   unmaskRequestSchema,
+  heKeysRequestSchema,
+  heSetupRequestSchema,
+  heInputRequestSchema,
+  heDecryptRequestSchema,
 ]);
 
 export interface GlobalStatsMessage {
@@ -253,9 +279,13 @@ export const resultSchema = z.discriminatedUnion('stage', [
   shareKeysReplySchema,
   maskedInputReplySchema,
   unmaskReplySchema,
+  heKeysReplySchema,
+  heSetupReplySchema,
+  heInputReplySchema,
+  heDecryptReplySchema,
 ]);
 export type StageResult = z.output<typeof resultSchema>;
-export type { SecAggReply };
+export type { SecAggReply, HeReply };
 
 /** A hospital saying it will not take part in a stage, and why (no statistics yet, privacy budget spent, …). */
 export const declineSchema = z.strictObject({ run_id: runId, round, stage: z.enum(STAGES), reason: z.string().min(1).max(500) });

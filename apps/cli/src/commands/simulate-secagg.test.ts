@@ -47,4 +47,22 @@ describe('fedcare simulate --secure-aggregation secagg', () => {
     expect(rounds[0]!.dropouts).toEqual([{ hospital: 'H2', stage: 'masked-input', status: 'dropped', reason: 'disconnected' }]);
     expect(rounds[1]).toMatchObject({ num_participating_clients: 3, secagg_dropped: 0 });
   }, 600_000);
+
+  it('HE (BFV): the same AUC as plain FedAvg, uploads ≤ 10 MB per hospital (seed spec 8.3), and a hospital lost at he-input is left out', async () => {
+    const plain = await simulate(dir, []);
+    const he = await simulate(dir, ['--secure-aggregation', 'he']);
+    expect(he.summary.status).toBe('completed');
+    expect(Math.abs(he.summary.test.auc_roc - plain.summary.test.auc_roc)).toBeLessThan(0.01);
+    for (const r of he.rounds) {
+      expect(r.secure_aggregation).toBe(2);
+      expect(r.num_participating_clients).toBe(3);
+      for (const h of ['H1', 'H2', 'H3']) expect(r.per_hospital[h]!.communication_bytes_up!).toBeLessThanOrEqual(10_000_000);
+      // the encrypted update (~4.5 MB) replaces the 2.3 MB of plain weights
+      expect(r.per_hospital.H3!.communication_bytes_up!).toBeGreaterThan(4_000_000);
+    }
+    const lost = await simulate(dir, ['--secure-aggregation', 'he', '--min-fit-clients', '2', '--fault', 'H3:disconnect@he-input:round=1']);
+    expect(lost.summary.status).toBe('completed');
+    expect(lost.rounds[0]).toMatchObject({ num_participating_clients: 2, secagg_dropped: 1 });
+    expect(lost.rounds[0]!.dropouts).toEqual([{ hospital: 'H3', stage: 'he-input', status: 'dropped', reason: 'disconnected' }]);
+  }, 600_000);
 });

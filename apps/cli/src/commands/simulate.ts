@@ -29,7 +29,7 @@ const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--round
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
          [--dp --noise-multiplier 1.1 --max-grad-norm 1.0 --target-epsilon 1.0 --delta 1e-5]
-         [--secure-aggregation none|secagg [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
+         [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
          [--plot metrics.svg] [--json]
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and an RDP
@@ -37,6 +37,8 @@ accountant per hospital (a fresh ledger per simulation); a hospital declines rou
 take it past --target-epsilon, and the run ends when too few hospitals have budget left.
 --secure-aggregation secagg runs SecAgg+ after training (advertise-keys, share-keys, masked-input,
 unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
+--secure-aggregation he encrypts the updates (BFV, node-seal): stages he-keys, he-setup, he-input,
+he-decrypt; a hospital holds the key, the coordinator adds ciphertexts (FedAvg / FedProx only).
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;

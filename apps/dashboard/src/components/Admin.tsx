@@ -74,6 +74,7 @@ export function AdminPanel() {
           <select value={form.secure_aggregation} onChange={(e) => setForm({ ...form, secure_aggregation: e.target.value })}>
             <option value="none">none</option>
             <option value="secagg">SecAgg+ (server sees only the sum)</option>
+            <option value="he">HE (BFV; FedAvg / FedProx)</option>
           </select>
         </label>
         <label className="check">

@@ -7,6 +7,7 @@ import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
 import type { ClientProgress, EvaluateReply, HospitalCompute, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
+import type { HeReply, HeRequest } from '@fedcare/shared/he';
 import type { BackendChoice, BackendReport, LoadReport, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
 
 type Op = WorkerRequest['op'];
@@ -81,6 +82,10 @@ export class TrainingWorker implements HospitalCompute {
 
   secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
     return this.call('secagg', { req });
+  }
+
+  homomorphic(req: HeRequest): Promise<HeReply> {
+    return this.call('he', { req });
   }
 
   /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */

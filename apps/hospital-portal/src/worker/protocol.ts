@@ -7,6 +7,7 @@ import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
 import type { ClientProgress, EvaluateReply, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
+import type { HeReply, HeRequest } from '@fedcare/shared/he';
 
 /** TF.js backends in the order feature detection tries them. */
 export const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -45,6 +46,7 @@ export type WorkerRequest =
   | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }> }
   | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }> }
   | { id: number; op: 'secagg'; req: SecAggRequest }
+  | { id: number; op: 'he'; req: HeRequest }
   /** Not answered: stops the training in progress at its next minibatch. */
   | { id: number; op: 'stop' };
 
@@ -56,6 +58,7 @@ export interface WorkerReplies {
   fit: TrainReply;
   evaluate: EvaluateReply;
   secagg: SecAggReply;
+  he: HeReply;
 }
 
 export type WorkerMessage =

@@ -79,6 +79,8 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       // The masked vector (2.3 MB) moves to the page without a copy.
       return { value: reply, transfer: reply.stage === 'masked-input' ? [reply.masked.buffer as ArrayBuffer] : [] };
     }
+    case 'he':
+      return { value: await requireClient().homomorphic(req.req), transfer: [] };
     case 'stop':
       client?.stop();
       return { value: null, transfer: [] };
