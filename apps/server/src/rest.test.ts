@@ -7,7 +7,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { runConfigSchema, STRATEGY_NAMES } from '@fedcare/shared/protocol';
 import { apiRoutes } from './http';
 import { openApiDocument } from './openapi';
-import type { RunningServer } from './server';
+import { MAX_MESSAGE_BYTES, type RunningServer } from './server';
 import { ADMIN_TOKEN, FakeHospital, HOSPITAL_TOKENS, startTestServer } from './testing/fake-hospital';
 
 let server: RunningServer;
@@ -255,7 +255,7 @@ describe('other paths', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text.startsWith('0{')).toBe(true);
-    expect(JSON.parse(text.slice(1))).toMatchObject({ maxPayload: 3 * 1024 * 1024 });
+    expect(JSON.parse(text.slice(1))).toMatchObject({ maxPayload: MAX_MESSAGE_BYTES });
     await new Promise((r) => setTimeout(r, 100));
     expect((await call('GET', '/api/v1/status', { token: ADMIN_TOKEN })).status).toBe(200);
   });
