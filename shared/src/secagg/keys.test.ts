@@ -139,16 +139,17 @@ describe('AES-GCM channel', () => {
     const key = await importAesGcmKey(new Uint8Array(32).fill(1));
     const other = await importAesGcmKey(new Uint8Array(32).fill(2));
     const sealed = await seal(key, plaintext, aad);
-    const cases: [string, Promise<Uint8Array>][] = [
-      ['IV', open(key, flip(sealed, 0), aad)],
-      ['ciphertext', open(key, flip(sealed, 20), aad)],
-      ['tag', open(key, flip(sealed, sealed.length - 1), aad)],
-      ['associated data', open(key, sealed, flip(aad, 0))],
-      ['missing associated data', open(key, sealed)],
-      ['key', open(other, sealed, aad)],
-      ['truncation', open(key, sealed.subarray(0, sealed.length - 1), aad)],
+    const cases: [string, () => Promise<Uint8Array>][] = [
+      ['IV', () => open(key, flip(sealed, 0), aad)],
+      ['ciphertext', () => open(key, flip(sealed, 20), aad)],
+      ['tag', () => open(key, flip(sealed, sealed.length - 1), aad)],
+      ['associated data', () => open(key, sealed, flip(aad, 0))],
+      ['missing associated data', () => open(key, sealed)],
+      ['key', () => open(other, sealed, aad)],
+      ['truncation', () => open(key, sealed.subarray(0, sealed.length - 1), aad)],
     ];
-    for (const [what, attempt] of cases) await expect(attempt, what).rejects.toThrow(/AES-GCM authentication failed/);
+    // Thunks, awaited one at a time: an eagerly created rejected promise can count as unhandled.
+    for (const [what, attempt] of cases) await expect(attempt(), what).rejects.toThrow(/AES-GCM authentication failed/);
     await expect(open(key, sealed.subarray(0, 27))).rejects.toThrow(/shorter than IV \+ tag/);
     expect(await open(key, sealed, aad)).toEqual(plaintext);
   });
@@ -176,18 +177,18 @@ describe.each<IdentityAlgorithm>(['Ed25519', 'ECDSA-P256'])('signed advertised k
     const { identity, keys, signature } = await setup();
     const substitute = await exportPublicKey((await generateRoundKeyPairs()).s.publicKey);
     const other = await generateIdentityKeyPair(algorithm);
-    const cases: [string, Promise<boolean>][] = [
-      ['substituted s_pk', verifyKeys(identity.publicKey, { ...keys, s_pk: substitute }, signature)],
-      ['substituted c_pk', verifyKeys(identity.publicKey, { ...keys, c_pk: substitute }, signature)],
-      ['c_pk and s_pk swapped', verifyKeys(identity.publicKey, { ...keys, c_pk: keys.s_pk, s_pk: keys.c_pk }, signature)],
-      ['another round', verifyKeys(identity.publicKey, { ...keys, round: 4 }, signature)],
-      ['another run', verifyKeys(identity.publicKey, { ...keys, run_id: 'run-2' }, signature)],
-      ['another client', verifyKeys(identity.publicKey, { ...keys, client_id: 'H3' }, signature)],
-      ['another identity key', verifyKeys(other.publicKey, keys, signature)],
-      ['a flipped signature bit', verifyKeys(identity.publicKey, keys, flip(signature, 5))],
-      ['a short signature', verifyKeys(identity.publicKey, keys, signature.subarray(0, 63))],
+    const cases: [string, () => Promise<boolean>][] = [
+      ['substituted s_pk', () => verifyKeys(identity.publicKey, { ...keys, s_pk: substitute }, signature)],
+      ['substituted c_pk', () => verifyKeys(identity.publicKey, { ...keys, c_pk: substitute }, signature)],
+      ['c_pk and s_pk swapped', () => verifyKeys(identity.publicKey, { ...keys, c_pk: keys.s_pk, s_pk: keys.c_pk }, signature)],
+      ['another round', () => verifyKeys(identity.publicKey, { ...keys, round: 4 }, signature)],
+      ['another run', () => verifyKeys(identity.publicKey, { ...keys, run_id: 'run-2' }, signature)],
+      ['another client', () => verifyKeys(identity.publicKey, { ...keys, client_id: 'H3' }, signature)],
+      ['another identity key', () => verifyKeys(other.publicKey, keys, signature)],
+      ['a flipped signature bit', () => verifyKeys(identity.publicKey, keys, flip(signature, 5))],
+      ['a short signature', () => verifyKeys(identity.publicKey, keys, signature.subarray(0, 63))],
     ];
-    for (const [what, verdict] of cases) expect(await verdict, what).toBe(false);
+    for (const [what, verdict] of cases) expect(await verdict(), what).toBe(false);
     const error = await assertKeysSigned(identity.publicKey, { ...keys, s_pk: substitute }, signature).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KeySignatureError);
     expect((error as KeySignatureError).clientId).toBe('H2');
