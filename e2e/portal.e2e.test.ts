@@ -319,7 +319,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(h1.page, 'portal-H1-dp-round');
   }, 400_000);
 
-  it('a round with secure aggregation (SecAgg+) in three browser tabs: the coordinator gets only masked updates', async () => {
+  it('a round with secure aggregation (SecAgg+) in three browser tabs: the coordinator gets only masked feature sums and updates', async () => {
     // H3's tab was closed in the dropout test: a new one imports and joins.
     const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
     const page = await context.newPage();
@@ -353,6 +353,11 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(train).toBeDefined();
     expect(train).not.toContain('weights');
     expect(texts.some((f) => f.includes('"stage":"masked-input"'))).toBe(true);
+    // Preprocessing too: the preprocess reply carries no sums; they went masked in round 0's stages.
+    const preprocess = texts.find((f) => f.includes('"fl:result"') && f.includes('"stage":"preprocess"'));
+    expect(preprocess).toBeDefined();
+    expect(preprocess).not.toContain('sums');
+    expect(texts.some((f) => f.includes('"stage":"masked-input"') && f.includes('"round":0'))).toBe(true);
     await screenshot(dashboard, 'dashboard-secagg-round');
     await screenshot(page, 'portal-H3-secagg-round');
     expect(h3.errors).toEqual([]);

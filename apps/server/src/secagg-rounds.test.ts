@@ -3,7 +3,7 @@
 // model must be the weighted average of exactly the survivors' updates, whoever drops at whichever
 // stage — and the engine must never receive an update in the clear.
 import { describe, expect, it } from 'vitest';
-import { computeFeatureSums, generateHospital, OBSERVATION_WINDOW_DAYS } from '@fedcare/shared/data';
+import { computeFeatureSums, finalizeFeatureStats, flattenFeatureSums, generateHospital, mergeFeatureSums, OBSERVATION_WINDOW_DAYS, type FeatureSums } from '@fedcare/shared/data';
 import { createStrategy, runFederation, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
 import { resultSchema, runConfigSchema, validate, type StageResult } from '@fedcare/shared/protocol';
 import { generateIdentityKeyPair, SecAggClient, sumErrorBound, quantizationOf } from '@fedcare/shared/secagg';
@@ -20,6 +20,17 @@ function delta(h: string, round: number): Float32Array {
   return Float32Array.from({ length: P }, () => (rng.next() - 0.5) * 0.2);
 }
 
+/** Each hospital's preprocessing sums: its own small generated cohort. */
+function sumsOf(h: string, seqLen: number): FeatureSums {
+  const seed = HOSPITALS.indexOf(h) + 1;
+  return computeFeatureSums(generateHospital(seed % 2 ? 'H1' : 'H3', { seed, patients: 12 }).records, { seqLen, windowDays: OBSERVATION_WINDOW_DAYS });
+}
+
+/** The statistics the plain (clear) preprocessing would compute from these hospitals' sums. */
+function plainStats(hospitals: readonly string[], seqLen: number) {
+  return finalizeFeatureStats(hospitals.map((h) => sumsOf(h, seqLen)).reduce((a, b) => mergeFeatureSums(a, b)));
+}
+
 type Drop = (h: string, stage: string, round: number) => boolean;
 
 class SecAggMemoryGrid implements Grid {
@@ -28,6 +39,7 @@ class SecAggMemoryGrid implements Grid {
   /** Who sent a masked input, per round (the survivors the aggregate must be made of). */
   readonly masked = new Map<number, string[]>();
   private readonly identities = new Map<string, Awaited<ReturnType<typeof generateIdentityKeyPair>>>();
+  private seqLen = 0;
   constructor(private readonly drop: Drop) {}
   available() {
     return [...HOSPITALS];
@@ -47,7 +59,10 @@ class SecAggMemoryGrid implements Grid {
       const instr = req.instruction(h);
       let result: unknown;
       if (instr.stage === 'preprocess') {
-        result = { run_id: req.runId, round: 0, stage: 'preprocess', sums: computeFeatureSums(generateHospital('H1', { seed: 1, patients: 10 }).records, { seqLen: instr.seq_len, windowDays: OBSERVATION_WINDOW_DAYS }) };
+        // Secure preprocessing: the sums are held for round 0's masked input, the reply carries none.
+        expect(instr.secure_aggregation).toBe('secagg');
+        this.seqLen = instr.seq_len;
+        result = { run_id: req.runId, round: 0, stage: 'preprocess' };
       } else if (instr.stage === 'train') {
         expect(instr.config.secure_aggregation).toBe('secagg');
         result = { run_id: req.runId, round: req.round, stage: 'train', num_samples: SAMPLES[h], metrics: { train_loss: 1 } };
@@ -60,7 +75,7 @@ class SecAggMemoryGrid implements Grid {
         if (instr.stage === 'advertise-keys') result = await c.advertise(instr);
         else if (instr.stage === 'share-keys') result = await c.shareKeys(instr);
         else if (instr.stage === 'masked-input') {
-          result = await c.maskedInput(instr, delta(h, req.round), SAMPLES[h] as number);
+          result = req.round === 0 ? await c.maskedInput(instr, flattenFeatureSums(sumsOf(h, this.seqLen)), 1) : await c.maskedInput(instr, delta(h, req.round), SAMPLES[h] as number);
           this.masked.set(req.round, [...(this.masked.get(req.round) ?? []), h]);
         } else result = await c.unmask(instr);
       }
@@ -115,12 +130,12 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     expectAggregate(summary.weights, initial, HOSPITALS);
     expect(rounds[0]!.metrics).toMatchObject({ secure_aggregation: 1, secagg_dropped: 0, secagg_recovered: 0, num_participating_clients: 5 });
     for (const r of grid.received) if (r.stage === 'train') expect(r.weights).toBeUndefined();
-    expect(grid.received.filter((r) => r.stage === 'masked-input')).toHaveLength(5);
+    expect(grid.received.filter((r) => r.stage === 'masked-input' && r.round === 1)).toHaveLength(5);
   });
 
   for (const stage of ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const) {
     it(`one hospital lost at ${stage}: the round completes with the right survivors`, async () => {
-      const grid = new SecAggMemoryGrid((h, s) => h === 'H2' && s === stage);
+      const grid = new SecAggMemoryGrid((h, s, r) => r === 1 && h === 'H2' && s === stage);
       const { summary, initial, rounds } = await run(grid);
       expect(summary.status, summary.reason).toBe('completed');
       const survivors = grid.masked.get(1)!;
@@ -133,17 +148,65 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
   }
 
   it('two hospitals lost at different stages (share-keys and masked-input), t = 3: still completes', async () => {
-    const grid = new SecAggMemoryGrid((h, s) => (h === 'H1' && s === 'share-keys') || (h === 'H4' && s === 'masked-input'));
+    const grid = new SecAggMemoryGrid((h, s, r) => r === 1 && ((h === 'H1' && s === 'share-keys') || (h === 'H4' && s === 'masked-input')));
     const { summary, initial } = await run(grid);
     expect(summary.status, summary.reason).toBe('completed');
     expectAggregate(summary.weights, initial, ['H2', 'H3', 'H5']);
   });
 
   it('too many lost for the threshold: the round fails with the protocol’s reason, and the run says so', async () => {
-    const grid = new SecAggMemoryGrid((h, s) => ['H1', 'H2', 'H3'].includes(h) && s === 'unmask');
+    const grid = new SecAggMemoryGrid((h, s, r) => r === 1 && ['H1', 'H2', 'H3'].includes(h) && s === 'unmask');
     const { summary } = await run(grid, { round_failure_policy: 'stop' });
     expect(summary.status).toBe('failed');
     expect(summary.reason).toMatch(/round 1: stage unmask failed: .*/);
+  });
+
+  it('preprocessing: the feature sums go only masked (round 0, fixed point) and give the statistics of the plain sums', async () => {
+    const grid = new SecAggMemoryGrid(() => false);
+    const { summary } = await run(grid);
+    expect(summary.status, summary.reason).toBe('completed');
+    expect(grid.masked.get(0)).toEqual(HOSPITALS);
+    for (const r of grid.received) if (r.stage === 'preprocess') expect(r.sums).toBeUndefined();
+    const want = plainStats(HOSPITALS, 30);
+    expect(summary.stats.records).toBe(want.records);
+    for (const k of ['demographics', 'vitals', 'labs', 'biology', 'omics'] as const) {
+      summary.stats[k].mean.forEach((v, j) => expect(Math.abs(v - want[k].mean[j]!), `${k}.mean[${j}]`).toBeLessThan(1e-9 * (1 + Math.abs(v))));
+      summary.stats[k].std.forEach((v, j) => expect(Math.abs(v - want[k].std[j]!), `${k}.std[${j}]`).toBeLessThan(1e-8 * (1 + Math.abs(v))));
+    }
+  });
+
+  it.each(['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const)('preprocessing with H4 lost at %s: the statistics of the hospitals whose sums are in', async (stage) => {
+    const grid = new SecAggMemoryGrid((h, s, r) => r === 0 && h === 'H4' && s === stage);
+    const { summary } = await run(grid, { min_available_clients: 4, min_fit_clients: 3 });
+    expect(summary.status, summary.reason).toBe('completed');
+    const contributors = stage === 'unmask' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H4');
+    expect(summary.stats.records).toBe(plainStats(contributors, 30).records);
+    const want = plainStats(contributors, 30);
+    summary.stats.labs.mean.forEach((v, j) => expect(Math.abs(v - want.labs.mean[j]!)).toBeLessThan(1e-9 * (1 + Math.abs(v))));
+  });
+
+  it('preprocessing: a hospital that sends its sums in the clear anyway is rejected, not used', async () => {
+    const grid = new SecAggMemoryGrid(() => false);
+    const leaky = grid.request.bind(grid);
+    grid.request = async (req) => {
+      if (req.stage !== 'preprocess') return leaky(req);
+      const out = await leaky({ ...req, check: undefined } as typeof req);
+      const h1 = out.results.get('H1');
+      if (h1) Object.assign(h1, { sums: sumsOf('H1', 30) });
+      // The engine's check sees the reply as it came.
+      for (const [h, r] of [...out.results]) {
+        const err = await req.check?.(h, r);
+        if (err) {
+          out.results.delete(h);
+          out.dropped.push({ hospitalId: h, reason: 'rejected', detail: err.message });
+        }
+      }
+      expect(out.dropped).toEqual([{ hospitalId: 'H1', reason: 'rejected', detail: 'sums: not accepted in the clear with secure aggregation (they go masked in round 0)' }]);
+      return out;
+    };
+    const { summary } = await run(grid, { min_available_clients: 4 });
+    expect(summary.status, summary.reason).toBe('completed');
+    expect(summary.stats.records).toBe(plainStats(['H2', 'H3', 'H4', 'H5'], 30).records);
   });
 
   it('refuses a strategy that needs every update in the clear', () => {

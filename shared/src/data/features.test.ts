@@ -5,6 +5,9 @@ import {
   computeFeatureSums,
   DEMOGRAPHICS_DIM,
   encodeRecords,
+  FEATURE_SUMS_LENGTH,
+  flattenFeatureSums,
+  unflattenFeatureSums,
   finalizeFeatureStats,
   fitAndEncode,
   mergeFeatureSums,
@@ -12,6 +15,8 @@ import {
   OMICS_RAW_DIM,
 } from './features';
 import { symmetricEigen } from './linalg';
+import { addInto } from '../secagg/mask';
+import { decodeFixedPointSum, encodeFixedPoint, fixedPointFor } from '../secagg/fixed-point';
 
 const recs = [...sampleRecords('H1', 60), ...sampleRecords('H3', 60)];
 const cfg = { seqLen: 12, windowDays: 84 };
@@ -116,6 +121,34 @@ describe('federated preprocessing from sums', () => {
     }
     merged.pcaBasis.forEach((v, j) => expect(v).toBeCloseTo(pooled.pcaBasis[j]!, 6));
     expect(merged.records).toBe(120);
+  });
+
+  it('flattened sums round-trip, and adding flattened vectors in fixed point (as secure aggregation does) gives the pooled statistics', () => {
+    const a = computeFeatureSums(recs.slice(0, 60), cfg);
+    const b = computeFeatureSums(recs.slice(60), cfg);
+    expect(flattenFeatureSums(a)).toHaveLength(FEATURE_SUMS_LENGTH);
+    expect(unflattenFeatureSums(flattenFeatureSums(a))).toEqual(a);
+    const fp = fixedPointFor(2);
+    const words = addInto(encodeFixedPoint(flattenFeatureSums(a), fp), encodeFixedPoint(flattenFeatureSums(b), fp));
+    const secure = finalizeFeatureStats(unflattenFeatureSums(decodeFixedPointSum(words, 2, fp)));
+    const pooled = finalizeFeatureStats(computeFeatureSums(recs, cfg));
+    expect(secure.records).toBe(120);
+    for (const k of ['demographics', 'vitals', 'labs', 'biology', 'omics'] as const) {
+      secure[k].mean.forEach((v, j) => expect(Math.abs(v - pooled[k].mean[j]!)).toBeLessThan(1e-9 * (1 + Math.abs(v))));
+      secure[k].std.forEach((v, j) => expect(Math.abs(v - pooled[k].std[j]!)).toBeLessThan(1e-8 * (1 + Math.abs(v))));
+    }
+    secure.pcaBasis.forEach((v, j) => expect(v).toBeCloseTo(pooled.pcaBasis[j]!, 6));
+  });
+
+  it('unflattening refuses what is not a sum of records, naming the entry', () => {
+    const v = flattenFeatureSums(computeFeatureSums(recs.slice(0, 10), cfg));
+    expect(() => unflattenFeatureSums(v.subarray(1))).toThrow(`feature sums: ${FEATURE_SUMS_LENGTH - 1} values, expected ${FEATURE_SUMS_LENGTH}`);
+    const nan = v.slice();
+    nan[5] = Number.NaN;
+    expect(() => unflattenFeatureSums(nan)).toThrow('feature sums: demographics.count[3] is NaN');
+    const negative = v.slice();
+    negative[0] = -3;
+    expect(() => unflattenFeatureSums(negative)).toThrow('feature sums: records is -3, below 0');
   });
 
   it('the PCA basis is orthonormal and ordered by explained variance', () => {

@@ -242,6 +242,67 @@ export function mergeFeatureSums(a: FeatureSums, b: FeatureSums): FeatureSums {
   };
 }
 
+/**
+ * FeatureSums as one vector, for secure aggregation of the preprocessing stage (the masked sum of
+ * the vectors is the vector of the merged sums): records, omicsRows, then count/sum/sumSq of
+ * demographics, vitals, labs, biology and omics, then the upper triangle (i ≤ j, row by row) of the
+ * omics cross-products (the lower one is its mirror).
+ */
+export const FEATURE_SUMS_LENGTH =
+  2 + 3 * (DEMO_CONTINUOUS.length + VITALS_CHANNELS + LAB_CHANNELS + BIOLOGY_DIM + OMICS_RAW_DIM) + (OMICS_RAW_DIM * (OMICS_RAW_DIM + 1)) / 2;
+
+const MOMENT_BLOCKS = ['demographics', 'vitals', 'labs', 'biology', 'omics'] as const;
+
+export function flattenFeatureSums(sums: FeatureSums): Float64Array {
+  const out = new Float64Array(FEATURE_SUMS_LENGTH);
+  let k = 0;
+  out[k++] = sums.records;
+  out[k++] = sums.omicsRows;
+  for (const block of MOMENT_BLOCKS) {
+    const m = sums[block];
+    for (const part of [m.count, m.sum, m.sumSq]) for (const v of part) out[k++] = v;
+  }
+  for (let i = 0; i < OMICS_RAW_DIM; i++) for (let j = i; j < OMICS_RAW_DIM; j++) out[k++] = sums.omicsCross[i * OMICS_RAW_DIM + j] as number;
+  return out;
+}
+
+/**
+ * The inverse of flattenFeatureSums, for a (summed) vector. Counts come back as integers (a sum of
+ * integers is exact in the fixed-point encoding); a vector that is not such a sum (wrong length,
+ * non-finite, a negative count or sum of squares) is an error naming the entry.
+ */
+export function unflattenFeatureSums(v: Float64Array | readonly number[]): FeatureSums {
+  if (v.length !== FEATURE_SUMS_LENGTH) throw new RangeError(`feature sums: ${v.length} values, expected ${FEATURE_SUMS_LENGTH}`);
+  let k = 0;
+  const next = (what: string, nonNegative: boolean, integer: boolean): number => {
+    const x = v[k++] as number;
+    if (!Number.isFinite(x)) throw new RangeError(`feature sums: ${what} is ${x}`);
+    const y = integer ? Math.round(x) : x;
+    // (Rounding leaves a sum of squares a hair below 0 at most; anything more is not a sum of records.)
+    if (nonNegative && y < -1e-6) throw new RangeError(`feature sums: ${what} is ${x}, below 0`);
+    return nonNegative ? Math.max(0, y) : y;
+  };
+  const records = next('records', true, true);
+  const omicsRows = next('omicsRows', true, true);
+  const blocks = {} as Record<(typeof MOMENT_BLOCKS)[number], MomentSums>;
+  for (const block of MOMENT_BLOCKS) {
+    const d = block === 'demographics' ? DEMO_CONTINUOUS.length : block === 'vitals' ? VITALS_CHANNELS : block === 'labs' ? LAB_CHANNELS : block === 'biology' ? BIOLOGY_DIM : OMICS_RAW_DIM;
+    const count = Array.from({ length: d }, (_, j) => next(`${block}.count[${j}]`, true, true));
+    const sum = Array.from({ length: d }, (_, j) => next(`${block}.sum[${j}]`, false, false));
+    const sumSq = Array.from({ length: d }, (_, j) => next(`${block}.sumSq[${j}]`, true, false));
+    blocks[block] = { count, sum, sumSq };
+  }
+  const omicsCross = new Array<number>(OMICS_RAW_DIM * OMICS_RAW_DIM).fill(0);
+  for (let i = 0; i < OMICS_RAW_DIM; i++) {
+    for (let j = i; j < OMICS_RAW_DIM; j++) {
+      const x = next(`omicsCross[${i}][${j}]`, i === j, false);
+      omicsCross[i * OMICS_RAW_DIM + j] = x;
+      omicsCross[j * OMICS_RAW_DIM + i] = x;
+    }
+  }
+  return { records, omicsRows, ...blocks, omicsCross };
+}
+
 /** Global statistics and the shared PCA basis from (merged) sums. */
 export function finalizeFeatureStats(sums: FeatureSums, components = OMICS_DIM): FeatureStats {
   const omics = finalizeMoments(sums.omics);

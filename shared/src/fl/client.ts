@@ -6,6 +6,7 @@
  */
 import {
   computeFeatureSums,
+  flattenFeatureSums,
   encodeRecords,
   type FeatureBatch,
   type FeatureStats,
@@ -83,8 +84,11 @@ export class HospitalClient {
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
   private ledger: Promise<PrivacyLedger> | undefined;
-  /** The update of a secure-aggregation round, held until its masked-input stage (local − global weights). */
-  private held: { runId: string; round: number; delta: Float32Array; weight: number } | undefined;
+  /**
+   * What a secure-aggregation round sends masked, held until its masked-input stage: the update
+   * (local − global weights, float32) or, in round 0, the flattened feature sums (float64, weight 1).
+   */
+  private held: { runId: string; round: number; delta: Float32Array | Float64Array; weight: number } | undefined;
   private secagg: { runId: string; round: number; client: SecAggClient } | undefined;
   private he: { runId: string; round: number; holder: string; c: { publicKey: CryptoKeyFor; privateKey: CryptoKeyFor }; keys?: HeKeys & { secret_key: Uint8Array } } | undefined;
   private identity: Promise<KeyPair> | undefined;
@@ -115,6 +119,11 @@ export class HospitalClient {
   /** Preprocess stage: additive statistics of the training split only. */
   featureSums(seqLen: number): FeatureSums {
     return computeFeatureSums(this.train, { seqLen, windowDays: OBSERVATION_WINDOW_DAYS });
+  }
+
+  /** Secure preprocess stage: the sums are kept for round 0's SecAgg+ stages (fixed point) instead of being sent. */
+  holdFeatureSums(runId: string, seqLen: number): void {
+    this.held = { runId, round: 0, delta: flattenFeatureSums(this.featureSums(seqLen)), weight: 1 };
   }
 
   /** Installs the run's global statistics (from `fl:stats`); the splits are encoded with them on first use. */
@@ -256,6 +265,8 @@ export class HospitalClient {
    */
   async secureAggregation(req: SecAggRequest): Promise<SecAggReply> {
     if (req.stage === 'advertise-keys') {
+      // Round 0 carries the preprocessing sums: clipping them to one range would corrupt the statistics.
+      if (req.round === 0 && !req.config.fixed_point) throw new ProtocolError('INVALID_PAYLOAD', 'round 0 (the preprocessing sums) needs the fixed-point encoding (config.fixed_point)', 'config');
       const identity = await this.identityKeys();
       this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity, pins: this.pins }) };
     }
@@ -353,6 +364,7 @@ export class HospitalClient {
       const held = this.held;
       if (!held || held.runId !== req.run_id || held.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no trained update held for ${req.run_id}/${req.round}`, 'stage');
       this.held = undefined;
+      if (!(held.delta instanceof Float32Array)) throw new ProtocolError('WRONG_STAGE', 'HE carries model updates only (the preprocessing sums go through SecAgg+)', 'stage');
       const ciphertexts = await encryptUpdate(held.delta, held.weight, st.keys, req.config as HeConfig, { encryption: 'symmetric' });
       return { stage: 'he-input', ...base, ciphertexts: packChunks(ciphertexts) };
     }

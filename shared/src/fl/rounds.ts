@@ -8,7 +8,8 @@
  * last completed round. The strategy decides who trains and how results combine; this file only
  * orchestrates.
  */
-import { finalizeFeatureStats, mergeFeatureSums, type FeatureStats, type FeatureSums } from '../data/features';
+import { FEATURE_SUMS_LENGTH, finalizeFeatureStats, mergeFeatureSums, unflattenFeatureSums, type FeatureStats, type FeatureSums } from '../data/features';
+import { DEFAULT_FRACTION_BITS } from '../secagg/fixed-point';
 import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
@@ -275,9 +276,16 @@ async function waitForClients(o: FederationOptions, round: number): Promise<void
   for (const h of o.grid.available()) known.add(h);
 }
 
+/**
+ * Round 0: every available hospital's feature sums → global statistics. With secure aggregation
+ * (either mode) the sums never go in the clear: the hospitals hold them and the SecAgg+ stages of
+ * round 0 deliver only their total, in exact fixed point (secagg/fixed-point.ts). HE mode uses
+ * SecAgg+ here too: one small vector needs no key ceremony, and the coordinator learns the same sum.
+ */
 async function preprocess(o: FederationOptions, random: () => number, log: Logger, timeoutMs: number): Promise<FeatureStats> {
   await waitForClients(o, 0);
   const targets = o.grid.available();
+  const secure = o.config.secure_aggregation !== 'none';
   void random;
   o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'start', targets, dropped: [] });
   const out = await o.grid.request<Extract<StageResult, { stage: 'preprocess' }>>(
@@ -286,7 +294,12 @@ async function preprocess(o: FederationOptions, random: () => number, log: Logge
       round: 0,
       stage: 'preprocess',
       targets,
-      instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len }),
+      instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len, ...(secure ? { secure_aggregation: 'secagg' as const } : {}) }),
+      check: async (_h, r) => {
+        if (secure && r.sums !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: not accepted in the clear with secure aggregation (they go masked in round 0)', 'sums');
+        if (!secure && r.sums === undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: missing', 'sums');
+        return undefined;
+      },
       timeoutMs,
       minResults: o.config.min_available_clients,
     },
@@ -296,9 +309,25 @@ async function preprocess(o: FederationOptions, random: () => number, log: Logge
   o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'end', targets, dropped: out.dropped.map((d) => d.hospitalId) });
   if (out.results.size < o.config.min_available_clients) throw new StageFailedError('preprocess', 0, out.results.size, o.config.min_available_clients);
   let total: FeatureSums | undefined;
-  for (const r of out.results.values()) total = total ? mergeFeatureSums(total, r.sums) : r.sums;
+  let hospitals = [...out.results.keys()].sort();
+  if (secure) {
+    const min = o.config.min_available_clients;
+    const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: FEATURE_SUMS_LENGTH, maxWeight: 1, fixedPoint: true, minSurvivors: min }, timeoutMs, {
+      record: () => undefined,
+      addBytes: () => undefined,
+      out: new Set<string>(),
+    });
+    hospitals = [...sa.survivors];
+    try {
+      total = unflattenFeatureSums(sa.sum);
+    } catch (e) {
+      throw new StageFailedError('unmask', 0, hospitals.length, min, `the securely aggregated feature sums are not a sum of records: ${(e as Error).message}`);
+    }
+  } else {
+    for (const r of out.results.values()) total = total ? mergeFeatureSums(total, r.sums as FeatureSums) : (r.sums as FeatureSums);
+  }
   const stats = finalizeFeatureStats(total as FeatureSums);
-  log.info({ runId: o.runId, hospitals: [...out.results.keys()], records: stats.records }, 'global feature statistics ready');
+  log.info({ runId: o.runId, hospitals, records: stats.records, secure }, 'global feature statistics ready');
   return stats;
 }
 
@@ -450,7 +479,13 @@ async function runRound(
     const sa =
       cfg.secure_aggregation === 'he'
         ? await heAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out })
-        : await secureAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out });
+        : await secureAggregate(
+            o,
+            round,
+            { clients: fitResults.map((f) => f.hospitalId), vectorLength: global.length, maxWeight: Math.max(...fitResults.map((f) => f.numSamples)), minSurvivors: cfg.min_fit_clients },
+            timeoutMs,
+            { record, addBytes, out },
+          );
     const aggStart = now();
     const mean = new Float32Array(global.length);
     for (let i = 0; i < mean.length; i++) mean[i] = (global[i] as number) + (sa.sum[i] as number) / sa.totalWeight;
@@ -551,6 +586,16 @@ async function runRound(
   };
 }
 
+/** What secureAggregate sums: one vector per client, weights up to maxWeight; fixed point for statistics. */
+interface SecureInputs {
+  clients: readonly string[];
+  vectorLength: number;
+  maxWeight: number;
+  fixedPoint?: boolean;
+  /** Fewer survivors than this fail the stage. */
+  minSurvivors: number;
+}
+
 /**
  * The four SecAgg+ stages over the grid (shared/src/secagg/protocol.ts): the server state machine
  * builds each hospital's request and checks each reply as it arrives (a bad reply drops that
@@ -560,13 +605,12 @@ async function runRound(
 async function secureAggregate(
   o: FederationOptions,
   round: number,
-  global: Float32Array,
-  fit: readonly FitResult[],
+  inputs: SecureInputs,
   timeoutMs: number,
   acc: { record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void; addBytes: (outcome: StageOutcome) => void; out: Set<string> },
 ): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
   const { config: cfg, grid, runId } = o;
-  const clients = fit.map((f) => f.hospitalId).sort();
+  const clients = [...inputs.clients].sort();
   let serverMs = 0;
   const timed = <T>(f: () => T): T => {
     const t0 = performance.now();
@@ -585,15 +629,16 @@ async function secureAggregate(
       clients,
       config: secAggConfig({
         clients: clients.length,
-        vectorLength: global.length,
+        vectorLength: inputs.vectorLength,
         clip: cfg.secagg_clip,
-        maxWeight: Math.max(...fit.map((f) => f.numSamples)),
+        maxWeight: inputs.maxWeight,
+        ...(inputs.fixedPoint ? { fixedPointFractionBits: DEFAULT_FRACTION_BITS } : {}),
         ...(cfg.secagg_neighbours !== undefined ? { neighbours: Math.min(cfg.secagg_neighbours, clients.length - 1) } : {}),
         ...(cfg.secagg_threshold !== undefined ? { threshold: cfg.secagg_threshold } : {}),
       }),
     });
   } catch (e) {
-    if (e instanceof SecAggProtocolError) throw new StageFailedError('advertise-keys', round, clients.length, cfg.min_fit_clients, e.message);
+    if (e instanceof SecAggProtocolError) throw new StageFailedError('advertise-keys', round, clients.length, inputs.minSurvivors, e.message);
     throw e;
   }
   const stage = async <S extends SecAggStage>(name: S, requests: () => ReadonlyMap<string, Instruction>, receive: (h: string, r: unknown) => Promise<void>): Promise<void> => {
@@ -650,7 +695,7 @@ async function secureAggregate(
     if (e instanceof SecAggProtocolError) throw new StageFailedError('unmask', round, 0, server.config.threshold, e.message);
     throw e;
   }
-  if (res.survivors.length < cfg.min_fit_clients) throw new StageFailedError('masked-input', round, res.survivors.length, cfg.min_fit_clients);
+  if (res.survivors.length < inputs.minSurvivors) throw new StageFailedError('masked-input', round, res.survivors.length, inputs.minSurvivors);
   return { sum: res.sum, totalWeight: res.totalWeight, survivors: res.survivors, dropped: res.dropped.length, recovered: res.recovered.length, serverSeconds: serverMs / 1000 };
 }
 

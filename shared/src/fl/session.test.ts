@@ -16,6 +16,9 @@ function scripted(log: string[], fit: (instr: Extract<Instruction, { stage: 'tra
       log.push(`sums ${seqLen}`);
       return computeFeatureSums(records, { seqLen, windowDays: 30 });
     },
+    holdFeatureSums: (runId, seqLen) => {
+      log.push(`hold sums ${runId} ${seqLen}`);
+    },
     setStats: async (runId) => {
       await new Promise((r) => setTimeout(r, 20));
       log.push(`stats ${runId}`);
@@ -87,6 +90,14 @@ describe('HospitalSession', () => {
     expect(sums).toEqual(computeFeatureSums(records, { seqLen: 12, windowDays: 30 }));
     expect(h.sent[1]).toMatchObject({ run_id: RUN, stage: 'train', num_samples: 7, weights_sha256: SHA });
     expect(h.activity.map((a) => `${a.kind}${'stage' in a ? ` ${a.stage}` : ''}`)).toEqual(['stage preprocess', 'sent preprocess', 'stage train', 'sent train', 'stage evaluate', 'sent evaluate']);
+  });
+
+  it('with secure aggregation, preprocess holds the sums and the reply carries none', async () => {
+    const log: string[] = [];
+    const h = harness(scripted(log));
+    await h.session.onInstruction({ run_id: RUN, round: 0, stage: 'preprocess', seq_len: 12, secure_aggregation: 'secagg' });
+    expect(log).toEqual([`hold sums ${RUN} 12`]);
+    expect(h.sent).toEqual([{ run_id: RUN, round: 0, stage: 'preprocess' }]);
   });
 
   it('declines with the reason when the compute fails, names the protocol error code, and carries on', async () => {

@@ -26,6 +26,8 @@ import type { HeReply, HeRequest } from '../he/messages';
 /** What a session needs from the model side; `HospitalClient` implements it, so does the portal's worker proxy. */
 export interface HospitalCompute {
   featureSums(seqLen: number): FeatureSums | Promise<FeatureSums>;
+  /** Secure preprocessing: keep the sums for round 0's SecAgg+ stages instead of returning them. */
+  holdFeatureSums(runId: string, seqLen: number): void | Promise<void>;
   setStats(runId: string, stats: FeatureStats, seqLen: number): void | Promise<void>;
   fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply>;
   evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply>;
@@ -127,7 +129,10 @@ export class HospitalSession {
     this.options.onActivity?.({ kind: 'stage', ...at });
     let result: StageResult;
     try {
-      if (instr.stage === 'preprocess') {
+      if (instr.stage === 'preprocess' && instr.secure_aggregation) {
+        await this.compute.holdFeatureSums(instr.run_id, instr.seq_len);
+        result = { run_id: instr.run_id, round: 0, stage: 'preprocess' };
+      } else if (instr.stage === 'preprocess') {
         result = { run_id: instr.run_id, round: 0, stage: 'preprocess', sums: await this.compute.featureSums(instr.seq_len) };
       } else if (instr.stage === 'train') {
         this.log(`${this.hospitalId}: round ${instr.round} train`);

@@ -173,7 +173,8 @@ export interface FitConfigWire {
 }
 
 export type Instruction =
-  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number }
+  /** secure_aggregation 'secagg': keep the sums and send them only masked (SecAgg+ stages of round 0, fixed point), not in the reply. */
+  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg' }
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string }
   | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string }
   | SecAggRequest
@@ -191,7 +192,7 @@ const fitConfigSchema = z.object({
 });
 
 export const instructionSchema = z.discriminatedUnion('stage', [
-  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2) }),
+  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2), secure_aggregation: z.literal('secagg').optional() }),
   z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex }),
   z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex }),
   advertiseKeysRequestSchema,
@@ -263,7 +264,8 @@ export const featureSumsSchema = z.object({
 });
 
 export const resultSchema = z.discriminatedUnion('stage', [
-  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), sums: featureSumsSchema }),
+  /** sums are absent when the instruction asked for secure aggregation. */
+  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), sums: featureSumsSchema.optional() }),
   z.object({
     run_id: runId,
     round,

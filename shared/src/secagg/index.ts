@@ -59,6 +59,16 @@ export {
   sumErrorBound,
   type QuantizationConfig,
 } from './quantize';
+export {
+  DEFAULT_FRACTION_BITS,
+  INTEGER_BITS,
+  decodeFixedPointSum,
+  encodeFixedPoint,
+  fixedPointErrorBound,
+  fixedPointFor,
+  fixedPointRange,
+  type FixedPointConfig,
+} from './fixed-point';
 export { GraphError, defaultThreshold, degreeRange, minimumThreshold, neighbourGraph, type NeighbourGraph } from './graph';
 export {
   ENCODED_SHARE_BYTES,
@@ -76,6 +86,7 @@ export {
   bytesToWords,
   checkConfig,
   encodeInput,
+  inputWords,
   maskedInputReplySchema,
   maskedInputRequestSchema,
   quantizationOf,

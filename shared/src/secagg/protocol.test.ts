@@ -27,6 +27,7 @@ import {
 } from './protocol';
 import { neighbourGraph } from './graph';
 import { quantizationStep, sumErrorBound } from './quantize';
+import { fixedPointErrorBound } from './fixed-point';
 import type { RandomBytes } from './shamir';
 
 const RUN = 'run-42';
@@ -100,6 +101,8 @@ interface Options {
   readonly wire?: boolean;
   readonly pins?: (id: string) => Pins | undefined;
   readonly seed?: number;
+  /** Exact sums in fixed point (the preprocessing statistics' encoding): unclipped values of wildly different magnitudes. */
+  readonly fixedPoint?: boolean;
 }
 
 type StageTimes = Record<SecAggStage, number[]>;
@@ -119,7 +122,7 @@ class Round {
     readonly cfg: SecAggConfig,
     readonly server: SecAggServer,
     readonly clients: Map<string, SecAggClient>,
-    readonly updates: Map<string, Float32Array>,
+    readonly updates: Map<string, Float32Array | Float64Array>,
     readonly weights: Map<string, number>,
   ) {
     this.ids = idsOf(opts.n);
@@ -134,10 +137,11 @@ class Round {
       maxWeight: W,
       ...(opts.k === undefined ? {} : { neighbours: opts.k }),
       ...(opts.t === undefined ? {} : { threshold: opts.t }),
+      ...(opts.fixedPoint ? { fixedPointFractionBits: 24 } : {}),
     });
     const server = new SecAggServer({ runId: RUN, round: ROUND, config: cfg, clients: ids, seed: opts.seed ?? 11 });
     const clients = new Map<string, SecAggClient>();
-    const updates = new Map<string, Float32Array>();
+    const updates = new Map<string, Float32Array | Float64Array>();
     const weights = new Map<string, number>();
     for (const [i, id] of ids.entries()) {
       const pins = opts.pins?.(id);
@@ -151,8 +155,14 @@ class Round {
         }),
       );
       const rng = new Rng(`update/${id}/${opts.L}`);
-      // Some values beyond ±R, to exercise clipping.
-      updates.set(id, Float32Array.from({ length: opts.L }, () => rng.uniform(-1.5 * R, 1.5 * R)));
+      updates.set(
+        id,
+        opts.fixedPoint
+          ? // Counts, sums and sums of squares: 10^-3 … 10^12, both signs.
+            Float64Array.from({ length: opts.L }, (_, i) => rng.uniform(-1, 1) * 10 ** ((i % 16) - 3))
+          : // Some values beyond ±R, to exercise clipping.
+            Float32Array.from({ length: opts.L }, () => rng.uniform(-1.5 * R, 1.5 * R)),
+      );
       weights.set(id, [120, 431, W, 57, 800][i % 5] as number);
     }
     return new Round(opts, cfg, server, clients, updates, weights);
@@ -213,7 +223,7 @@ class Round {
     await this.deliver(
       'masked-input',
       requests,
-      (c, id, r) => c.maskedInput(r, this.updates.get(id) as Float32Array, this.weights.get(id) as number),
+      (c, id, r) => c.maskedInput(r, this.updates.get(id) as Float32Array | Float64Array, this.weights.get(id) as number),
       (id, reply) => this.server.receiveMaskedInput(id, reply),
     );
   }
@@ -239,15 +249,21 @@ class Round {
     return this.unmask();
   }
 
-  /** Σ w_i·clip(x_i) over `survivors`, in float64. */
+  /** Σ w_i·clip(x_i) over `survivors` (unclipped with fixed point), in float64. */
   expectedSum(survivors: readonly string[]): Float64Array {
     const out = new Float64Array(this.opts.L);
+    const clip = (v: number) => (this.opts.fixedPoint ? v : Math.min(R, Math.max(-R, v)));
     for (const id of survivors) {
-      const x = this.updates.get(id) as Float32Array;
+      const x = this.updates.get(id) as Float32Array | Float64Array;
       const w = this.weights.get(id) as number;
-      for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + w * Math.min(R, Math.max(-R, x[i] as number));
+      for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + w * clip(x[i] as number);
     }
     return out;
+  }
+
+  /** Σ |w_i·x_i|: the float64 reference sum is itself only good to a few ε of this. */
+  magnitude(survivors: readonly string[], i: number): number {
+    return survivors.reduce((s, id) => s + Math.abs((this.weights.get(id) as number) * ((this.updates.get(id) as Float32Array | Float64Array)[i] as number)), 0);
   }
 
   /** The clients that sent a masked input under this round's drops. */
@@ -259,11 +275,19 @@ class Round {
     const survivors = this.maskedSurvivors;
     expect(result.survivors).toEqual([...survivors].sort());
     expect(result.totalWeight).toBe(survivors.reduce((s, id) => s + (this.weights.get(id) as number), 0));
-    expect(result.errorBound).toBe(sumErrorBound(quantizationOf(this.cfg), survivors.length));
     const expected = this.expectedSum(survivors);
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs((result.sum[i] as number) - (expected[i] as number)));
-    expect(worst).toBeLessThan(result.errorBound);
+    if (this.cfg.fixed_point) {
+      expect(result.errorBound).toBe(fixedPointErrorBound(this.cfg.fixed_point, survivors.length));
+      for (let i = 0; i < expected.length; i++) {
+        const slack = (survivors.length + 1) * Number.EPSILON * this.magnitude(survivors, i);
+        expect(Math.abs((result.sum[i] as number) - (expected[i] as number)), `value ${i}`).toBeLessThanOrEqual(result.errorBound + slack);
+      }
+    } else {
+      expect(result.errorBound).toBe(sumErrorBound(quantizationOf(this.cfg), survivors.length));
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs((result.sum[i] as number) - (expected[i] as number)));
+      expect(worst).toBeLessThan(result.errorBound);
+    }
     const drops = Object.entries(this.opts.drops ?? {}).flatMap(([id, stage]) => (stage === undefined ? [] : [[id, stage] as const]));
     expect(result.dropped).toEqual(
       drops
@@ -368,6 +392,27 @@ describe('SecAgg+ round, 5 hospitals, full graph, t = 3', () => {
       expect(round.server.stage).toBe('aborted');
     },
   );
+});
+
+describe('fixed point: exact sums of statistics (the preprocessing stage’s encoding)', () => {
+  it.each([undefined, 'masked-input', 'unmask'] as const)('5 hospitals, H2 lost at %s: sums of values from 10^-3 to 10^12 come out exact but for rounding', async (stage) => {
+    const round = await Round.create({ n: 5, L: 400, fixedPoint: true, wire: true, drops: stage ? { H2: stage } : {} });
+    expect(round.cfg.fixed_point).toEqual({ fraction_bits: 24, bits: 29, limbs: 3 });
+    const result = await round.run();
+    round.checkResult(result);
+    // 2^-25 per client: far finer than the 10^-3 the smallest statistics need, and nothing was clipped.
+    expect(result.errorBound).toBeLessThan(2e-7);
+    const received = round.received.filter((r) => r.stage === 'masked-input');
+    expect(received.every((r) => r.stage === 'masked-input' && r.masked.length === 400 * 3 + 1)).toBe(true);
+  });
+
+  it('a value beyond the fixed-point range is refused by its client, naming it', async () => {
+    const round = await Round.create({ n: 3, L: 4, fixedPoint: true });
+    (round.updates.get('H1') as Float64Array)[2] = 2 ** 70;
+    await round.advertise();
+    await round.shareKeys();
+    await expect(round.maskedInput()).rejects.toThrow(/the input cannot be encoded: value 2 is .* beyond the fixed-point range ±2\^/);
+  });
 });
 
 describe('the server’s view', () => {

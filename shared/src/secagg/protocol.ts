@@ -114,6 +114,7 @@ import {
 } from './keys';
 import { addInto, applyMask, pairwiseSign } from './mask';
 import { QuantizationError, dequantizeSum, quantizationFor, quantize, sumErrorBound, type QuantizationConfig } from './quantize';
+import { decodeFixedPointSum, encodeFixedPoint, fixedPointErrorBound, fixedPointFor, type FixedPointConfig } from './fixed-point';
 import { MAX_SHARES, ShamirError, combine, cryptoRandomBytes, decodeShare, encodeShare, split, type RandomBytes, type Share } from './shamir';
 
 export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const;
@@ -178,6 +179,16 @@ export interface SecAggConfig {
   readonly max_weight: number;
   /** L: the length of every update. The masked vector has L + 1 words (the last is the weight). */
   readonly vector_length: number;
+  /**
+   * Exact sums instead of the clipped quantiser (fixed-point.ts): w·x unclipped, K limbs of b bits
+   * per value (then L·K + 1 words); for statistics whose coordinates differ by orders of magnitude.
+   */
+  readonly fixed_point?: FixedPointConfig;
+}
+
+/** Words of a masked vector: L (or L·K with fixed point) values, then the weight. */
+export function inputWords(cfg: SecAggConfig): number {
+  return cfg.vector_length * (cfg.fixed_point?.limbs ?? 1) + 1;
 }
 
 /** Upper bound on L (a masked vector is 4·(L + 1) bytes). */
@@ -195,6 +206,8 @@ export interface SecAggConfigOptions {
   readonly threshold?: number;
   /** Default the finest grid that cannot wrap: 32 − ⌈log2 n⌉. */
   readonly bits?: number;
+  /** Exact sums in fixed point with this many fraction bits (fixed-point.ts) instead of clip-and-quantise. */
+  readonly fixedPointFractionBits?: number;
 }
 
 /** A checked config with defaults filled in (see SecAggConfigOptions). */
@@ -204,8 +217,25 @@ export function secAggConfig(opts: SecAggConfigOptions): SecAggConfig {
   const neighbours = opts.neighbours ?? n - 1;
   const [lo, hi] = degreeRange(n, neighbours);
   const threshold = opts.threshold ?? Math.max(defaultThreshold(lo), minimumThreshold(hi));
-  const bits = opts.bits ?? quantizationFor(opts.clip * opts.maxWeight, n).bits;
-  const cfg: SecAggConfig = { threshold, neighbours, clip: opts.clip, bits, max_weight: opts.maxWeight, vector_length: opts.vectorLength };
+  let fixedPoint: FixedPointConfig | undefined;
+  if (opts.fixedPointFractionBits !== undefined) {
+    try {
+      fixedPoint = fixedPointFor(n, opts.fixedPointFractionBits);
+    } catch (err) {
+      if (err instanceof QuantizationError) throw new SecAggProtocolError(`config: ${err.message}`);
+      throw err;
+    }
+  }
+  const bits = opts.bits ?? fixedPoint?.bits ?? quantizationFor(opts.clip * opts.maxWeight, n).bits;
+  const cfg: SecAggConfig = {
+    threshold,
+    neighbours,
+    clip: opts.clip,
+    bits,
+    max_weight: opts.maxWeight,
+    vector_length: opts.vectorLength,
+    ...(fixedPoint ? { fixed_point: fixedPoint } : {}),
+  };
   checkConfig(cfg, n);
   return cfg;
 }
@@ -240,6 +270,11 @@ export function checkConfig(cfg: SecAggConfig, clients: number): void {
     throw err;
   }
   if (n * cfg.max_weight >= 2 ** 32) throw new SecAggProtocolError(`config: ${n} clients × max_weight ${cfg.max_weight} ≥ 2^32: the sum of weights could wrap`);
+  const fp = cfg.fixed_point;
+  if (fp) {
+    if (fp.bits !== cfg.bits) throw new SecAggProtocolError(`config: fixed-point limbs of ${fp.bits} bits, but bits is ${cfg.bits}`);
+    if (inputWords(cfg) - 1 > MAX_VECTOR_LENGTH) throw new SecAggProtocolError(`config: ${cfg.vector_length} values × ${fp.limbs} limbs exceed ${MAX_VECTOR_LENGTH} words`);
+  }
   const [lo, hi] = degreeRange(n, cfg.neighbours);
   if (hi + 1 > MAX_SHARES) throw new SecAggProtocolError(`config: a client would have ${hi} neighbours; Shamir over GF(2^8) allows at most ${MAX_SHARES - 1}`);
   if (cfg.threshold > lo + 1) throw new SecAggProtocolError(`config: threshold ${cfg.threshold} exceeds the ${lo + 1} share holders (${lo} neighbours + itself) of a client with ${n} clients and k = ${cfg.neighbours}`);
@@ -374,6 +409,9 @@ export const secAggConfigSchema = z.object({
   bits: z.number().int().min(1).max(32),
   max_weight: z.number().int().min(1).max(0xffff_ffff),
   vector_length: z.number().int().min(1).max(MAX_VECTOR_LENGTH),
+  fixed_point: z
+    .object({ fraction_bits: z.number().int().min(0).max(52), bits: z.number().int().min(1).max(32), limbs: z.number().int().min(1).max(16) })
+    .optional(),
 });
 
 const advertisementFields = {
@@ -440,6 +478,18 @@ const BASE_POINT = Uint8Array.from({ length: PUBLIC_KEY_BYTES }, (_, i) => (i ==
 export function encodeInput(update: Float32Array | Float64Array, weight: number, cfg: SecAggConfig, random: RandomSource = cryptoRandom): Uint32Array {
   if (update.length !== cfg.vector_length) throw new SecAggProtocolError(`the update has ${update.length} values, the round expects ${cfg.vector_length}`);
   if (!Number.isInteger(weight) || weight < 1 || weight > cfg.max_weight) throw new SecAggProtocolError(`the weight must be an integer in [1, max_weight = ${cfg.max_weight}], got ${weight}`);
+  if (cfg.fixed_point) {
+    // Exact sums: w·x in fixed point, no clipping (a value beyond the range is an error, never moved).
+    const out = new Uint32Array(inputWords(cfg));
+    try {
+      out.set(encodeFixedPoint(weight === 1 ? update : Float64Array.from(update, (v) => v * weight), cfg.fixed_point));
+    } catch (err) {
+      if (err instanceof QuantizationError) throw new SecAggProtocolError(`the input cannot be encoded: ${err.message}`);
+      throw err;
+    }
+    out[out.length - 1] = weight;
+    return out;
+  }
   const r = cfg.clip;
   const weighted = new Float64Array(update.length);
   for (let i = 0; i < update.length; i++) {
@@ -748,7 +798,7 @@ export interface SecAggServerOptions {
 }
 
 export interface SecAggResult {
-  /** Σ over survivors of w_i·clip(x_i, R), within `errorBound` per coordinate. */
+  /** Σ over survivors of w_i·clip(x_i, R) (with fixed point: of w_i·x_i, unclipped), within `errorBound` per coordinate. */
   readonly sum: Float64Array;
   /** Σ over survivors of w_i. */
   readonly totalWeight: number;
@@ -758,7 +808,7 @@ export interface SecAggResult {
   readonly dropped: readonly { readonly client_id: string; readonly stage: SecAggStage }[];
   /** Clients lost after share-keys whose pairwise masks were removed with their rebuilt mask keys. */
   readonly recovered: readonly string[];
-  /** |sum − Σ w_i·clip(x_i)| < errorBound per coordinate: |survivors|·Δ, Δ = 2·W·R/(2^b − 1). */
+  /** |sum − Σ w_i·clip(x_i)| < errorBound per coordinate: |survivors|·Δ, Δ = 2·W·R/(2^b − 1); with fixed point |survivors|·2^−(F+1) (plus float64's last place of the sum). */
   readonly errorBound: number;
 }
 
@@ -881,7 +931,7 @@ export class SecAggServer {
         this.abort(`client ${j} has ${alive.length} neighbours left after share-keys (${alive.join(', ') || 'none'}): ${alive.length + 1} share holders of its secrets, threshold ${t}`, j);
       }
     }
-    this.sum = new Uint32Array(this.config.vector_length + 1);
+    this.sum = new Uint32Array(inputWords(this.config));
     this.phase = 'masked-input';
     return new Map(
       [...this.u2].sort().map((i) => [
@@ -902,7 +952,7 @@ export class SecAggServer {
     const msg = parse(maskedInputReplySchema, reply, `masked-input reply from ${clientId}`, clientId);
     this.checkReply(msg, clientId);
     const sum = this.sum as Uint32Array;
-    if (msg.masked.length !== sum.length) throw new SecAggProtocolError(`masked-input reply from ${clientId} has ${msg.masked.length} words, expected ${sum.length} (L + 1)`, clientId);
+    if (msg.masked.length !== sum.length) throw new SecAggProtocolError(`masked-input reply from ${clientId} has ${msg.masked.length} words, expected ${sum.length} (${this.config.fixed_point ? 'L·K' : 'L'} + 1)`, clientId);
     addInto(sum, msg.masked);
     this.u3.add(clientId);
   }
@@ -1001,13 +1051,15 @@ export class SecAggServer {
       this.abort(`unmasking failed: ${(err as Error).message}`);
     }
     const survivors = [...this.u3].sort();
-    const totalWeight = sum[L] as number;
+    const fp = this.config.fixed_point;
+    const valueWords = inputWords(this.config) - 1;
+    const totalWeight = sum[valueWords] as number;
     if (totalWeight < survivors.length || totalWeight > survivors.length * this.config.max_weight) {
       this.abort(`the unmasked total weight ${totalWeight} is outside [${survivors.length}, ${survivors.length} × ${this.config.max_weight}]: a mask was left in (an inconsistent client or share)`);
     }
     let floats: Float64Array;
     try {
-      floats = dequantizeSum(sum.subarray(0, L), survivors.length, quantizationOf(this.config));
+      floats = fp ? decodeFixedPointSum(sum.subarray(0, valueWords), survivors.length, fp) : dequantizeSum(sum.subarray(0, L), survivors.length, quantizationOf(this.config));
     } catch (err) {
       this.abort(`the unmasked sum is not a sum of ${survivors.length} quantised inputs (${(err as Error).message})`);
     }
@@ -1019,7 +1071,7 @@ export class SecAggServer {
       survivors,
       dropped: this.lost.slice(),
       recovered: [...this.dropped].sort(),
-      errorBound: sumErrorBound(quantizationOf(this.config), survivors.length),
+      errorBound: fp ? fixedPointErrorBound(fp, survivors.length) : sumErrorBound(quantizationOf(this.config), survivors.length),
     };
   }
 

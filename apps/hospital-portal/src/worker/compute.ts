@@ -68,6 +68,11 @@ export class TrainingWorker implements HospitalCompute {
     return this.call('featureSums', { seqLen });
   }
 
+  /** Secure preprocessing: the sums stay in the worker until round 0's masked-input. */
+  async holdFeatureSums(runId: string, seqLen: number): Promise<void> {
+    await this.call('holdFeatureSums', { runId, seqLen });
+  }
+
   async setStats(runId: string, stats: FeatureStats, seqLen: number): Promise<void> {
     await this.call('setStats', { runId, stats, seqLen });
   }

@@ -42,6 +42,7 @@ export type WorkerRequest =
   /** maxEpsilon: the hospital's own ε cap (it then trains only in DP runs); absent = the run's target. */
   | { id: number; op: 'load'; hospitalId: string; maxEpsilon?: number; credential?: string }
   | { id: number; op: 'featureSums'; seqLen: number }
+  | { id: number; op: 'holdFeatureSums'; runId: string; seqLen: number }
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }
   | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }> }
   | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }> }
@@ -54,6 +55,7 @@ export interface WorkerReplies {
   init: BackendReport;
   load: LoadReport;
   featureSums: FeatureSums;
+  holdFeatureSums: null;
   setStats: null;
   fit: TrainReply;
   evaluate: EvaluateReply;

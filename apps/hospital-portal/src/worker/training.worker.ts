@@ -65,6 +65,9 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
     }
     case 'featureSums':
       return { value: requireClient().featureSums(req.seqLen), transfer: [] };
+    case 'holdFeatureSums':
+      requireClient().holdFeatureSums(req.runId, req.seqLen);
+      return { value: null, transfer: [] };
     case 'setStats':
       requireClient().setStats(req.runId, req.stats, req.seqLen);
       return { value: null, transfer: [] };
