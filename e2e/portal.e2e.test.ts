@@ -10,6 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson, type PatientRecord } from '@fedcare/shared/data';
+import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex } from '@fedcare/shared/secagg';
 import { ADMIN, OUT, ROOT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 const HOSPITALS = ['H1', 'H2', 'H3'] as const;
@@ -74,6 +75,8 @@ describe('hospital portals and the dashboard in Chromium', () => {
   const records = new Map<string, PatientRecord[]>();
   let dashboard: Page;
   const dashboardErrors: string[] = [];
+  /** H3's tab as the SecAgg+ test reopened it (the HE test reuses the three joined tabs). */
+  let secaggTab: HospitalTab | undefined;
 
   beforeAll(async () => {
     ({ server, dir } = await startE2eServer());
@@ -329,6 +332,21 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await signIn(page, TOKENS.H3 as string);
     await page.getByTestId('import-input').setInputFiles(path.join(dir, 'H3.ndjson'));
     await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
+    // H3's operator loads the federation roster (the keys each operator published out of band), so
+    // even this tab's first SecAgg+ round trusts no relayed identity key; the tab shows its own fingerprint.
+    const keys = Object.fromEntries(
+      await Promise.all(['H1', 'H2', 'H3'].map(async (h) => [h, keyHex(await exportIdentityPublicKey((await identityFromCredential(TOKENS[h] as string)).publicKey))] as const)),
+    );
+    const own = await identityFingerprint(Uint8Array.from(Buffer.from(keys.H3 as string, 'hex')));
+    await expect.poll(() => page.getByTestId('identity-fingerprint').textContent(), { timeout: 10_000 }).toBe(own);
+    const wrong = path.join(dir, 'roster-wrong.json');
+    writeFileSync(wrong, JSON.stringify({ ...keys, H3: keys.H1 }));
+    await page.getByTestId('roster-input').setInputFiles(wrong);
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: "roster's key for H3 is not this hospital's identity key" }).count(), { timeout: 10_000 }).toBe(1);
+    const roster = path.join(dir, 'roster.json');
+    writeFileSync(roster, JSON.stringify(keys));
+    await page.getByTestId('roster-input').setInputFiles(roster);
+    await expect.poll(() => page.getByTestId('roster-status').textContent(), { timeout: 10_000 }).toBe('roster of 3: H1, H2, H3 — any other identity key is refused');
     await page.getByRole('button', { name: 'Join round' }).click();
     await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1', 'H2', 'H3']);
 
@@ -361,5 +379,41 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(dashboard, 'dashboard-secagg-round');
     await screenshot(page, 'portal-H3-secagg-round');
     expect(h3.errors).toEqual([]);
+    secaggTab = h3;
+  }, 400_000);
+
+  it('a round in HE mode (node-seal BFV in the workers) in three browser tabs: the coordinator adds ciphertexts only', async () => {
+    const h3 = secaggTab;
+    expect(h3, 'the SecAgg+ test opened H3’s tab').toBeDefined();
+    const before = h3!.capture.frames.length;
+    const form = dashboard.getByRole('region', { name: 'Run control' });
+    await form.getByLabel('Secure aggregation').selectOption('he');
+    await form.getByRole('button', { name: 'Start run' }).click();
+    await expect.poll(async () => (await server.store.listRuns())[0]?.config.secure_aggregation, { timeout: 10_000 }).toBe('he');
+    await expect.poll(async () => (await server.store.listRuns())[0]?.status, { timeout: 300_000, interval: 500 }).toBe('completed');
+    const [run] = await server.store.listRuns();
+    const [round] = await server.store.getRoundMetrics(run!.runId);
+    expect(round!.metrics).toMatchObject({ secure_aggregation: 2, secagg_dropped: 0, num_participating_clients: 3 });
+    for (const stage of ['train', 'he-keys', 'he-input']) {
+      expect(round!.participation.filter((p) => p.stage === stage && p.status === 'ok').map((p) => p.hospitalId).sort(), stage).toEqual(['H1', 'H2', 'H3']);
+    }
+    // One key holder made the keys, one hospital decrypted the mean.
+    expect(round!.participation.filter((p) => p.stage === 'he-setup' && p.status === 'ok')).toHaveLength(1);
+    expect(round!.participation.filter((p) => p.stage === 'he-decrypt' && p.status === 'ok')).toHaveLength(1);
+    // HE uploads stay within the seed spec's 10 MB per hospital and round.
+    for (const h of ['H1', 'H2', 'H3']) expect(round!.perHospital[h]?.communication_bytes_up, h).toBeLessThanOrEqual(10_000_000);
+    expect(Number.isFinite(round!.metrics.auc_roc)).toBe(true);
+    await expect.poll(() => dashboard.getByTestId('aggregation').textContent(), { timeout: 10_000 }).toMatch(/^HE: the coordinator added ciphertexts/);
+    // What H3's tab sent in this run: no weights, no sums in the clear; its update went as he-input.
+    const texts = h3!.capture.frames.slice(before).filter((f): f is string => typeof f === 'string');
+    const train = texts.find((f) => f.includes('"fl:result"') && f.includes('"stage":"train"'));
+    expect(train).toBeDefined();
+    expect(train).not.toContain('weights');
+    const preprocess = texts.find((f) => f.includes('"fl:result"') && f.includes('"stage":"preprocess"'));
+    expect(preprocess).not.toContain('sums');
+    expect(texts.some((f) => f.includes('"stage":"he-input"'))).toBe(true);
+    await screenshot(dashboard, 'dashboard-he-round');
+    await screenshot(h3!.page, 'portal-H3-he-round');
+    expect(h3!.errors).toEqual([]);
   }, 400_000);
 });

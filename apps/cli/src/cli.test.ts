@@ -115,3 +115,34 @@ describe('fedcare token', () => {
     expect(fedcare('token', 'create', '--db', db).code).toBe(2); // neither --hospital nor --admin
   });
 });
+
+describe('fedcare identity and client --roster', () => {
+  it('prints the identity the token derives (the key peers verify), its fingerprint and a roster entry; nothing secret', async () => {
+    const { exportIdentityPublicKey, identityFromCredential, identityFingerprint, keyHex } = await import('@fedcare/shared/secagg');
+    const token = 'fct_h1_token_for_identity_0123';
+    const r = fedcare('identity', '--hospital', 'H1', '--token', token, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const key = await exportIdentityPublicKey((await identityFromCredential(token)).publicKey);
+    expect(JSON.parse(r.stdout)).toEqual({ hospital: 'H1', algorithm: 'Ed25519', public_key: keyHex(key), fingerprint: await identityFingerprint(key) });
+    const text = fedcare('identity', '--hospital', 'H1', '--token', token);
+    expect(text.stdout).toContain(`roster entry: "H1":"${keyHex(key)}"`);
+    expect(text.stdout).not.toContain(token);
+    expect(fedcare('identity', '--token', token).stderr).toMatch(/--hospital is required/);
+    expect(fedcare('identity', '--hospital', 'H1', '--token', 'short').stderr).toMatch(/no identity from this token: .*at least 16 characters/);
+  });
+
+  it('client refuses a bad roster file by name, and --roster with --pins, before connecting', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-roster-'));
+    expect(fedcare('generate', '--hospitals', 'H1', '--patients', '5', '--out', dir).code).toBe(0);
+    const base = ['client', '--server', 'http://127.0.0.1:9', '--hospital', 'H1', '--token', 'fct_h1_token_0123456789', '--data', path.join(dir, 'H1.ndjson')];
+    const bad = path.join(dir, 'roster.json');
+    writeFileSync(bad, JSON.stringify({ H1: 'abcd' }));
+    const r = fedcare(...base, '--roster', bad);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${bad}: roster: H1: expected a 32-byte Ed25519`);
+    expect(fedcare(...base, '--roster', path.join(dir, 'missing.json')).stderr).toMatch(/roster .*missing\.json cannot be read/);
+    const both = fedcare(...base, '--roster', bad, '--pins', path.join(dir, 'p.json'));
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--pins and --roster exclude each other/);
+  });
+});

@@ -29,6 +29,8 @@ export interface HeadlessHospitalOptions {
   privacyLedger?: PrivacyLedgerStore;
   /** Where the hospital pins the other hospitals' identity keys (default: memory). */
   pinStore?: PinStore;
+  /** The federation's identity keys exchanged out of band: then no key is trusted on first use. */
+  roster?: Readonly<Record<string, Uint8Array>>;
   /** Resolve `done` when a run ends (simulations); otherwise keep serving runs. */
   exitOnRunEnd?: boolean;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -58,6 +60,7 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
     ...(o.pinStore ? { pinStore: o.pinStore } : {}),
+    ...(o.roster ? { roster: o.roster } : {}),
   });
   const socket: HospitalSocketClient = io(`${o.server}${HOSPITAL_NAMESPACE}`, {
     auth: { token: o.token, hospital_id: o.hospitalId, client_version: PROTOCOL_VERSION, num_records: client.numTrainExamples, host: 'node' },

@@ -2,7 +2,8 @@
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PinStore, PrivacyLedgerState, PrivacyLedgerStore } from '@fedcare/shared/fl';
-import { writeFileAtomic } from './io';
+import { parseRoster } from '@fedcare/shared/secagg';
+import { CliError, writeFileAtomic } from './io';
 
 export function fileLedgerStore(file: string): PrivacyLedgerStore {
   return {
@@ -47,6 +48,21 @@ export function filePinStore(file: string): PinStore {
       chmodSync(file, 0o600);
     },
   };
+}
+
+/** A roster file (see `parseRoster`); a missing, unreadable or malformed one is a CliError naming the file. */
+export function readRoster(file: string): Record<string, Uint8Array> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`roster ${file} cannot be read: ${(e as Error).message}`);
+  }
+  try {
+    return parseRoster(raw);
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as Error).message}`);
+  }
 }
 
 /** Default pin file for a data file: H1.ndjson → H1.pins.json beside it. */

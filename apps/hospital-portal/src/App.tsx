@@ -160,6 +160,7 @@ function TrainingPanel() {
         </ul>
       ) : null}
       <PrivacyPolicy joined={joined} current={s.maxEpsilon} />
+      <IdentityAndRoster joined={joined} />
       <p>
         {s.loaded
           ? `${s.loaded.records} records in the worker: ${s.loaded.train} train (${s.loaded.numTrainExamples} labelled), ${s.loaded.val} validation, ${s.loaded.test} test.`
@@ -229,6 +230,62 @@ function PrivacyPolicy({ joined, current }: { joined: boolean; current: number |
         </span>
       ) : null}
     </form>
+  );
+}
+
+/**
+ * This hospital's signing identity (to publish to the other operators) and the federation roster
+ * (their keys, loaded from a JSON file): with a roster, no identity key the coordinator relays is
+ * trusted on first use.
+ */
+function IdentityAndRoster({ joined }: { joined: boolean }) {
+  const identity = usePortal((s) => s.identity);
+  const roster = usePortal((s) => s.roster);
+  const hospitalId = usePortal((s) => s.hospitalId);
+  const [error, setError] = useState<string | undefined>();
+  const apply = (text: string | undefined) =>
+    portal.setRoster(text).then(
+      () => setError(undefined),
+      (err: unknown) => setError((err as Error).message),
+    );
+  const onFile = (e: ChangeEvent<HTMLInputElement>) => {
+    const file = e.target.files?.[0];
+    e.target.value = '';
+    if (file) void file.text().then(apply);
+  };
+  const others = roster ? Object.keys(roster).sort() : [];
+  return (
+    <div aria-label="Identity and roster">
+      <p>
+        Identity key fingerprint: <strong data-testid="identity-fingerprint">{identity?.fingerprint ?? '…'}</strong>{' '}
+        <span className="muted">(read it to the other operators; roster entry below)</span>
+      </p>
+      {identity && hospitalId ? (
+        <details>
+          <summary>Roster entry of {hospitalId}</summary>
+          <code className="small" data-testid="identity-entry">
+            {JSON.stringify({ [hospitalId]: identity.key }).slice(1, -1)}
+          </code>
+        </details>
+      ) : null}
+      <div className="row">
+        <label>
+          Federation roster (JSON)
+          <input type="file" accept=".json,application/json" onChange={onFile} disabled={joined} data-testid="roster-input" />
+        </label>
+        <button type="button" onClick={() => void apply(undefined)} disabled={joined || !roster}>
+          Clear roster
+        </button>
+        <span className="muted" data-testid="roster-status">
+          {roster ? `roster of ${others.length}: ${others.join(', ')} — any other identity key is refused` : 'no roster: identity keys are pinned on first use'}
+        </span>
+      </div>
+      {error ? (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
   );
 }
 

@@ -16,6 +16,7 @@ import {
 } from '@fedcare/shared/protocol';
 import { summarizeCohort } from './data/cohort';
 import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
+import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex, parseRoster } from '@fedcare/shared/secagg';
 import { importFiles } from './data/importFiles';
 import { appendLog, initialPortalState, reduceActivity, type PortalStore } from './store';
 import { TrainingWorker } from './worker/compute';
@@ -82,7 +83,8 @@ export class Portal {
     this.set({ token, hospitalId: who.hospital_id });
     this.log(`signed in as ${who.hospital_id}`);
     this.pollStatus();
-    this.set({ maxEpsilon: await kvGet<number>(`privacy-cap/${who.hospital_id}`) });
+    this.set({ maxEpsilon: await kvGet<number>(`privacy-cap/${who.hospital_id}`), roster: await kvGet<Record<string, string>>(`secagg-roster/${who.hospital_id}`) });
+    void this.showIdentity(token);
     await this.showStoredRecords(who.hospital_id);
     await this.startWorker(this.store.getState().backendChoice);
   }
@@ -141,8 +143,48 @@ export class Portal {
   private async loadIntoWorker(): Promise<void> {
     const { hospitalId } = this.store.getState();
     if (!hospitalId || !this.worker) return;
-    const loaded = await this.worker.load(hospitalId, this.store.getState().maxEpsilon, this.store.getState().token);
+    const { maxEpsilon, token, roster } = this.store.getState();
+    const loaded = await this.worker.load(hospitalId, maxEpsilon, token, roster);
     this.set({ loaded });
+  }
+
+  /** The identity key the worker will sign with (the same derivation, from the same token), and its fingerprint. */
+  private async showIdentity(token: string): Promise<void> {
+    try {
+      const key = await exportIdentityPublicKey((await identityFromCredential(token)).publicKey);
+      this.set({ identity: { key: keyHex(key), fingerprint: await identityFingerprint(key) } });
+    } catch (e) {
+      this.log(`identity key unavailable: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Loads (JSON text) or clears (undefined) the federation roster: the other hospitals' identity
+   * keys as their operators published them out of band. Checked before it is kept; kept in IndexedDB.
+   */
+  async setRoster(text: string | undefined): Promise<void> {
+    const { hospitalId, identity } = this.store.getState();
+    if (!hospitalId) return;
+    if (this.socket) throw new Error('leave the federation before changing the roster');
+    let roster: Record<string, string> | undefined;
+    if (text !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (e) {
+        throw new Error(`the roster is not JSON: ${(e as Error).message}`);
+      }
+      roster = Object.fromEntries(Object.entries(parseRoster(parsed)).map(([h, k]) => [h, keyHex(k)]));
+      // Its own entry, if any, must be its own key: a roster that disagrees is the wrong roster.
+      if (identity && roster[hospitalId] !== undefined && roster[hospitalId] !== identity.key) {
+        throw new Error(`the roster's key for ${hospitalId} is not this hospital's identity key (fingerprint ${identity.fingerprint}): wrong roster?`);
+      }
+    }
+    await kvSet(`secagg-roster/${hospitalId}`, roster);
+    this.set({ roster });
+    this.log(roster ? `roster loaded: ${Object.keys(roster).sort().join(', ')}; identity keys not in it are refused` : 'roster cleared: identity keys are pinned on first use');
+    await this.workerReady;
+    await this.loadIntoWorker();
   }
 
   /** Sets (or clears, with undefined) the hospital's own ε cap; kept in IndexedDB, applied to the worker at once. */

@@ -46,6 +46,10 @@ export interface PortalState {
   backendChoice: BackendChoice;
   /** The hospital's own ε cap (stored in IndexedDB); undefined: follow each run's target. */
   maxEpsilon: number | undefined;
+  /** This hospital's signing identity (derived from its token), to publish to the other operators. */
+  identity: { key: string; fingerprint: string } | undefined;
+  /** The federation roster loaded here (hospital id → hex identity key); undefined: trust on first use. */
+  roster: Record<string, string> | undefined;
   backend: BackendReport | undefined;
   backendError: string | undefined;
   loaded: LoadReport | undefined;
@@ -71,6 +75,8 @@ export const initialPortalState: PortalState = {
   statusError: undefined,
   backendChoice: 'auto',
   maxEpsilon: undefined,
+  identity: undefined,
+  roster: undefined,
   backend: undefined,
   backendError: undefined,
   loaded: undefined,

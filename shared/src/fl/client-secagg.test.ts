@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateHospital } from '../data/generator';
-import { generateIdentityKeyPair } from '../secagg/keys';
+import { identityFromCredential } from '../secagg/identity';
+import { exportIdentityPublicKey, generateIdentityKeyPair } from '../secagg/keys';
 import { SecAggServer, secAggConfig, type ShareKeysRequest } from '../secagg/protocol';
 import { HospitalClient, type PinStore } from './client';
 
@@ -20,8 +21,13 @@ function memoryPins(): PinStore & { saved: number } {
   return store;
 }
 
-function client(h: string, pins: PinStore) {
-  return new HospitalClient(h, generateHospital(h, { seed: 2, patients: 12 }).records, { credential: TOKENS[h] as string, pinStore: pins });
+function client(h: string, pins: PinStore, roster?: Record<string, Uint8Array>) {
+  return new HospitalClient(h, generateHospital(h, { seed: 2, patients: 12 }).records, { credential: TOKENS[h] as string, pinStore: pins, ...(roster ? { roster } : {}) });
+}
+
+/** Each hospital's identity public key as its operator would publish it (`fedcare identity`). */
+async function publishedKeys(): Promise<Record<string, Uint8Array>> {
+  return Object.fromEntries(await Promise.all(IDS.map(async (h) => [h, await exportIdentityPublicKey((await identityFromCredential(TOKENS[h] as string)).publicKey)] as const)));
 }
 
 /** Advertise and share-keys of one round; `tamper` may rewrite the share-keys requests. */
@@ -65,5 +71,30 @@ describe('HospitalClient SecAgg+ identity and pins', () => {
     expect(r3.H1).toBeInstanceOf(Error);
     expect((r3.H1 as Error).message).toMatch(/H2/);
     expect((r3.H1 as Error).name).toBe('PinMismatchError');
+  });
+
+  it('with an out-of-band roster nothing is trusted on first use: the first round already refuses a hospital not in it, and the pin store is left alone', async () => {
+    const keys = await publishedKeys();
+    const stores = new Map(IDS.map((h) => [h, memoryPins()]));
+    // Everyone's roster lists all three: the first round completes.
+    const ok = await round(1, new Map(IDS.map((h) => [h, client(h, stores.get(h)!, keys)])));
+    for (const h of IDS) expect(ok[h]).toMatchObject({ stage: 'share-keys', client_id: h });
+    for (const h of IDS) expect(stores.get(h)!.saved).toBe(0);
+    // H1's roster lacks H3 (say H3 joined without telling H1): H1 refuses in its very first round.
+    const partial = { H1: keys.H1!, H2: keys.H2! };
+    const r = await round(1, new Map(IDS.map((h) => [h, client(h, memoryPins(), h === 'H1' ? partial : keys)])));
+    expect(r.H1).toBeInstanceOf(Error);
+    expect((r.H1 as Error).name).toBe('PinMismatchError');
+    expect((r.H1 as Error).message).toMatch(/no identity key is pinned for hospital H3 and pins are required/);
+    expect(r.H2).toMatchObject({ stage: 'share-keys' });
+    // A first-round substitution (which TOFU cannot catch) is caught by the roster.
+    const impostor = await generateIdentityKeyPair();
+    const fakeH2 = new HospitalClient('H2', generateHospital('H2', { seed: 2, patients: 12 }).records, { identity: impostor });
+    const fakeAd = await fakeH2.secureAggregation({ stage: 'advertise-keys', run_id: 'run-pins', round: 1, config: secAggConfig({ clients: 3, vectorLength: 8, clip: 1, maxWeight: 10 }) });
+    const r2 = await round(1, new Map(IDS.map((h) => [h, client(h, memoryPins(), keys)])), (to, req) =>
+      to === 'H1' ? { ...req, neighbours: req.neighbours.map((n) => (n.client_id === 'H2' ? (fakeAd as typeof n) : n)) } : req,
+    );
+    expect((r2.H1 as Error).name).toBe('PinMismatchError');
+    expect((r2.H1 as Error).message).toMatch(/H2/);
   });
 });

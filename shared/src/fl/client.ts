@@ -56,6 +56,12 @@ export interface HospitalClientOptions {
   /** Where the identity keys of other hospitals are pinned (trust on first use), so a restart keeps refusing substitutes. Default: memory. */
   pinStore?: PinStore;
   /**
+   * The federation's identity keys as exchanged out of band (hospital id → raw public key, e.g.
+   * from each operator's `fedcare identity`). With a roster there is no trust on first use: a
+   * hospital not in it, or with another key, is refused; pinStore is then neither read nor written.
+   */
+  roster?: Readonly<Record<string, Uint8Array>>;
+  /**
    * The hospital's own privacy policy: the most ε it will ever spend, whatever a run asks. When set,
    * the hospital trains only in differentially private runs, and stops at the lower of this cap and
    * the run's target_epsilon.
@@ -268,7 +274,11 @@ export class HospitalClient {
       // Round 0 carries the preprocessing sums: clipping them to one range would corrupt the statistics.
       if (req.round === 0 && !req.config.fixed_point) throw new ProtocolError('INVALID_PAYLOAD', 'round 0 (the preprocessing sums) needs the fixed-point encoding (config.fixed_point)', 'config');
       const identity = await this.identityKeys();
-      this.secagg = { runId: req.run_id, round: req.round, client: new SecAggClient({ clientId: this.hospitalId, identity, pins: this.pins }) };
+      this.secagg = {
+        runId: req.run_id,
+        round: req.round,
+        client: new SecAggClient({ clientId: this.hospitalId, identity, pins: this.pins, requirePins: this.options.roster !== undefined }),
+      };
     }
     const s = this.secagg;
     if (!s || s.runId !== req.run_id || s.round !== req.round) throw new ProtocolError('WRONG_STAGE', `no secure-aggregation round ${req.run_id}/${req.round} under way here (advertise-keys first)`, 'stage');
@@ -285,7 +295,7 @@ export class HospitalClient {
             added = true;
           }
         }
-        if (added) await this.options.pinStore?.save(Object.fromEntries(this.pins));
+        if (added && !this.options.roster) await this.options.pinStore?.save(Object.fromEntries(this.pins));
         return reply;
       }
       case 'masked-input': {
@@ -308,7 +318,8 @@ export class HospitalClient {
         ? identityFromCredential(this.options.credential)
         : generateIdentityKeyPair();
     this.pinsLoaded ??= (async () => {
-      for (const [h, pk] of Object.entries((await this.options.pinStore?.load()) ?? {})) this.pins.set(h, pk);
+      const roster = this.options.roster;
+      for (const [h, pk] of Object.entries(roster ?? (await this.options.pinStore?.load()) ?? {})) this.pins.set(h, pk);
     })();
     await this.pinsLoaded;
     return this.identity;
@@ -319,6 +330,9 @@ export class HospitalClient {
     const pinned = this.pins.get(ad.client_id);
     if (pinned && (pinned.length !== ad.identity_pk.length || pinned.some((b, i) => b !== ad.identity_pk[i]))) {
       throw new PinMismatchError(ad.client_id, `the identity key relayed for ${ad.client_id} differs from the one pinned for it: refusing the round`);
+    }
+    if (!pinned && this.options.roster) {
+      throw new PinMismatchError(ad.client_id, `no identity key is pinned for hospital ${ad.client_id} and pins are required: refusing to trust the key the coordinator relayed`);
     }
     await assertKeysSigned(await importIdentityPublicKey(ad.identity_pk), { run_id: runId, round, client_id: ad.client_id, c_pk: ad.c_pk, s_pk: ad.s_pk }, ad.signature);
     if (!pinned) {

@@ -44,3 +44,47 @@ export async function identityFromCredential(token: string, purpose = 'fedcare/i
   const privateKey = await crypto.subtle.importKey('pkcs8', pkcs8 as Uint8Array<ArrayBuffer>, { name: 'Ed25519' }, false, ['sign']);
   return { publicKey, privateKey } as KeyPair;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Out-of-band rosters: the federation's identity keys, exchanged between operators (not through
+// the coordinator), so that even a hospital's first round trusts no relayed key.
+
+/** A digest of an identity public key short enough to read out: SHA-256, first 80 bits, hex in groups of four. */
+export async function identityFingerprint(publicKey: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', publicKey as Uint8Array<ArrayBuffer>));
+  const hex = Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, '0')).join('');
+  return hex.match(/.{4}/g)!.join(' ');
+}
+
+export class RosterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RosterError';
+  }
+}
+
+const HOSPITAL_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A roster as JSON: `{ "H1": "<hex identity public key>", … }` (64 hex digits for Ed25519, 130 for
+ * P-256 — what `fedcare identity` prints and the pin files hold). Every entry is checked, and the
+ * first bad one is named.
+ */
+export function parseRoster(value: unknown): Record<string, Uint8Array> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new RosterError('a roster is a JSON object: hospital id → hex identity public key');
+  const out: Record<string, Uint8Array> = {};
+  for (const [id, hex] of Object.entries(value as Record<string, unknown>)) {
+    if (!HOSPITAL_ID.test(id)) throw new RosterError(`roster: "${id}" is not a hospital id`);
+    if (typeof hex !== 'string' || !/^([0-9a-fA-F]{64}|[0-9a-fA-F]{130})$/.test(hex)) {
+      throw new RosterError(`roster: ${id}: expected a 32-byte Ed25519 (64 hex digits) or 65-byte P-256 (130 hex digits) public key`);
+    }
+    out[id] = Uint8Array.from(hex.match(/../g)!, (b) => parseInt(b, 16));
+  }
+  if (Object.keys(out).length === 0) throw new RosterError('roster: no hospitals in it');
+  return out;
+}
+
+/** The hex form of a raw public key (a roster or pin entry). */
+export function keyHex(publicKey: Uint8Array): string {
+  return Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -116,4 +116,4 @@ export {
   type UnmaskReply,
   type UnmaskRequest,
 } from './protocol';
-export { identityFromCredential } from './identity';
+export { RosterError, identityFingerprint, identityFromCredential, keyHex, parseRoster } from './identity';

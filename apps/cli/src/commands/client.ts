@@ -6,10 +6,10 @@ import { startHospital } from '../hospital';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { ProgressBar } from '../progress';
-import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore } from '../privacy-ledger-file';
+import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore, readRoster } from '../privacy-ledger-file';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE] [--fault H1:disconnect@train:round=2]
+         [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
@@ -17,7 +17,10 @@ differentially private run, the ε this hospital has spent is kept in --privacy-
 H1.privacy.json beside the data) and training past the run's target ε is declined. --max-epsilon
 is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.
 With secure aggregation, the other hospitals' identity keys are pinned on first sight in --pins
-(default: H1.pins.json beside the data); a later substitute is refused.`;
+(default: H1.pins.json beside the data); a later substitute is refused. --roster FILE instead
+trusts no key on first use: a JSON object {"H1": "<hex key>", …} of the federation's identity keys,
+exchanged between operators out of band (each prints its own with \`fedcare identity\`); a hospital
+not in it, or with another key, is refused from the first round on.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -34,6 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       'privacy-ledger': { type: 'string' },
       'max-epsilon': { type: 'string' },
       pins: { type: 'string' },
+      roster: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -50,6 +54,8 @@ export async function run(argv: string[]): Promise<number> {
   const faults = values.fault.map(parseFault).filter((f) => f.hospital === hospitalId);
   const maxEpsilon = values['max-epsilon'] === undefined ? undefined : Number(values['max-epsilon']);
   if (maxEpsilon !== undefined && !(maxEpsilon > 0)) throw new CliError(`--max-epsilon must be a number > 0, got "${values['max-epsilon']}"`, 2);
+  if (values.pins && values.roster) throw new CliError('--pins and --roster exclude each other: a roster replaces trust on first use', 2);
+  const roster = values.roster === undefined ? undefined : readRoster(values.roster);
   await initTf('wasm');
   const log = (msg: string) => !values.quiet && process.stderr.write(`${msg}\n`);
   let bar: ProgressBar | undefined;
@@ -60,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
     records,
     modelSeed: Number(values['model-seed']),
     privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
-    pinStore: filePinStore(values.pins ?? defaultPinPath(values.data as string, hospitalId)),
+    ...(roster ? { roster } : { pinStore: filePinStore(values.pins ?? defaultPinPath(values.data as string, hospitalId)) }),
     ...(maxEpsilon !== undefined ? { maxEpsilon } : {}),
     exitOnRunEnd: values.once,
     log,

@@ -59,9 +59,18 @@ export class TrainingWorker implements HospitalCompute {
     return this.call('init', { backend });
   }
 
-  /** credential: the hospital's token, from which its SecAgg+ signing identity is derived (it never leaves the tab). */
-  load(hospitalId: string, maxEpsilon?: number, credential?: string): Promise<LoadReport> {
-    return this.call('load', { hospitalId, ...(maxEpsilon !== undefined ? { maxEpsilon } : {}), ...(credential !== undefined ? { credential } : {}) });
+  /**
+   * credential: the hospital's token, from which its SecAgg+ signing identity is derived (it never
+   * leaves the tab). roster: the federation's identity keys (hex), exchanged out of band; with one,
+   * no relayed key is trusted on first use.
+   */
+  load(hospitalId: string, maxEpsilon?: number, credential?: string, roster?: Record<string, string>): Promise<LoadReport> {
+    return this.call('load', {
+      hospitalId,
+      ...(maxEpsilon !== undefined ? { maxEpsilon } : {}),
+      ...(credential !== undefined ? { credential } : {}),
+      ...(roster !== undefined ? { roster } : {}),
+    });
   }
 
   featureSums(seqLen: number): Promise<FeatureSums> {

@@ -6,6 +6,7 @@
 // tfjs-core registers no gradients by itself (the union package does it for Node hosts).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { parseRoster } from '@fedcare/shared/secagg';
 import { kvGet, kvSet, loadRecords } from '../data/db';
 import { selectBackend } from './backend';
 import type { WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
@@ -54,7 +55,8 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       client = new HospitalClient(req.hospitalId, records, {
         onProgress: (progress) => post({ kind: 'progress', progress }),
         privacyLedger: indexedDbLedger(req.hospitalId),
-        pinStore: indexedDbPins(req.hospitalId),
+        // A roster (checked again here) replaces trust on first use; the TOFU pins stay untouched meanwhile.
+        ...(req.roster !== undefined ? { roster: parseRoster(req.roster) } : { pinStore: indexedDbPins(req.hospitalId) }),
         ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
         ...(req.credential !== undefined ? { credential: req.credential } : {}),
       });
