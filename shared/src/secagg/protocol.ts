@@ -64,7 +64,8 @@
  *
  * Not covered.
  * - First contact: with no pin for a hospital the relayed identity key is trusted on first use
- *   (`SecAggClient.firstSeen` lists such keys so the host can pin them; `requirePins` refuses).
+ *   (`SecAggClient.firstSeen` lists such keys so the host can pin them; `requirePins` refuses —
+ *   what a host with an out-of-band roster does, see identity.ts `parseRoster`).
  * - Bonawitz et al.'s consistency-check round (survivors sign the survivor set before unmask) is
  *   not implemented. Without it an active server can lie about *different* clients: tell the
  *   holders of s_v, for every neighbour v of j, that v dropped (while v did send y_v) and the
