@@ -17,7 +17,7 @@ import { SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, typ
 import { heConfig, heConfigSchema, serverContext } from '../he/aggregate';
 import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
 import { Rng } from '../util/random';
-import type { Grid, StageOutcome } from './grid';
+import type { Grid, StageOutcome, StageRequest } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
 import type { Participation, Store } from './store';
 import { NotEnoughClientsError, type EvaluateResult, type FitResult, type Strategy } from './strategy';
@@ -586,6 +586,39 @@ async function runRound(
   };
 }
 
+/** Per-round bookkeeping the secure stages share with the round: participation, bytes, who is out. */
+interface RoundAccounting {
+  record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void;
+  addBytes: (outcome: StageOutcome) => void;
+  out: Set<string>;
+}
+
+/**
+ * One protocol stage of secure aggregation over the grid, with the round's bookkeeping: stage
+ * events, bytes, participation, and every hospital lost in it marked out of the round. Nobody's
+ * absence fails the stage here (minResults 0): the protocol decides what it can survive.
+ */
+async function runStage<R extends StageResult>(
+  o: FederationOptions,
+  round: number,
+  stage: StageName,
+  targets: readonly string[],
+  instruction: (h: string) => Instruction,
+  check: StageRequest<R>['check'],
+  timeoutMs: number,
+  acc: RoundAccounting,
+): Promise<StageOutcome<R>> {
+  const { runId, grid } = o;
+  o.events?.onStage?.({ runId, round, stage, phase: 'start', targets: [...targets], dropped: [] });
+  const outcome = await grid.request<R>({ runId, round, stage, targets: [...targets], instruction, ...(check ? { check } : {}), timeoutMs, minResults: 0 }, o.signal);
+  throwIfAborted(o.signal);
+  acc.addBytes(outcome);
+  acc.record(stage, outcome, targets);
+  for (const d of outcome.dropped) acc.out.add(d.hospitalId);
+  o.events?.onStage?.({ runId, round, stage, phase: 'end', targets: [...targets], dropped: outcome.dropped.map((d) => d.hospitalId) });
+  return outcome;
+}
+
 /** What secureAggregate sums: one vector per client, weights up to maxWeight; fixed point for statistics. */
 interface SecureInputs {
   clients: readonly string[];
@@ -607,9 +640,9 @@ async function secureAggregate(
   round: number,
   inputs: SecureInputs,
   timeoutMs: number,
-  acc: { record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void; addBytes: (outcome: StageOutcome) => void; out: Set<string> },
+  acc: RoundAccounting,
 ): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
-  const { config: cfg, grid, runId } = o;
+  const { config: cfg, runId } = o;
   const clients = [...inputs.clients].sort();
   let serverMs = 0;
   const timed = <T>(f: () => T): T => {
@@ -649,37 +682,19 @@ async function secureAggregate(
       if (e instanceof SecAggProtocolError) throw new StageFailedError(name, round, 0, server.config.threshold, e.message);
       throw e;
     }
-    const targets = [...reqs.keys()].sort();
-    o.events?.onStage?.({ runId, round, stage: name, phase: 'start', targets, dropped: [] });
-    const outcome = await grid.request<Extract<StageResult, { stage: S }>>(
-      {
-        runId,
-        round,
-        stage: name,
-        targets,
-        instruction: (h) => reqs.get(h) as Instruction,
-        check: async (h, r) => {
-          const t0 = performance.now();
-          try {
-            await receive(h, r);
-            return undefined;
-          } catch (e) {
-            if (e instanceof SecAggProtocolError) return new ProtocolError('INVALID_PAYLOAD', e.message, 'reply');
-            throw e;
-          } finally {
-            serverMs += performance.now() - t0;
-          }
-        },
-        timeoutMs,
-        minResults: 0,
-      },
-      o.signal,
-    );
-    throwIfAborted(o.signal);
-    acc.addBytes(outcome);
-    acc.record(name, outcome, targets);
-    for (const d of outcome.dropped) acc.out.add(d.hospitalId);
-    o.events?.onStage?.({ runId, round, stage: name, phase: 'end', targets, dropped: outcome.dropped.map((d) => d.hospitalId) });
+    const check = async (h: string, r: unknown) => {
+      const t0 = performance.now();
+      try {
+        await receive(h, r);
+        return undefined;
+      } catch (e) {
+        if (e instanceof SecAggProtocolError) return new ProtocolError('INVALID_PAYLOAD', e.message, 'reply');
+        throw e;
+      } finally {
+        serverMs += performance.now() - t0;
+      }
+    };
+    await runStage<Extract<StageResult, { stage: S }>>(o, round, name, [...reqs.keys()].sort(), (h) => reqs.get(h) as Instruction, check, timeoutMs, acc);
   };
   const advertise = server.advertiseRequest();
   await stage('advertise-keys', () => new Map(clients.map((h) => [h, advertise])), (h, r) => server.receiveAdvertise(h, r));
@@ -711,7 +726,7 @@ async function heAggregate(
   global: Float32Array,
   fit: readonly FitResult[],
   timeoutMs: number,
-  acc: { record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void; addBytes: (outcome: StageOutcome) => void; out: Set<string> },
+  acc: RoundAccounting,
 ): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
   const { config: cfg, grid, runId } = o;
   const clients = fit.map((f) => f.hospitalId).sort();
@@ -721,17 +736,8 @@ async function heAggregate(
   let lost = 0;
   let serverMs = 0;
   const stage = async <S extends HeStage>(name: S, targets: readonly string[], instruction: (h: string) => Instruction, check?: (h: string, r: Extract<StageResult, { stage: S }>) => Promise<ProtocolError | undefined>) => {
-    o.events?.onStage?.({ runId, round, stage: name, phase: 'start', targets: [...targets], dropped: [] });
-    const outcome = await grid.request<Extract<StageResult, { stage: S }>>(
-      { runId, round, stage: name, targets: [...targets], instruction, ...(check ? { check } : {}), timeoutMs, minResults: 0 },
-      o.signal,
-    );
-    throwIfAborted(o.signal);
-    acc.addBytes(outcome);
-    acc.record(name, outcome, targets);
-    for (const d of outcome.dropped) acc.out.add(d.hospitalId);
+    const outcome = await runStage<Extract<StageResult, { stage: S }>>(o, round, name, targets, instruction, check, timeoutMs, acc);
     lost += outcome.dropped.length;
-    o.events?.onStage?.({ runId, round, stage: name, phase: 'end', targets: [...targets], dropped: outcome.dropped.map((d) => d.hospitalId) });
     return outcome.results;
   };
   const fromSelf = async (h: string, r: { client_id: string }) => (r.client_id === h ? undefined : new ProtocolError('INVALID_PAYLOAD', `reply names ${r.client_id}, not the sender ${h}`, 'client_id'));
