@@ -41,6 +41,41 @@ function Chart({ title, label, children }: { title: string; label: string; child
   );
 }
 
+/**
+ * One column chart of the panel: counts (integer axis) or rates (0–100 % axis), each bar labelled
+ * with its value (or with the `text` field of its row).
+ */
+function ColumnChart(props: {
+  title: string;
+  label: string;
+  data: readonly object[];
+  category: string;
+  value: string;
+  name: string;
+  text?: string;
+  percent?: boolean;
+  smallTicks?: boolean;
+}) {
+  const { percent = false } = props;
+  return (
+    <Chart title={props.title} label={props.label}>
+      <BarChart data={props.data as object[]} margin={MARGIN} accessibilityLayer={false}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey={props.category} tick={props.smallTicks ? { ...TICK, fontSize: 11 } : TICK} {...(props.smallTicks ? { interval: 0 } : {})} />
+        {percent ? (
+          <YAxis domain={[0, 1]} tickFormatter={(v: number) => formatPercent(v, 0)} tick={TICK} width={56} />
+        ) : (
+          <YAxis allowDecimals={false} tick={TICK} width={48} />
+        )}
+        {percent ? <Tooltip formatter={(v: unknown) => (typeof v === 'number' ? formatPercent(v) : String(v))} /> : <Tooltip />}
+        <Bar dataKey={props.value} name={props.name} fill={BAR_FILL} isAnimationActive={false}>
+          <LabelList dataKey={props.text ?? props.value} position="top" fill={TICK.fill} fontSize={11} />
+        </Bar>
+      </BarChart>
+    </Chart>
+  );
+}
+
 export function CohortPanel({ summary }: { summary: CohortSummary }) {
   const headingId = useId();
   const sex = summary.sex.map((s) => `${s.sex === 'F' ? 'female' : 'male'} ${s.count}`).join(', ');
@@ -65,48 +100,33 @@ export function CohortPanel({ summary }: { summary: CohortSummary }) {
         <p className="muted">No records imported yet.</p>
       ) : (
         <div style={{ display: 'grid', gridTemplateColumns: 'repeat(auto-fit, minmax(360px, 1fr))', gap: '1rem' }}>
-          <Chart
+          <ColumnChart
             title="Age distribution (patients per 10 years)"
             label={`Bar chart of patients by age: ${summary.ageHistogram.map((b) => `${b.bin}: ${b.count}`).join(', ')}.`}
-          >
-            <BarChart data={summary.ageHistogram} margin={MARGIN} accessibilityLayer={false}>
-              <CartesianGrid strokeDasharray="3 3" vertical={false} />
-              <XAxis dataKey="bin" tick={{ ...TICK, fontSize: 11 }} interval={0} />
-              <YAxis allowDecimals={false} tick={TICK} width={48} />
-              <Tooltip />
-              <Bar dataKey="count" name="Patients" fill={BAR_FILL} isAnimationActive={false}>
-                <LabelList dataKey="count" position="top" fill={TICK.fill} fontSize={11} />
-              </Bar>
-            </BarChart>
-          </Chart>
-          <Chart
+            data={summary.ageHistogram}
+            category="bin"
+            value="count"
+            name="Patients"
+            smallTicks
+          />
+          <ColumnChart
             title="Outcome rates (where known)"
             label={`Bar chart of outcome rates: ${outcomes.map((o) => `${o.name} ${o.text} of ${plural(o.known, 'patient')} with a known outcome`).join(', ')}.`}
-          >
-            <BarChart data={outcomes} margin={MARGIN} accessibilityLayer={false}>
-              <CartesianGrid strokeDasharray="3 3" vertical={false} />
-              <XAxis dataKey="name" tick={TICK} />
-              <YAxis domain={[0, 1]} tickFormatter={(v: number) => formatPercent(v, 0)} tick={TICK} width={56} />
-              <Tooltip formatter={(v: unknown) => (typeof v === 'number' ? formatPercent(v) : String(v))} />
-              <Bar dataKey="rate" name="Rate" fill={BAR_FILL} isAnimationActive={false}>
-                <LabelList dataKey="text" position="top" fill={TICK.fill} fontSize={11} />
-              </Bar>
-            </BarChart>
-          </Chart>
-          <Chart
+            data={outcomes}
+            category="name"
+            value="rate"
+            name="Rate"
+            text="text"
+            percent
+          />
+          <ColumnChart
             title="Risk level"
             label={`Bar chart of patients per risk level: ${summary.riskLevels.map((r) => `${r.level} ${r.count}`).join(', ')}.`}
-          >
-            <BarChart data={summary.riskLevels} margin={MARGIN} accessibilityLayer={false}>
-              <CartesianGrid strokeDasharray="3 3" vertical={false} />
-              <XAxis dataKey="level" tick={TICK} />
-              <YAxis allowDecimals={false} tick={TICK} width={48} />
-              <Tooltip />
-              <Bar dataKey="count" name="Patients" fill={BAR_FILL} isAnimationActive={false}>
-                <LabelList dataKey="count" position="top" fill={TICK.fill} fontSize={11} />
-              </Bar>
-            </BarChart>
-          </Chart>
+            data={summary.riskLevels}
+            category="level"
+            value="count"
+            name="Patients"
+          />
           <Chart
             title="Missing data per modality (share of patients)"
             label={`Horizontal bar chart of the share of patients without each modality: ${missing.map((m) => `${m.label} ${m.text}`).join(', ')}.`}
