@@ -361,7 +361,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     const [run] = await server.store.listRuns();
     const [round] = await server.store.getRoundMetrics(run!.runId);
     expect(round!.metrics).toMatchObject({ secure_aggregation: 1, secagg_dropped: 0, num_participating_clients: 3 });
-    for (const stage of ['train', 'advertise-keys', 'share-keys', 'masked-input', 'unmask']) {
+    for (const stage of ['train', 'advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmask']) {
       expect(round!.participation.filter((p) => p.stage === stage && p.status === 'ok').map((p) => p.hospitalId).sort(), stage).toEqual(['H1', 'H2', 'H3']);
     }
     await expect.poll(() => dashboard.getByTestId('aggregation').textContent(), { timeout: 10_000 }).toMatch(/^SecAgg\+: the coordinator saw only the sum/);

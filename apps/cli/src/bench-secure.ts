@@ -65,6 +65,7 @@ export async function benchSecAgg(n: number, L = MODEL_PARAMS, neighbours?: numb
   await stage('advertise-keys', new Map(ids.map((id) => [id, ad])), (c, r) => c.advertise(r), (id, r) => server.receiveAdvertise(id, r));
   await stage('share-keys', timedServer('share-keys', () => server.shareKeysRequests()), (c, r) => c.shareKeys(r), (id, r) => server.receiveShareKeys(id, r));
   await stage('masked-input', timedServer('masked-input', () => server.maskedInputRequests()), (c, r, id) => c.maskedInput(r, update(id, L), 100), (id, r) => server.receiveMaskedInput(id, r));
+  await stage('consistency-check', timedServer('consistency-check', () => server.consistencyCheckRequests()), (c, r) => c.consistencyCheck(r), (id, r) => server.receiveConsistencyCheck(id, r));
   await stage('unmask', timedServer('unmask', () => server.unmaskRequests()), (c, r) => c.unmask(r), (id, r) => server.receiveUnmask(id, r));
   const r0 = performance.now();
   await server.result();

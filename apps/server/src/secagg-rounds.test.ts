@@ -77,7 +77,8 @@ class SecAggMemoryGrid implements Grid {
         else if (instr.stage === 'masked-input') {
           result = req.round === 0 ? await c.maskedInput(instr, flattenFeatureSums(sumsOf(h, this.seqLen)), 1) : await c.maskedInput(instr, delta(h, req.round), SAMPLES[h] as number);
           this.masked.set(req.round, [...(this.masked.get(req.round) ?? []), h]);
-        } else result = await c.unmask(instr);
+        } else if (instr.stage === 'consistency-check') result = await c.consistencyCheck(instr);
+        else result = await c.unmask(instr);
       }
       // What a socket would deliver: checked by the protocol's own schema, as the server's grid does.
       const parsed = validate(resultSchema, result);
@@ -133,13 +134,13 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     expect(grid.received.filter((r) => r.stage === 'masked-input' && r.round === 1)).toHaveLength(5);
   });
 
-  for (const stage of ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const) {
+  for (const stage of ['advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmask'] as const) {
     it(`one hospital lost at ${stage}: the round completes with the right survivors`, async () => {
       const grid = new SecAggMemoryGrid((h, s, r) => r === 1 && h === 'H2' && s === stage);
       const { summary, initial, rounds } = await run(grid);
       expect(summary.status, summary.reason).toBe('completed');
       const survivors = grid.masked.get(1)!;
-      expect(survivors).toEqual(stage === 'unmask' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H2'));
+      expect(survivors).toEqual(stage === 'unmask' || stage === 'consistency-check' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H2'));
       expectAggregate(summary.weights, initial, survivors);
       expect(rounds[0]!.participation).toContainEqual(expect.objectContaining({ hospitalId: 'H2', stage, status: 'dropped' }));
       expect(rounds[0]!.metrics.secagg_dropped).toBe(1);
@@ -175,11 +176,11 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     }
   });
 
-  it.each(['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const)('preprocessing with H4 lost at %s: the statistics of the hospitals whose sums are in', async (stage) => {
+  it.each(['advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmask'] as const)('preprocessing with H4 lost at %s: the statistics of the hospitals whose sums are in', async (stage) => {
     const grid = new SecAggMemoryGrid((h, s, r) => r === 0 && h === 'H4' && s === stage);
     const { summary } = await run(grid, { min_available_clients: 4, min_fit_clients: 3 });
     expect(summary.status, summary.reason).toBe('completed');
-    const contributors = stage === 'unmask' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H4');
+    const contributors = stage === 'unmask' || stage === 'consistency-check' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H4');
     expect(summary.stats.records).toBe(plainStats(contributors, 30).records);
     const want = plainStats(contributors, 30);
     summary.stats.labs.mean.forEach((v, j) => expect(Math.abs(v - want.labs.mean[j]!)).toBeLessThan(1e-9 * (1 + Math.abs(v))));

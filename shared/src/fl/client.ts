@@ -304,6 +304,8 @@ export class HospitalClient {
         this.held = undefined;
         return s.client.maskedInput(req, held.delta, held.weight);
       }
+      case 'consistency-check':
+        return s.client.consistencyCheck(req);
       case 'unmask': {
         const reply = await s.client.unmask(req);
         return reply;

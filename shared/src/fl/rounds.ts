@@ -700,6 +700,7 @@ async function secureAggregate(
   await stage('advertise-keys', () => new Map(clients.map((h) => [h, advertise])), (h, r) => server.receiveAdvertise(h, r));
   await stage('share-keys', () => server.shareKeysRequests(), (h, r) => server.receiveShareKeys(h, r));
   await stage('masked-input', () => server.maskedInputRequests(), (h, r) => server.receiveMaskedInput(h, r));
+  await stage('consistency-check', () => server.consistencyCheckRequests(), (h, r) => server.receiveConsistencyCheck(h, r));
   await stage('unmask', () => server.unmaskRequests(), (h, r) => server.receiveUnmask(h, r));
   let res: SecAggResult;
   try {

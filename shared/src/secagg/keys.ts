@@ -305,3 +305,31 @@ export class KeySignatureError extends SecAggCryptoError {
 export async function assertKeysSigned(identityPublic: Key, keys: AdvertisedKeys, signature: Uint8Array): Promise<void> {
   if (!(await verifyKeys(identityPublic, keys, signature))) throw new KeySignatureError(keys.client_id);
 }
+
+/** What a client signs in SecAgg+'s consistency check (Bonawitz et al. 2017, §4, round 4): the survivor set it was told. */
+export interface SurvivorSet {
+  readonly run_id: string;
+  readonly round: number;
+  /** The signer. */
+  readonly client_id: string;
+  /** Every client whose masked input is in the sum (U3), in any order: signed sorted. */
+  readonly survivors: readonly string[];
+}
+
+/** Domain tag, run, round, signer, then the survivors sorted, length-prefixed. */
+export function survivorSetMessage(set: SurvivorSet): Uint8Array {
+  checkRound(set.round);
+  return encodeFields(['fedcare/secagg/consistency-check/v1', set.run_id, String(set.round), set.client_id, ...[...set.survivors].sort()]);
+}
+
+export async function signSurvivors(identityPrivate: Key, set: SurvivorSet): Promise<Uint8Array> {
+  const params = SIGN_PARAMS[identityAlgorithmOf(identityPrivate)].sign;
+  return new Uint8Array(await subtle().sign(params, identityPrivate, buf(survivorSetMessage(set))));
+}
+
+/** True iff `signature` is the identity key's signature of exactly this survivor set by this signer. */
+export async function verifySurvivors(identityPublic: Key, set: SurvivorSet, signature: Uint8Array): Promise<boolean> {
+  const params = SIGN_PARAMS[identityAlgorithmOf(identityPublic)].sign;
+  if (signature.length !== 64) return false;
+  return subtle().verify(params, identityPublic, buf(signature), buf(survivorSetMessage(set)));
+}

@@ -35,7 +35,7 @@ const ROUND = 7;
 /** Clip range R and largest weight W of the tests. */
 const R = 0.5;
 const W = 1000;
-const STAGE_INDEX: Record<SecAggStage, number> = { 'advertise-keys': 0, 'share-keys': 1, 'masked-input': 2, unmask: 3 };
+const STAGE_INDEX: Record<SecAggStage, number> = { 'advertise-keys': 0, 'share-keys': 1, 'masked-input': 2, 'consistency-check': 3, unmask: 4 };
 const idsOf = (n: number) => Array.from({ length: n }, (_, i) => `H${i + 1}`);
 
 /** Reproducible "random" bytes (production uses the CSPRNG). */
@@ -106,7 +106,7 @@ interface Options {
 }
 
 type StageTimes = Record<SecAggStage, number[]>;
-const emptyTimes = (): StageTimes => ({ 'advertise-keys': [], 'share-keys': [], 'masked-input': [], unmask: [] });
+const emptyTimes = (): StageTimes => ({ 'advertise-keys': [], 'share-keys': [], 'masked-input': [], 'consistency-check': [], unmask: [] });
 
 /** n simulated hospitals and a server in one process; every reply the server receives is kept. */
 class Round {
@@ -228,6 +228,15 @@ class Round {
     );
   }
 
+  async consistencyCheck(): Promise<void> {
+    await this.deliver(
+      'consistency-check',
+      await this.timed(this.serverMs['consistency-check'], () => this.server.consistencyCheckRequests()),
+      (c, _id, r) => c.consistencyCheck(r),
+      (id, reply) => this.server.receiveConsistencyCheck(id, reply),
+    );
+  }
+
   async unmaskRequests(): Promise<Map<string, UnmaskRequest>> {
     return this.timed(this.serverMs.unmask, () => this.server.unmaskRequests());
   }
@@ -246,6 +255,7 @@ class Round {
     await this.advertise();
     await this.shareKeys();
     await this.maskedInput();
+    await this.consistencyCheck();
     return this.unmask();
   }
 
@@ -530,12 +540,81 @@ describe('key substitution by the server', () => {
   });
 });
 
+describe('consistency check (Bonawitz et al. 2017, round 4): one survivor set for everyone', () => {
+  /** A round up to its consistency check, no drops: every client has sent its masked input. */
+  async function toCheck(): Promise<Round> {
+    const round = await Round.create({ n: 5, L: 50 });
+    await round.advertise();
+    await round.shareKeys();
+    await round.maskedInput();
+    return round;
+  }
+  const ALL = ['H1', 'H2', 'H3', 'H4', 'H5'];
+  const check = (survivors: string[]) => ({ stage: 'consistency-check', run_id: RUN, round: ROUND, survivors }) as const;
+
+  it('a server that tells H1 and H2 that H3 dropped (and the others that it survived) cannot get H3’s mask key from them', async () => {
+    const round = await toCheck();
+    const client = (id: string) => round.clients.get(id) as SecAggClient;
+    // The lie: H3 "dropped" for H1 and H2; the truth for H3, H4, H5.
+    const without = ALL.filter((j) => j !== 'H3');
+    const signatures = new Map<string, Uint8Array>();
+    for (const id of ALL) signatures.set(id, (await client(id).consistencyCheck(check(id === 'H1' || id === 'H2' ? without : ALL))).signature);
+    const split = { stage: 'unmask', run_id: RUN, round: ROUND, survivors: ['H1', 'H2', 'H4', 'H5'], dropped: ['H3'] } as const;
+    const sig = (ids: string[]) => ids.map((j) => ({ client_id: j, signature: signatures.get(j) as Uint8Array }));
+    // With the others' signatures (over the true set): they do not verify over H1's set.
+    const forged = client('H1').unmask({ ...split, signatures: sig(['H1', 'H2', 'H4']) });
+    await expect(forged).rejects.toThrow(SecAggAbortError);
+    await expect(forged).rejects.toThrow(/the consistency signature of H4 is not over the survivor set H1 confirmed/);
+    // With only the signatures over H1's set: 2 of them, threshold 3.
+    const few = client('H2').unmask({ ...split, signatures: sig(['H1', 'H2']) });
+    await expect(few).rejects.toThrow(/client H2: 2 consistency signatures \(H1, H2\) on the survivor set, threshold 3/);
+  });
+
+  it('an unmask split other than the survivor set the client signed is refused, naming the client it would expose', async () => {
+    const round = await toCheck();
+    const h1 = round.clients.get('H1') as SecAggClient;
+    const signatures = [];
+    for (const id of ['H1', 'H2', 'H4']) signatures.push({ client_id: id, signature: (await (round.clients.get(id) as SecAggClient).consistencyCheck(check(ALL))).signature });
+    const attempt = h1.unmask({ stage: 'unmask', run_id: RUN, round: ROUND, survivors: ['H1', 'H2', 'H4', 'H5'], dropped: ['H3'], signatures });
+    await expect(attempt).rejects.toThrow(RevealRefusedError);
+    await expect(attempt).rejects.toMatchObject({ clientId: 'H3', message: expect.stringMatching(/the server calls H3 dropped, but the survivor set it confirmed in consistency-check says otherwise/) });
+  });
+
+  it('a client refuses to confirm a survivor set without itself, or one that leaves fewer than t holders of its secrets', async () => {
+    const round = await toCheck();
+    await expect((round.clients.get('H1') as SecAggClient).consistencyCheck(check(['H2', 'H3', 'H4', 'H5']))).rejects.toThrow(/does not list H1 itself among the survivors/);
+    const few = (round.clients.get('H2') as SecAggClient).consistencyCheck(check(['H2', 'H3']));
+    await expect(few).rejects.toThrow(SecAggAbortError);
+    await expect(few).rejects.toThrow(/client H2: only 2 holders of its self-mask shares survived \(itself and 1 neighbours\), threshold 3/);
+  });
+
+  it('the server rejects a signature that does not verify over U3 (the client is then lost at consistency-check), and the round still completes', async () => {
+    const round = await toCheck();
+    const requests = round.server.consistencyCheckRequests();
+    for (const [id, req] of requests) {
+      const reply = await (round.clients.get(id) as SecAggClient).consistencyCheck(req);
+      if (id === 'H4') {
+        const bad = { ...reply, signature: reply.signature.map((b, i) => (i === 0 ? b ^ 1 : b)) };
+        await expect(round.server.receiveConsistencyCheck(id, bad)).rejects.toThrow(/the consistency signature of H4 does not verify over the survivor set/);
+      } else await round.server.receiveConsistencyCheck(id, reply);
+    }
+    const unmask = round.server.unmaskRequests();
+    expect([...unmask.keys()]).toEqual(['H1', 'H2', 'H3', 'H5']);
+    expect(unmask.get('H1')?.signatures.map((x) => x.client_id)).toEqual(['H1', 'H2', 'H3', 'H5']);
+    for (const [id, req] of unmask) await round.server.receiveUnmask(id, await (round.clients.get(id) as SecAggClient).unmask(req));
+    const result = await round.server.result();
+    expect(result.survivors).toEqual(ALL); // H4's input is in the sum; its self mask was rebuilt from the others' shares
+    expect(result.dropped).toEqual([{ client_id: 'H4', stage: 'consistency-check' }]);
+  });
+});
+
 describe('unmask: never both shares of one client', () => {
   async function toUnmask(): Promise<{ round: Round; requests: Map<string, UnmaskRequest> }> {
     const round = await Round.create({ n: 5, L: 100, drops: { H5: 'masked-input' } });
     await round.advertise();
     await round.shareKeys();
     await round.maskedInput();
+    await round.consistencyCheck();
     return { round, requests: await round.unmaskRequests() };
   }
 
@@ -706,6 +785,7 @@ describe('sparse graph: 30 hospitals, k = 8', () => {
     for (const req of requests.values()) expect(req.neighbours.length).toBe(8); // n = 30 or 29, k even: 8-regular
     await round.shareKeys(requests);
     await round.maskedInput();
+    await round.consistencyCheck();
     round.checkResult(await round.unmask());
   });
 

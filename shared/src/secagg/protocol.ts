@@ -2,7 +2,7 @@
  * SecAgg+ as messages: the client and server state machines of secure aggregation (Bonawitz et al.
  * 2017, with Bell et al. 2020's sparse neighbour graph), exchanging plain, serialisable messages
  * (strings, numbers, Uint8Array / Uint32Array) so a round engine can carry each stage over any
- * transport. Four stages, each one request from the server and one reply per client; the server
+ * transport. Five stages, each one request from the server and one reply per client; the server
  * decides who is in each stage (whoever replied in time), and a client that does not reply is
  * dropped from that stage on:
  *
@@ -17,10 +17,15 @@
  *   3. masked-input    S→C the sealed shares addressed to it (from the neighbours that completed
  *                      stage 2: exactly the neighbours it masks with). C sends
  *                      y = [q(w·clip(x)), w] + PRG(b) + Σ_j ±PRG(HKDF(X25519(s_i, s_j)))  mod 2^32.
- *   4. unmask          S→C which of its neighbours survived (sent y) and which dropped after
+ *   4. consistency-    S→C U3, every client whose y is in the sum; C checks it is in U3 and that
+ *      check           ≥ t holders of its secrets survived, and signs (run, round, itself, U3) with
+ *                      its identity key (Bonawitz et al.'s consistency check).
+ *   5. unmask          S→C which of its neighbours survived (sent y) and which dropped after
  *                      stage 2. C reveals its share of b_j for each survivor (and its own), of
  *                      s_j for each dropped neighbour, never both for one client (it remembers
- *                      what it revealed in the round and refuses any other split). S rebuilds each
+ *                      what it revealed in the round and refuses any other split), and only when
+ *                      the split is the one its signed U3 implies and ≥ t of its share-holding
+ *                      neighbourhood (itself included) signed that same U3. S rebuilds each
  *                      survivor's b (removes its self mask) and each dropped client's s (recomputes
  *                      and removes the pairwise masks it shared with survivors).
  *
@@ -61,18 +66,21 @@
  *   round and refuses a changed split, and t > (k + 1)/2, so from honest holders it cannot get t
  *   of each; it needs at least 2t − (k + 1) colluding holders (≈ k/3 with the default t: the
  *   neighbourhood form of Bonawitz et al.'s t > 2n/3 for active adversaries).
+ * - The consistency check binds every honest client to one survivor set U3, which closes the
+ *   attack of telling *different* clients different stories (the holders of s_v, for every
+ *   neighbour v of j, that v dropped, and the holders of b_j that j survived, then stripping all
+ *   of y_j's masks): a holder reveals only per the U3 it signed, and only with ≥ t signatures on
+ *   that U3 from its own neighbourhood. In the complete graph (the default) that is Bonawitz et
+ *   al.'s argument: t > n/2, so two different sets cannot both gather t honest signatures. In a
+ *   sparse graph neighbourhoods differ, and a server that partitions the clients could still show
+ *   two parts two sets (listed below).
  *
  * Not covered.
  * - First contact: with no pin for a hospital the relayed identity key is trusted on first use
  *   (`SecAggClient.firstSeen` lists such keys so the host can pin them; `requirePins` refuses —
  *   what a host with an out-of-band roster does, see identity.ts `parseRoster`).
- * - Bonawitz et al.'s consistency-check round (survivors sign the survivor set before unmask) is
- *   not implemented. Without it an active server can lie about *different* clients: tell the
- *   holders of s_v, for every neighbour v of j, that v dropped (while v did send y_v) and the
- *   holders of b_j that j survived, then strip all of y_j's masks. Selective dropping to isolate
- *   one client is the same attack by omission; the threshold (every secret needs t of its k + 1
- *   holders, the survivors' graph must stay connected) limits it but does not close it. The
- *   active-adversary guarantee here is key substitution only.
+ * - Sparse graphs under an active server that partitions the clients (above): Bell et al.'s full
+ *   active-security analysis is not reproduced here.
  * - Malicious clients: a client can send any y (the sum's integrity is not protected), and inputs
  *   are not range-proved. Differential privacy is what bounds one update's influence.
  * - Side channels on the client host (Shamir's table lookups are not constant-time, shamir.ts).
@@ -108,6 +116,8 @@ import {
   pairwiseMaskSeed,
   seal,
   signKeys,
+  signSurvivors,
+  verifySurvivors,
   type AdvertisedKeys,
   type Key,
   type KeyPair,
@@ -118,7 +128,7 @@ import { QuantizationError, dequantizeSum, quantizationFor, quantize, sumErrorBo
 import { decodeFixedPointSum, encodeFixedPoint, fixedPointErrorBound, fixedPointFor, type FixedPointConfig } from './fixed-point';
 import { MAX_SHARES, ShamirError, combine, cryptoRandomBytes, decodeShare, encodeShare, split, type RandomBytes, type Share } from './shamir';
 
-export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const;
+export const SECAGG_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'consistency-check', 'unmask'] as const;
 export type SecAggStage = (typeof SECAGG_STAGES)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -333,11 +343,23 @@ export interface MaskedInputReply extends Header<'masked-input'> {
   readonly masked: Uint32Array;
 }
 
+export interface ConsistencyCheckRequest extends Header<'consistency-check'> {
+  /** U3: every client whose masked input is in the sum (the recipient among them). */
+  readonly survivors: readonly string[];
+}
+export interface ConsistencyCheckReply extends Header<'consistency-check'> {
+  readonly client_id: string;
+  /** signSurvivors over (run, round, client_id, U3) with the identity key: 64 bytes. */
+  readonly signature: Uint8Array;
+}
+
 export interface UnmaskRequest extends Header<'unmask'> {
   /** The recipient and those of its neighbours (whose shares it holds) that sent a masked input. */
   readonly survivors: readonly string[];
   /** Those of its neighbours (whose shares it holds) that did not. */
   readonly dropped: readonly string[];
+  /** The consistency-check signatures of the recipient and of its surviving neighbours, over the U3 each was sent. */
+  readonly signatures: readonly { readonly client_id: string; readonly signature: Uint8Array }[];
 }
 export interface UnmaskReply extends Header<'unmask'> {
   readonly client_id: string;
@@ -347,8 +369,8 @@ export interface UnmaskReply extends Header<'unmask'> {
   readonly s_shares: readonly { readonly client_id: string; readonly share: Uint8Array }[];
 }
 
-export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest;
-export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | UnmaskReply;
+export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskRequest;
+export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply | ConsistencyCheckReply | UnmaskReply;
 
 const SEED_BYTES = 32;
 /** An encoded share of a 32-byte secret: [index, threshold, 32 bytes]. */
@@ -362,6 +384,8 @@ const toBytes = (v: ArrayBuffer | ArrayBufferView) => (v instanceof ArrayBuffer 
 
 /** Raw bytes as they arrive (Node Buffer, Uint8Array, ArrayBuffer), as a Uint8Array view. */
 const bytesSchema = z.custom<ArrayBuffer | ArrayBufferView>(isBinary, { message: 'expected binary data' }).transform(toBytes);
+/** Upper bound on the clients of one round (the survivor list of consistency-check). */
+const MAX_ROUND_CLIENTS = 1 << 16;
 const fixedBytes = (length: number) => bytesSchema.refine((b) => b.length === length, { message: `expected ${length} bytes` });
 
 /** Little-endian uint32 words from bytes; a Uint32Array passes as it is (in-process transports). */
@@ -436,7 +460,14 @@ export const maskedInputRequestSchema = z.object({
   shares: z.array(z.object({ from: idSchema, ciphertext: fixedBytes(SEALED_SHARES_BYTES) })).max(MAX_SHARES),
 });
 export const maskedInputReplySchema = z.object({ ...header('masked-input'), client_id: idSchema, masked: wordsSchema });
-export const unmaskRequestSchema = z.object({ ...header('unmask'), survivors: z.array(idSchema).max(MAX_SHARES), dropped: z.array(idSchema).max(MAX_SHARES) });
+export const consistencyCheckRequestSchema = z.object({ ...header('consistency-check'), survivors: z.array(idSchema).max(MAX_ROUND_CLIENTS) });
+export const consistencyCheckReplySchema = z.object({ ...header('consistency-check'), client_id: idSchema, signature: fixedBytes(64) });
+export const unmaskRequestSchema = z.object({
+  ...header('unmask'),
+  survivors: z.array(idSchema).max(MAX_SHARES),
+  dropped: z.array(idSchema).max(MAX_SHARES),
+  signatures: z.array(z.object({ client_id: idSchema, signature: fixedBytes(64) })).max(MAX_SHARES),
+});
 const revealedShares = z.array(z.object({ client_id: idSchema, share: fixedBytes(ENCODED_SHARE_BYTES) })).max(MAX_SHARES);
 export const unmaskReplySchema = z.object({ ...header('unmask'), client_id: idSchema, b_shares: revealedShares, s_shares: revealedShares });
 
@@ -524,11 +555,13 @@ export interface SecAggClientOptions {
   readonly generateKeys?: () => Promise<RoundKeyPairs>;
 }
 
-type ClientPhase = 'new' | 'advertised' | 'shared' | 'masked' | 'unmasked';
+type ClientPhase = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
 
 interface Neighbour {
   readonly sPk: Uint8Array;
   readonly channel: Key;
+  /** Its identity public key, as verified in share-keys (checks its consistency-check signature). */
+  readonly identity: Key;
 }
 
 /**
@@ -559,6 +592,8 @@ export class SecAggClient {
   /** Neighbours that completed share-keys (whose shares it holds; it masks with exactly these). */
   private held = new Map<string, { readonly b: Share; readonly s: Share }>();
   private revealed: { readonly survivors: ReadonlySet<string>; readonly dropped: ReadonlySet<string>; readonly reply: UnmaskReply } | undefined;
+  /** U3 as it signed it in consistency-check: unmask must agree with it. */
+  private signedSurvivors: ReadonlySet<string> | undefined;
 
   constructor(opts: SecAggClientOptions) {
     this.clientId = parse(idSchema, opts.clientId, 'client id');
@@ -619,7 +654,8 @@ export class SecAggClient {
       if (2 * cfg.threshold <= k + 1) {
         throw new SecAggAbortError(`client ${this.clientId} was given ${k} neighbours: threshold ${cfg.threshold} is not a majority of the ${k + 1} share holders`, this.clientId);
       }
-      for (const ad of req.neighbours) await this.verify(ad);
+      const identities = new Map<string, Key>();
+      for (const ad of req.neighbours) identities.set(ad.client_id, await this.verify(ad));
 
       this.selfSeed = this.random(SEED_BYTES);
       if (this.selfSeed.length !== SEED_BYTES) throw new SecAggProtocolError(`random(${SEED_BYTES}) returned ${this.selfSeed.length} bytes`);
@@ -632,7 +668,7 @@ export class SecAggClient {
       const shares: { to: string; ciphertext: Uint8Array }[] = [];
       for (const ad of req.neighbours) {
         const channel = await channelKey(await agree(keys.c.privateKey, ad.c_pk), { runId: this.runId, round: this.round, clients: [this.clientId, ad.client_id] });
-        this.neighbours.set(ad.client_id, { sPk: ad.s_pk, channel });
+        this.neighbours.set(ad.client_id, { sPk: ad.s_pk, channel, identity: identities.get(ad.client_id) as Key });
         const at = holders.indexOf(ad.client_id);
         const plaintext = new Uint8Array(2 * ENCODED_SHARE_BYTES);
         plaintext.set(encodeShare(bShares[at] as Share));
@@ -696,12 +732,39 @@ export class SecAggClient {
   }
 
   /**
-   * Stage 4: reveal its share of b_j for each survivor j (itself included) and of s_j for each
+   * Stage 4: confirm the survivor set U3 by signing it with the identity key, after checking that
+   * it includes itself and leaves at least t holders of its own secrets. It remembers the set:
+   * unmask must agree with it.
+   */
+  consistencyCheck(request: unknown): Promise<ConsistencyCheckReply> {
+    return this.step('masked', 'consistency-check', async () => {
+      const req = parse(consistencyCheckRequestSchema, request, 'consistency-check request');
+      checkHeader(req, this.runId, this.round, 'consistency-check request');
+      const survivors = distinct(req.survivors, 'consistency-check request (survivors)', this.clientId);
+      if (!survivors.has(this.clientId)) throw new SecAggProtocolError(`consistency-check request does not list ${this.clientId} itself among the survivors, yet asks it to confirm them`, this.clientId);
+      const t = (this.config as SecAggConfig).threshold;
+      const holders = [...this.held.keys()].filter((j) => survivors.has(j)).length + 1;
+      if (holders < t) {
+        throw new SecAggAbortError(`client ${this.clientId}: only ${holders} holders of its self-mask shares survived (itself and ${holders - 1} neighbours), threshold ${t}`, this.clientId);
+      }
+      const signature = await signSurvivors(this.identity.privateKey, { run_id: this.runId, round: this.round, client_id: this.clientId, survivors: [...survivors] });
+      this.signedSurvivors = survivors;
+      this.phase = 'checked';
+      return { stage: 'consistency-check', run_id: this.runId, round: this.round, client_id: this.clientId, signature };
+    });
+  }
+
+  /**
+   * Stage 5: reveal its share of b_j for each survivor j (itself included) and of s_j for each
    * dropped j. Refuses a client in both lists, and any split other than the first it answered
-   * (the same request again gets the same reply).
+   * (the same request again gets the same reply). The split must be the one the survivor set it
+   * signed in consistency-check implies, and
+   * at least t of its share-holding neighbourhood (itself included) must have signed that same set
+   * (Bonawitz et al. 2017's consistency check): a server that told different clients different
+   * survivor sets cannot gather the signatures to ask for both shares of one client.
    */
   unmask(request: unknown): Promise<UnmaskReply> {
-    return this.step(this.phase === 'unmasked' ? 'unmasked' : 'masked', 'unmask', async () => {
+    return this.step(this.phase === 'unmasked' ? 'unmasked' : 'checked', 'unmask', async () => {
       const req = parse(unmaskRequestSchema, request, 'unmask request');
       checkHeader(req, this.runId, this.round, 'unmask request');
       const survivors = distinct(req.survivors, 'unmask request (survivors)', this.clientId);
@@ -729,6 +792,38 @@ export class SecAggClient {
       for (const j of this.held.keys()) {
         if (!survivors.has(j) && !dropped.has(j)) throw new SecAggProtocolError(`unmask request does not say whether neighbour ${j} survived`, j);
       }
+      const signed = this.signedSurvivors as ReadonlySet<string>;
+      for (const j of this.held.keys()) {
+        if (survivors.has(j) !== signed.has(j)) {
+          throw new RevealRefusedError(
+            `${this.clientId} refuses to unmask: the server calls ${j} ${survivors.has(j) ? 'a survivor' : 'dropped'}, but the survivor set it confirmed in consistency-check says otherwise`,
+            j,
+          );
+        }
+      }
+      const signers = distinct(
+        req.signatures.map((x) => x.client_id),
+        'unmask request (signatures)',
+        this.clientId,
+      );
+      let valid = 0;
+      for (const { client_id: j, signature } of req.signatures) {
+        if (!signed.has(j) || (j !== this.clientId && !this.held.has(j))) {
+          throw new SecAggProtocolError(`unmask request carries a consistency signature of ${j}, not a surviving neighbour of ${this.clientId}`, j);
+        }
+        const key = j === this.clientId ? this.identity.publicKey : (this.neighbours.get(j) as Neighbour).identity;
+        if (!(await verifySurvivors(key, { run_id: this.runId, round: this.round, client_id: j, survivors: [...signed] }, signature))) {
+          throw new SecAggAbortError(
+            `client ${this.clientId}: the consistency signature of ${j} is not over the survivor set ${this.clientId} confirmed: the server showed clients different survivor sets`,
+            j,
+          );
+        }
+        valid++;
+      }
+      const t = (this.config as SecAggConfig).threshold;
+      if (valid < t) {
+        throw new SecAggAbortError(`client ${this.clientId}: ${valid} consistency signatures (${[...signers].sort().join(', ') || 'none'}) on the survivor set, threshold ${t}`, this.clientId);
+      }
       const reply: UnmaskReply = {
         stage: 'unmask',
         run_id: this.runId,
@@ -744,7 +839,7 @@ export class SecAggClient {
   }
 
   /** Pins, then the signature: a substituted identity key is named as such before its signature is even checked. */
-  private async verify(ad: Advertisement): Promise<void> {
+  private async verify(ad: Advertisement): Promise<Key> {
     const pinned = this.pins.get(ad.client_id);
     if (pinned !== undefined) {
       if (!equalBytes(pinned, ad.identity_pk)) {
@@ -765,6 +860,7 @@ export class SecAggClient {
       throw new KeySignatureError(ad.client_id);
     }
     await assertKeysSigned(identity, { run_id: this.runId, round: this.round, client_id: ad.client_id, c_pk: ad.c_pk, s_pk: ad.s_pk }, ad.signature);
+    return identity;
   }
 
   /** Runs one stage if the client is in `expected` phase; any error aborts the client's round for good. */
@@ -844,6 +940,8 @@ export class SecAggServer {
   private readonly bShares = new Map<string, Share[]>();
   private readonly sShares = new Map<string, Share[]>();
   private readonly answered = new Set<string>();
+  /** Survivors' consistency-check signatures over U3 (U4: those who signed). */
+  private readonly signatures = new Map<string, Uint8Array>();
 
   constructor(opts: SecAggServerOptions) {
     this.runId = parse(runIdSchema, opts.runId, 'run id');
@@ -958,9 +1056,9 @@ export class SecAggServer {
     this.u3.add(clientId);
   }
 
-  /** Closes masked-input: survivors U3 and dropped D = U2 \ U3; each survivor is told its neighbours' status. */
-  unmaskRequests(): Map<string, UnmaskRequest> {
-    this.expect('masked-input', 'unmaskRequests');
+  /** Closes masked-input: survivors U3 and dropped D = U2 \ U3; each survivor is asked to sign U3. */
+  consistencyCheckRequests(): Map<string, ConsistencyCheckRequest> {
+    this.expect('masked-input', 'consistencyCheckRequests');
     this.dropped = new Set([...this.u2].filter((j) => !this.u3.has(j)));
     this.markLost([...this.u2], this.u3, 'masked-input');
     const t = this.config.threshold;
@@ -973,20 +1071,46 @@ export class SecAggServer {
       if (alive.length < t) this.abort(`dropped client ${d} has ${alive.length} surviving neighbours (${alive.join(', ') || 'none'}) to rebuild its mask key, threshold ${t}`, d);
     }
     this.checkConnected();
+    this.phase = 'consistency-check';
+    const survivors = [...this.u3].sort();
+    return new Map(survivors.map((i) => [i, { stage: 'consistency-check', run_id: this.runId, round: this.round, survivors }]));
+  }
+
+  /** Checks a survivor's signature over U3 with the identity key it advertised. */
+  async receiveConsistencyCheck(clientId: string, reply: unknown): Promise<void> {
+    this.expectReply('consistency-check', clientId, this.u3.has(clientId), this.signatures.has(clientId));
+    const msg = parse(consistencyCheckReplySchema, reply, `consistency-check reply from ${clientId}`, clientId);
+    this.checkReply(msg, clientId);
+    let ok = false;
+    try {
+      const key = await importIdentityPublicKey((this.ads.get(clientId) as Advertisement).identity_pk);
+      ok = await verifySurvivors(key, { run_id: this.runId, round: this.round, client_id: clientId, survivors: [...this.u3] }, msg.signature);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new SecAggProtocolError(`the consistency signature of ${clientId} does not verify over the survivor set`, clientId);
+    this.signatures.set(clientId, msg.signature);
+  }
+
+  /** Closes consistency-check: each survivor that signed is told its neighbours' status, with the signatures of its surviving neighbourhood. */
+  unmaskRequests(): Map<string, UnmaskRequest> {
+    this.expect('consistency-check', 'unmaskRequests');
+    this.markLost([...this.u3], new Set(this.signatures.keys()), 'consistency-check');
     this.phase = 'unmask';
     const requests = new Map<string, UnmaskRequest>();
-    for (const i of [...this.u3].sort()) {
+    for (const i of [...this.signatures.keys()].sort()) {
       const held = this.aliveNeighbours(i, this.u2);
       const survivors = [i, ...held.filter((j) => this.u3.has(j))].sort();
       const dropped = held.filter((j) => this.dropped.has(j));
+      const signatures = survivors.filter((j) => this.signatures.has(j)).map((j) => ({ client_id: j, signature: this.signatures.get(j) as Uint8Array }));
       this.asked.set(i, { survivors: new Set(survivors), dropped: new Set(dropped) });
-      requests.set(i, { stage: 'unmask', run_id: this.runId, round: this.round, survivors, dropped });
+      requests.set(i, { stage: 'unmask', run_id: this.runId, round: this.round, survivors, dropped, signatures });
     }
     return requests;
   }
 
   async receiveUnmask(clientId: string, reply: unknown): Promise<void> {
-    this.expectReply('unmask', clientId, this.u3.has(clientId), this.answered.has(clientId));
+    this.expectReply('unmask', clientId, this.asked.has(clientId), this.answered.has(clientId));
     const msg = parse(unmaskReplySchema, reply, `unmask reply from ${clientId}`, clientId);
     this.checkReply(msg, clientId);
     const asked = this.asked.get(clientId) as { survivors: ReadonlySet<string>; dropped: ReadonlySet<string> };
@@ -1020,7 +1144,7 @@ export class SecAggServer {
   /** Closes unmask: rebuilds every survivor's b and every dropped client's s, removes their masks, dequantises. */
   async result(): Promise<SecAggResult> {
     this.expect('unmask', 'result');
-    this.markLost([...this.u3], this.answered, 'unmask');
+    this.markLost([...this.asked.keys()], this.answered, 'unmask');
     const t = this.config.threshold;
     const L = this.config.vector_length;
     for (const j of [...this.u3].sort()) {

@@ -36,7 +36,7 @@ const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--round
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
 take it past --target-epsilon, and the run ends when too few hospitals have budget left.
 --secure-aggregation secagg runs SecAgg+ after training (advertise-keys, share-keys, masked-input,
-unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
+consistency-check, unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
 --secure-aggregation he encrypts the updates (BFV, node-seal): stages he-keys, he-setup, he-input,
 he-decrypt; a hospital holds the key, the coordinator adds ciphertexts (FedAvg / FedProx only).
 
