@@ -5,7 +5,7 @@
  * there are many clients; asserts nothing about time.
  */
 import { createKeyHolderKeys, decryptSum, encryptUpdate, heConfig, serverContext } from '@fedcare/shared/he';
-import { generateIdentityKeyPair, SecAggClient, SecAggServer, secAggConfig, type SecAggRequest } from '@fedcare/shared/secagg';
+import { DEFAULT_FRACTION_BITS, generateIdentityKeyPair, SecAggClient, SecAggServer, secAggConfig, type SecAggRequest } from '@fedcare/shared/secagg';
 import { Rng } from '@fedcare/shared/util';
 
 export const MODEL_PARAMS = 569_091;
@@ -21,8 +21,14 @@ function update(seed: string, L: number): Float32Array {
   return Float32Array.from({ length: L }, () => (rng.next() - 0.5) * 0.1);
 }
 
+/** Statistics-like values: counts, sums and sums of squares spanning many magnitudes. */
+function statistics(seed: string, L: number): Float64Array {
+  const rng = new Rng(seed);
+  return Float64Array.from({ length: L }, (_, i) => rng.next() * 10 ** (i % 10));
+}
+
 export interface SecAggBenchRow {
-  bench: 'secagg';
+  bench: 'secagg' | 'secagg-preprocess';
   hospitals: number;
   neighbours: number;
   threshold: number;
@@ -33,10 +39,21 @@ export interface SecAggBenchRow {
   round_seconds_sequential: number;
 }
 
-/** One SecAgg+ round with `n` in-process hospitals; clients run one after another (the sum of their times is not a wall time of a real federation). */
-export async function benchSecAgg(n: number, L = MODEL_PARAMS, neighbours?: number): Promise<SecAggBenchRow> {
+/**
+ * One SecAgg+ round with `n` in-process hospitals; clients run one after another (the sum of their
+ * times is not a wall time of a real federation). `preprocess`: round 0's exact fixed-point sum of
+ * the feature statistics (FEATURE_SUMS_LENGTH values, weight 1) instead of the model update.
+ */
+export async function benchSecAgg(n: number, L = MODEL_PARAMS, neighbours?: number, preprocess = false): Promise<SecAggBenchRow> {
   const ids = Array.from({ length: n }, (_, i) => `S${String(i + 1).padStart(3, '0')}`);
-  const config = secAggConfig({ clients: n, vectorLength: L, clip: 0.5, maxWeight: 1000, ...(neighbours !== undefined ? { neighbours } : {}) });
+  const config = secAggConfig({
+    clients: n,
+    vectorLength: L,
+    clip: 0.5,
+    maxWeight: preprocess ? 1 : 1000,
+    ...(neighbours !== undefined ? { neighbours } : {}),
+    ...(preprocess ? { fixedPointFractionBits: DEFAULT_FRACTION_BITS } : {}),
+  });
   const server = new SecAggServer({ runId: 'run-bench', round: 1, config, clients: ids, seed: 'bench' });
   const clients = new Map<string, SecAggClient>();
   for (const id of ids) clients.set(id, new SecAggClient({ clientId: id, identity: await generateIdentityKeyPair() }));
@@ -64,14 +81,14 @@ export async function benchSecAgg(n: number, L = MODEL_PARAMS, neighbours?: numb
   const ad = timedServer('advertise-keys', () => server.advertiseRequest());
   await stage('advertise-keys', new Map(ids.map((id) => [id, ad])), (c, r) => c.advertise(r), (id, r) => server.receiveAdvertise(id, r));
   await stage('share-keys', timedServer('share-keys', () => server.shareKeysRequests()), (c, r) => c.shareKeys(r), (id, r) => server.receiveShareKeys(id, r));
-  await stage('masked-input', timedServer('masked-input', () => server.maskedInputRequests()), (c, r, id) => c.maskedInput(r, update(id, L), 100), (id, r) => server.receiveMaskedInput(id, r));
+  await stage('masked-input', timedServer('masked-input', () => server.maskedInputRequests()), (c, r, id) => c.maskedInput(r, preprocess ? statistics(id, L) : update(id, L), preprocess ? 1 : 100), (id, r) => server.receiveMaskedInput(id, r));
   await stage('consistency-check', timedServer('consistency-check', () => server.consistencyCheckRequests()), (c, r) => c.consistencyCheck(r), (id, r) => server.receiveConsistencyCheck(id, r));
   await stage('unmask', timedServer('unmask', () => server.unmaskRequests()), (c, r) => c.unmask(r), (id, r) => server.receiveUnmask(id, r));
   const r0 = performance.now();
   await server.result();
   serverMs.result = performance.now() - r0;
   return {
-    bench: 'secagg',
+    bench: preprocess ? 'secagg-preprocess' : 'secagg',
     hospitals: n,
     neighbours: config.neighbours,
     threshold: config.threshold,

@@ -16,6 +16,7 @@ import { benchTrain } from '../bench-train';
 import { benchPrivacy } from '../bench-privacy';
 import { benchDp } from '../bench-dp';
 import { benchHe, benchSecAgg } from '../bench-secure';
+import { FEATURE_SUMS_LENGTH } from '@fedcare/shared/data';
 import { initTf } from '../tf-node';
 
 function median(xs: number[]): number {
@@ -78,6 +79,8 @@ export async function run(argv: string[]): Promise<number> {
     // SecAgg+ per stage (complete graph up to 30; 100 hospitals on a 16-neighbour graph), then HE.
     for (const n of [3, 10, 30]) emit(await benchSecAgg(n));
     emit(await benchSecAgg(100, undefined, 16));
+    // Round 0: the preprocessing statistics, exact in fixed point.
+    for (const n of [3, 10]) emit(await benchSecAgg(n, FEATURE_SUMS_LENGTH, undefined, true));
     for (const n of [3, 10]) emit(await benchHe(n));
   }
   if (!values.only || values.only === 'aggregation') {
