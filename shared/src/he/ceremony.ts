@@ -20,9 +20,11 @@
  * The coordinator gets only `publicParameters(keys)` and builds a keyless `serverContext` from the
  * parameters (aggregate.ts). Every hospital then holds the secret key, so each encrypts with
  * seeded symmetric encryption (half the upload of public-key encryption); the public key serves
- * a client that has no secret key. Threat model: single-key HE hides updates from the
- * coordinator, not from the other hospitals: a hospital that obtains another's ciphertexts
- * (e.g. by colluding with the coordinator) can decrypt them. Secret-key bytes live in JS memory
+ * a client that has no secret key. Threat model: single-key HE hides updates from an
+ * honest-but-curious coordinator, not from the other hospitals: a hospital that obtains another's
+ * ciphertexts (e.g. by colluding with the coordinator) can decrypt them, and an active
+ * coordinator could send a key holder one hospital's ciphertext as "the sum" at he-decrypt (the
+ * holder cannot tell a sum from a single upload). SecAgg+ is the mode for an active coordinator. Secret-key bytes live in JS memory
  * and cannot be reliably zeroed; keep them in the training worker and drop them after the run.
  */
 import { type Key, SecAggCryptoError, agree, canonicalPair, encodeFields, hkdf, importAesGcmKey, open, seal } from '../secagg/keys';
