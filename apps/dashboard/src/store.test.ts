@@ -15,7 +15,7 @@ function fakeApi(over: Partial<Api> = {}): Api {
 }
 
 function status(p: Partial<ServerStatus> = {}): ServerStatus {
-  return { protocol_version: 1, run_id: 'r1', status: 'running', current_round: 0, total_rounds: 3, stage: null, active_clients: ['H1', 'H2', 'H3'], global_accuracy: null, privacy_budget: null, ...p };
+  return { protocol_version: 2, run_id: 'r1', status: 'running', current_round: 0, total_rounds: 3, stage: null, active_clients: ['H1', 'H2', 'H3'], global_accuracy: null, privacy_budget: null, ...p };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));

@@ -47,7 +47,12 @@ import {
   type HeRequest,
 } from '../he/messages';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * Hospitals and coordinator must speak the same version (checked at connect). 2: secure
+ * aggregation gained the consistency-check stage (unmask requests carry signatures) and secure
+ * preprocessing (a preprocess reply without sums); a version-1 hospital would fail those rounds.
+ */
+export const PROTOCOL_VERSION = 2;
 export const HOSPITAL_NAMESPACE = '/hospital';
 export const DASHBOARD_NAMESPACE = '/dashboard';
 
