@@ -24,7 +24,7 @@ import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './pr
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
 import { identityFromCredential } from '../secagg/identity';
-import { PinMismatchError, SecAggClient, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
+import { SecAggClient, checkPinnedIdentity, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
 import { assertKeysSigned, exportIdentityPublicKey, exportPublicKey, generateRoundKeyPairs, importIdentityPublicKey, signKeys } from '../secagg/keys';
 import { createKeyHolderKeys, unwrapSecretKey, wrapSecretKeyFor, type HeKeys } from '../he/ceremony';
 import { decryptSum, encryptUpdate, type HeConfig } from '../he/aggregate';
@@ -329,13 +329,7 @@ export class HospitalClient {
 
   /** Checks a relayed advertisement: its identity key against the pin (pinning it on first sight), then its signature. */
   private async checkAdvertisement(ad: { client_id: string; c_pk: Uint8Array; s_pk: Uint8Array; identity_pk: Uint8Array; signature: Uint8Array }, runId: string, round: number): Promise<void> {
-    const pinned = this.pins.get(ad.client_id);
-    if (pinned && (pinned.length !== ad.identity_pk.length || pinned.some((b, i) => b !== ad.identity_pk[i]))) {
-      throw new PinMismatchError(ad.client_id, `the identity key relayed for ${ad.client_id} differs from the one pinned for it: refusing the round`);
-    }
-    if (!pinned && this.options.roster) {
-      throw new PinMismatchError(ad.client_id, `no identity key is pinned for hospital ${ad.client_id} and pins are required: refusing to trust the key the coordinator relayed`);
-    }
+    const pinned = checkPinnedIdentity(this.pins, ad.client_id, ad.identity_pk, this.options.roster !== undefined);
     await assertKeysSigned(await importIdentityPublicKey(ad.identity_pk), { run_id: runId, round, client_id: ad.client_id, c_pk: ad.c_pk, s_pk: ad.s_pk }, ad.signature);
     if (!pinned) {
       this.pins.set(ad.client_id, ad.identity_pk);

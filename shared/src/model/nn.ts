@@ -18,7 +18,6 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, recorder?
   if (x.rank !== 2 || x.shape[1] !== W.shape[0] || b.shape[0] !== W.shape[1]) {
     throw new Error(`linear: x [${x.shape.join(', ')}] · W [${W.shape.join(', ')}] + b [${b.shape.join(', ')}] do not fit`);
   }
-  if (recorder) return recordedLinear(x, W, b, recorder, positions);
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, Wi, bi] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
     const save = args[3] as tf.GradSaveFunc;
@@ -26,9 +25,15 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, recorder?
     const value: tf.Tensor2D = tf.add(tf.matMul(xi, Wi), bi);
     const gradFunc = (dy: tf.Tensor2D, saved: tf.Tensor[]): tf.Tensor[] => {
       const [xs, Ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const dx = tf.matMul(dy, tf.transpose(Ws));
+      if (recorder) {
+        // Recorded: the per-example pieces go to the recorder; W and b get zeros here.
+        recorder.record({ kind: 'linear', kernels: [W], bias: b, x: perExample(xs, positions), dy: perExample(dy, positions) });
+        return [dx, tf.zerosLike(Ws), tf.zerosLike(bi)];
+      }
       const n = xs.shape[0];
       return [
-        tf.matMul(dy, tf.transpose(Ws)),
+        dx,
         tf.matMul(tf.transpose(xs), dy),
         // Σ over rows as a GEMV: wasm's Sum over axis 0 is slow.
         tf.reshape(tf.matMul(tf.ones([1, n]), dy), [dy.shape[1]]),
@@ -46,22 +51,6 @@ function perExample(t: tf.Tensor2D, positions: number): tf.Tensor3D {
     throw new Error(`recording: ${N} rows are not whole examples of ${positions} positions`);
   }
   return tf.reshape(t, [N / positions, positions, F]);
-}
-
-function recordedLinear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor1D, recorder: GradRecorder, positions: number): tf.Tensor2D {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, Wi, bi] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
-    const save = args[3] as tf.GradSaveFunc;
-    save([xi, Wi]);
-    const value: tf.Tensor2D = tf.add(tf.matMul(xi, Wi), bi);
-    const gradFunc = (dy: tf.Tensor2D, saved: tf.Tensor[]): tf.Tensor[] => {
-      const [xs, Ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-      recorder.record({ kind: 'linear', kernels: [W], bias: b, x: perExample(xs, positions), dy: perExample(dy, positions) });
-      return [tf.matMul(dy, tf.transpose(Ws)), tf.zerosLike(Ws), tf.zerosLike(bi)];
-    };
-    return { value, gradFunc };
-  });
-  return op(x, W, b) as tf.Tensor2D;
 }
 
 /**

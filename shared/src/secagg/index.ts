@@ -78,6 +78,7 @@ export {
   ENCODED_SHARE_BYTES,
   MAX_VECTOR_LENGTH,
   PinMismatchError,
+  checkPinnedIdentity,
   RevealRefusedError,
   SEALED_SHARES_BYTES,
   SECAGG_STAGES,

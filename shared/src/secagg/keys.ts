@@ -280,17 +280,25 @@ export function advertisedKeysMessage(keys: AdvertisedKeys): Uint8Array {
   return out;
 }
 
+/** An identity key's signature of `message`: 64 bytes (Ed25519 or ECDSA r ‖ s). */
+async function identitySign(identityPrivate: Key, message: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle().sign(SIGN_PARAMS[identityAlgorithmOf(identityPrivate)].sign, identityPrivate, buf(message)));
+}
+
+async function identityVerify(identityPublic: Key, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  const params = SIGN_PARAMS[identityAlgorithmOf(identityPublic)].sign;
+  if (signature.length !== 64) return false;
+  return subtle().verify(params, identityPublic, buf(signature), buf(message));
+}
+
 /** Signs the advertised keys with the identity private key: 64 bytes (Ed25519 or ECDSA r ‖ s). */
 export async function signKeys(identityPrivate: Key, keys: AdvertisedKeys): Promise<Uint8Array> {
-  const params = SIGN_PARAMS[identityAlgorithmOf(identityPrivate)].sign;
-  return new Uint8Array(await subtle().sign(params, identityPrivate, buf(advertisedKeysMessage(keys))));
+  return identitySign(identityPrivate, advertisedKeysMessage(keys));
 }
 
 /** True iff `signature` is the identity key's signature of exactly these advertised keys. */
 export async function verifyKeys(identityPublic: Key, keys: AdvertisedKeys, signature: Uint8Array): Promise<boolean> {
-  const params = SIGN_PARAMS[identityAlgorithmOf(identityPublic)].sign;
-  if (signature.length !== 64) return false;
-  return subtle().verify(params, identityPublic, buf(signature), buf(advertisedKeysMessage(keys)));
+  return identityVerify(identityPublic, advertisedKeysMessage(keys), signature);
 }
 
 /** A client's advertised keys are not signed by its identity key: the coordinator may have substituted them. */
@@ -323,13 +331,10 @@ export function survivorSetMessage(set: SurvivorSet): Uint8Array {
 }
 
 export async function signSurvivors(identityPrivate: Key, set: SurvivorSet): Promise<Uint8Array> {
-  const params = SIGN_PARAMS[identityAlgorithmOf(identityPrivate)].sign;
-  return new Uint8Array(await subtle().sign(params, identityPrivate, buf(survivorSetMessage(set))));
+  return identitySign(identityPrivate, survivorSetMessage(set));
 }
 
 /** True iff `signature` is the identity key's signature of exactly this survivor set by this signer. */
 export async function verifySurvivors(identityPublic: Key, set: SurvivorSet, signature: Uint8Array): Promise<boolean> {
-  const params = SIGN_PARAMS[identityAlgorithmOf(identityPublic)].sign;
-  if (signature.length !== 64) return false;
-  return subtle().verify(params, identityPublic, buf(signature), buf(survivorSetMessage(set)));
+  return identityVerify(identityPublic, survivorSetMessage(set), signature);
 }

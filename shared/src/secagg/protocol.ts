@@ -534,6 +534,26 @@ export function encodeInput(update: Float32Array | Float64Array, weight: number,
   return out;
 }
 
+/**
+ * A relayed identity key against the host's pins: PinMismatchError for a key other than the pinned
+ * one, or for an unpinned hospital when pins are required (a roster). True when it was pinned;
+ * false when it is new (trust on first use: the caller may pin it).
+ */
+export function checkPinnedIdentity(pins: ReadonlyMap<string, Uint8Array>, clientId: string, identityPk: Uint8Array, requirePins: boolean): boolean {
+  const pinned = pins.get(clientId);
+  if (pinned !== undefined) {
+    if (!equalBytes(pinned, identityPk)) {
+      throw new PinMismatchError(
+        clientId,
+        `the identity key relayed for hospital ${clientId} (${hexPrefix(identityPk)}) differs from the one pinned for it (${hexPrefix(pinned)}): the coordinator substituted it, or the hospital changed its key; abort the round`,
+      );
+    }
+    return true;
+  }
+  if (requirePins) throw new PinMismatchError(clientId, `no identity key is pinned for hospital ${clientId} and pins are required: refusing to trust the key the coordinator relayed`);
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client.
 
@@ -840,19 +860,7 @@ export class SecAggClient {
 
   /** Pins, then the signature: a substituted identity key is named as such before its signature is even checked. */
   private async verify(ad: Advertisement): Promise<Key> {
-    const pinned = this.pins.get(ad.client_id);
-    if (pinned !== undefined) {
-      if (!equalBytes(pinned, ad.identity_pk)) {
-        throw new PinMismatchError(
-          ad.client_id,
-          `the identity key relayed for hospital ${ad.client_id} (${hexPrefix(ad.identity_pk)}) differs from the one pinned for it (${hexPrefix(pinned)}): the coordinator substituted it, or the hospital changed its key; abort the round`,
-        );
-      }
-    } else if (this.requirePins) {
-      throw new PinMismatchError(ad.client_id, `no identity key is pinned for hospital ${ad.client_id} and pins are required: refusing to trust the key the coordinator relayed`);
-    } else {
-      this.seen.set(ad.client_id, ad.identity_pk.slice());
-    }
+    if (!checkPinnedIdentity(this.pins, ad.client_id, ad.identity_pk, this.requirePins)) this.seen.set(ad.client_id, ad.identity_pk.slice());
     let identity: Key;
     try {
       identity = await importIdentityPublicKey(ad.identity_pk);
