@@ -248,10 +248,11 @@ export function mergeFeatureSums(a: FeatureSums, b: FeatureSums): FeatureSums {
  * demographics, vitals, labs, biology and omics, then the upper triangle (i ≤ j, row by row) of the
  * omics cross-products (the lower one is its mirror).
  */
-export const FEATURE_SUMS_LENGTH =
-  2 + 3 * (DEMO_CONTINUOUS.length + VITALS_CHANNELS + LAB_CHANNELS + BIOLOGY_DIM + OMICS_RAW_DIM) + (OMICS_RAW_DIM * (OMICS_RAW_DIM + 1)) / 2;
+/** Channels of each block of moments, in their flattened order. */
+const MOMENT_DIMS = { demographics: DEMO_CONTINUOUS.length, vitals: VITALS_CHANNELS, labs: LAB_CHANNELS, biology: BIOLOGY_DIM, omics: OMICS_RAW_DIM } as const;
+const MOMENT_BLOCKS = Object.keys(MOMENT_DIMS) as (keyof typeof MOMENT_DIMS)[];
 
-const MOMENT_BLOCKS = ['demographics', 'vitals', 'labs', 'biology', 'omics'] as const;
+export const FEATURE_SUMS_LENGTH = 2 + 3 * Object.values(MOMENT_DIMS).reduce((a, b) => a + b, 0) + (OMICS_RAW_DIM * (OMICS_RAW_DIM + 1)) / 2;
 
 export function flattenFeatureSums(sums: FeatureSums): Float64Array {
   const out = new Float64Array(FEATURE_SUMS_LENGTH);
@@ -284,9 +285,9 @@ export function unflattenFeatureSums(v: Float64Array | readonly number[]): Featu
   };
   const records = next('records', true, true);
   const omicsRows = next('omicsRows', true, true);
-  const blocks = {} as Record<(typeof MOMENT_BLOCKS)[number], MomentSums>;
+  const blocks = {} as Record<keyof typeof MOMENT_DIMS, MomentSums>;
   for (const block of MOMENT_BLOCKS) {
-    const d = block === 'demographics' ? DEMO_CONTINUOUS.length : block === 'vitals' ? VITALS_CHANNELS : block === 'labs' ? LAB_CHANNELS : block === 'biology' ? BIOLOGY_DIM : OMICS_RAW_DIM;
+    const d = MOMENT_DIMS[block];
     const count = Array.from({ length: d }, (_, j) => next(`${block}.count[${j}]`, true, true));
     const sum = Array.from({ length: d }, (_, j) => next(`${block}.sum[${j}]`, false, false));
     const sumSq = Array.from({ length: d }, (_, j) => next(`${block}.sumSq[${j}]`, true, false));

@@ -69,7 +69,6 @@ export interface HospitalClientOptions {
   maxEpsilon?: number;
 }
 
-/** weights are absent with secure aggregation: the update is then held for the SecAgg+ stages. */
 /** Hospital id → raw identity public key, as first seen; persisted by the host. */
 export interface PinStore {
   load(): Promise<Record<string, Uint8Array> | undefined>;
@@ -78,6 +77,7 @@ export interface PinStore {
 
 type CryptoKeyFor = Awaited<ReturnType<typeof generateRoundKeyPairs>>['c']['privateKey'];
 
+/** weights are absent with secure aggregation: the update is then held for the SecAgg+ / HE stages. */
 export type TrainReply = { weights?: Uint8Array; weights_sha256?: string; num_samples: number; metrics: Record<string, number> };
 export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
 
@@ -287,15 +287,7 @@ export class HospitalClient {
         return s.client.advertise(req);
       case 'share-keys': {
         const reply = await s.client.shareKeys(req);
-        // Trust on first use: later rounds refuse another identity key for these hospitals.
-        let added = false;
-        for (const [h, pk] of s.client.firstSeen) {
-          if (!this.pins.has(h)) {
-            this.pins.set(h, pk);
-            added = true;
-          }
-        }
-        if (added && !this.options.roster) await this.options.pinStore?.save(Object.fromEntries(this.pins));
+        await this.pinFirstSeen(s.client.firstSeen);
         return reply;
       }
       case 'masked-input': {
@@ -306,10 +298,8 @@ export class HospitalClient {
       }
       case 'consistency-check':
         return s.client.consistencyCheck(req);
-      case 'unmask': {
-        const reply = await s.client.unmask(req);
-        return reply;
-      }
+      case 'unmask':
+        return s.client.unmask(req);
     }
   }
 
@@ -331,10 +321,20 @@ export class HospitalClient {
   private async checkAdvertisement(ad: { client_id: string; c_pk: Uint8Array; s_pk: Uint8Array; identity_pk: Uint8Array; signature: Uint8Array }, runId: string, round: number): Promise<void> {
     const pinned = checkPinnedIdentity(this.pins, ad.client_id, ad.identity_pk, this.options.roster !== undefined);
     await assertKeysSigned(await importIdentityPublicKey(ad.identity_pk), { run_id: runId, round, client_id: ad.client_id, c_pk: ad.c_pk, s_pk: ad.s_pk }, ad.signature);
-    if (!pinned) {
-      this.pins.set(ad.client_id, ad.identity_pk);
-      await this.options.pinStore?.save(Object.fromEntries(this.pins));
+    if (!pinned) await this.pinFirstSeen([[ad.client_id, ad.identity_pk]]);
+  }
+
+  /** Trust on first use: pins identity keys not pinned yet and persists them, so later rounds (and restarts) refuse a substitute. A roster is never extended. */
+  private async pinFirstSeen(seen: Iterable<readonly [string, Uint8Array]>): Promise<void> {
+    if (this.options.roster) return;
+    let added = false;
+    for (const [h, pk] of seen) {
+      if (!this.pins.has(h)) {
+        this.pins.set(h, pk);
+        added = true;
+      }
     }
+    if (added) await this.options.pinStore?.save(Object.fromEntries(this.pins));
   }
 
   /**

@@ -630,7 +630,7 @@ interface SecureInputs {
 }
 
 /**
- * The four SecAgg+ stages over the grid (shared/src/secagg/protocol.ts): the server state machine
+ * The five SecAgg+ stages over the grid (shared/src/secagg/protocol.ts): the server state machine
  * builds each hospital's request and checks each reply as it arrives (a bad reply drops that
  * hospital, like any rejected result); a hospital lost at any stage is left out or recovered as
  * the protocol allows. Fails the round (StageFailedError) when the protocol must abort.
