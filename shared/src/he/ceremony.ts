@@ -27,6 +27,7 @@
  * holder cannot tell a sum from a single upload). SecAgg+ is the mode for an active coordinator. Secret-key bytes live in JS memory
  * and cannot be reliably zeroed; keep them in the training worker and drop them after the run.
  */
+import { sha256Hex } from '../util/bytes';
 import { type Key, SecAggCryptoError, agree, canonicalPair, encodeFields, hkdf, importAesGcmKey, open, seal } from '../secagg/keys';
 import { DEFAULT_HE_PARAMETERS, HeError, type HeParameters, checkParameters, heContext, parametersFingerprint, sealMessage, withDisposal } from './seal';
 
@@ -96,10 +97,6 @@ function checkContext(ctx: CeremonyContext): void {
   if (ctx.holder === ctx.recipient) throw new HeCeremonyError(`ceremony context: the holder and the recipient must be different hospitals, got ${ctx.holder} twice`);
 }
 
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 async function wrapKey(myPrivate: Key, theirPublic: Key | Uint8Array, ctx: CeremonyContext): Promise<Key> {
   const [lo, hi] = canonicalPair(ctx.holder, ctx.recipient);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import { sha256Hex } from '../util/bytes';
 import { sizeOf } from './init';
 import type { Param } from './params';
 
@@ -84,14 +85,8 @@ export function weightsFromBytes(bytes: Uint8Array): Float32Array {
   return flat;
 }
 
-/** Lower-case hex SHA-256 of the bytes (WebCrypto, identical in browsers, workers and Node). */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  // The DOM typings accept only ArrayBuffer-backed views; weights never live in a SharedArrayBuffer.
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  let hex = '';
-  for (const b of digest) hex += b.toString(16).padStart(2, '0');
-  return hex;
-}
+// Lower-case hex SHA-256 of the bytes, exported here too for the model's users.
+export { sha256Hex };
 
 /** SHA-256 of the wire bytes of the model's current weights. */
 export async function weightsChecksum(params: readonly Param[]): Promise<string> {

@@ -5,6 +5,7 @@
  * it keep accepting it; the coordinator stores only SHA-256(token), so it cannot derive the key
  * and sign for a hospital. A new token (a revoked credential) means a new identity.
  */
+import { toHex } from '../util/bytes';
 import { hkdf, importIdentityPublicKey, type KeyPair } from './keys';
 
 /** PKCS#8 header of an Ed25519 private key (RFC 8410): the 32-byte seed follows. */
@@ -52,8 +53,7 @@ export async function identityFromCredential(token: string, purpose = 'fedcare/i
 /** A digest of an identity public key short enough to read out: SHA-256, first 80 bits, hex in groups of four. */
 export async function identityFingerprint(publicKey: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', publicKey as Uint8Array<ArrayBuffer>));
-  const hex = Array.from(digest.subarray(0, 10), (b) => b.toString(16).padStart(2, '0')).join('');
-  return hex.match(/.{4}/g)!.join(' ');
+  return toHex(digest.subarray(0, 10)).match(/.{4}/g)!.join(' ');
 }
 
 export class RosterError extends Error {
@@ -85,6 +85,4 @@ export function parseRoster(value: unknown): Record<string, Uint8Array> {
 }
 
 /** The hex form of a raw public key (a roster or pin entry). */
-export function keyHex(publicKey: Uint8Array): string {
-  return Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
-}
+export const keyHex: (publicKey: Uint8Array) => string = toHex;

@@ -93,6 +93,7 @@
  */
 import { z } from 'zod';
 import { cryptoRandom, type RandomSource } from '../util/csprng';
+import { toHex } from '../util/bytes';
 import { defaultThreshold, degreeRange, minimumThreshold, neighbourGraph, type NeighbourGraph } from './graph';
 import {
   GCM_IV_BYTES,
@@ -499,7 +500,7 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 
 const shareAad = (runId: string, round: number, from: string, to: string) => encodeFields(['fedcare/secagg/share-keys/v1', runId, String(round), from, to]);
 const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-const hexPrefix = (b: Uint8Array) => `${Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join('')}…`;
+const hexPrefix = (b: Uint8Array) => `${toHex(b.subarray(0, 6))}…`;
 /** The X25519 base point u = 9: agree(sk, BASE_POINT) is sk's public key. */
 const BASE_POINT = Uint8Array.from({ length: PUBLIC_KEY_BYTES }, (_, i) => (i === 0 ? 9 : 0));
 

@@ -1,3 +1,4 @@
 export { Rng, hashUnit } from './random';
 export { stringifyMetrics } from './json';
+export { sha256Hex, toHex } from './bytes';
 export { cryptoRandom, seededRandom, gaussians, type RandomSource } from './csprng';
