@@ -18,7 +18,7 @@ import { summarizeCohort } from './data/cohort';
 import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
 import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex, parseRoster } from '@fedcare/shared/secagg';
 import { importFiles } from './data/importFiles';
-import { appendLog, initialPortalState, reduceActivity, type PortalStore } from './store';
+import { appendLog, initialPortalState, reduceActivity, type PortalState, type PortalStore } from './store';
 import { TrainingWorker } from './worker/compute';
 import type { BackendChoice } from './worker/protocol';
 
@@ -180,9 +180,19 @@ export class Portal {
         throw new Error(`the roster's key for ${hospitalId} is not this hospital's identity key (fingerprint ${identity.fingerprint}): wrong roster?`);
       }
     }
-    await kvSet(`secagg-roster/${hospitalId}`, roster);
-    this.set({ roster });
-    this.log(roster ? `roster loaded: ${Object.keys(roster).sort().join(', ')}; identity keys not in it are refused` : 'roster cleared: identity keys are pinned on first use');
+    await this.saveSetting(
+      `secagg-roster/${hospitalId}`,
+      roster,
+      { roster },
+      roster ? `roster loaded: ${Object.keys(roster).sort().join(', ')}; identity keys not in it are refused` : 'roster cleared: identity keys are pinned on first use',
+    );
+  }
+
+  /** Keeps one hospital setting in IndexedDB and in the store, logs it, and reloads the worker with it. */
+  private async saveSetting(key: string, value: unknown, patch: Partial<PortalState>, message: string): Promise<void> {
+    await kvSet(key, value);
+    this.set(patch);
+    this.log(message);
     await this.workerReady;
     await this.loadIntoWorker();
   }
@@ -193,11 +203,12 @@ export class Portal {
     if (!hospitalId) return;
     if (this.socket) throw new Error('leave the federation before changing the privacy policy');
     if (cap !== undefined && !(Number.isFinite(cap) && cap > 0)) throw new Error('the ε cap must be a number > 0');
-    await kvSet(`privacy-cap/${hospitalId}`, cap);
-    this.set({ maxEpsilon: cap });
-    this.log(cap === undefined ? 'privacy policy: follow each run’s target ε' : `privacy policy: only differentially private runs, never past ε ${cap}`);
-    await this.workerReady;
-    await this.loadIntoWorker();
+    await this.saveSetting(
+      `privacy-cap/${hospitalId}`,
+      cap,
+      { maxEpsilon: cap },
+      cap === undefined ? 'privacy policy: follow each run’s target ε' : `privacy policy: only differentially private runs, never past ε ${cap}`,
+    );
   }
 
   /** Imports NDJSON / FHIR files: valid records replace this hospital's set in IndexedDB, problems are listed. */
