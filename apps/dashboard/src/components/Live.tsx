@@ -19,11 +19,31 @@ export function MetricChart({
   yFormat?: (v: number) => string;
 }) {
   const data = useMemo(() => chartRows(rounds, keys), [rounds, keys]);
+  return <LineFigure title={title} data={data} keys={keys} {...(yDomain ? { yDomain } : {})} {...(yFormat ? { yFormat } : {})} />;
+}
+
+/** One line per key over the rounds, in a captioned figure. */
+function LineFigure({
+  title,
+  label,
+  data,
+  keys,
+  yDomain,
+  yFormat,
+}: {
+  title: string;
+  /** The figure's accessible name; default the title. */
+  label?: string;
+  data: readonly object[];
+  keys: readonly string[];
+  yDomain?: [number, number];
+  yFormat?: (v: number) => string;
+}) {
   return (
-    <figure style={{ margin: 0 }} aria-label={title}>
+    <figure style={{ margin: 0 }} aria-label={label ?? title}>
       <figcaption>{title}</figcaption>
       <ResponsiveContainer width="100%" height={200}>
-        <LineChart data={data} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+        <LineChart data={data as object[]} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="round" allowDecimals={false} />
           <YAxis {...(yDomain ? { domain: yDomain } : {})} {...(yFormat ? { tickFormatter: yFormat, width: 84 } : {})} />
@@ -232,21 +252,7 @@ function PrivacyPanel({ rounds }: { rounds: readonly RoundRow[] }) {
             after round {last?.round}:{' '}
             {hospitals.map((h) => `${h} ${formatMetric(last?.per_hospital[h]?.privacy_epsilon ?? null)}${last?.per_hospital[h]?.privacy_budget_exhausted ? ' (budget spent)' : ''}`).join(', ')}
           </p>
-          <figure style={{ margin: 0 }} aria-label="Privacy ε per hospital over rounds">
-            <figcaption>ε spent per hospital</figcaption>
-            <ResponsiveContainer width="100%" height={200}>
-              <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
-                <CartesianGrid strokeDasharray="3 3" />
-                <XAxis dataKey="round" allowDecimals={false} />
-                <YAxis />
-                <Tooltip />
-                <Legend />
-                {hospitals.map((h, i) => (
-                  <Line key={h} type="monotone" dataKey={h} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
-                ))}
-              </LineChart>
-            </ResponsiveContainer>
-          </figure>
+          <LineFigure title="ε spent per hospital" label="Privacy ε per hospital over rounds" data={rows} keys={hospitals} />
         </>
       )}
     </section>
