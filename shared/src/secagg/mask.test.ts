@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CHI2_255_P001, chiSquareOfBytes } from '../testing/chi-square';
 import { seededRandom } from '../util/csprng';
 import { Rng } from '../util/random';
 import { agree, exportPrivateKey, exportPublicKey, generateRoundKeyPairs, hkdf, importPrivateKey, pairwiseMaskSeed, randomSeed, type RoundKeyPairs } from './keys';
@@ -8,18 +9,6 @@ import { combine, split } from './shamir';
 
 const seedOf = (label: number) => Uint8Array.from({ length: 32 }, (_, i) => (i + label * 32) & 0xff);
 const hexWords = (w: ArrayLike<number>) => Array.from(w, (x) => `0x${x.toString(16).padStart(8, '0')}`);
-
-/** Pearson's χ² of a byte histogram against uniform. */
-function chiSquareOfBytes(words: Uint32Array, byte: (w: number) => number): number {
-  const counts = new Float64Array(256);
-  for (const w of words) counts[byte(w)]! += 1;
-  const expected = words.length / 256;
-  let chi2 = 0;
-  for (const c of counts) chi2 += (c - expected) ** 2 / expected;
-  return chi2;
-}
-/** χ² with 255 degrees of freedom exceeds this with probability 0.001. */
-const CHI2_255_P001 = 330.52;
 
 describe('expandMask', () => {
   it('matches AES-128-CTR keyed by HKDF-SHA-256(seed, "fedcare/secagg/v1 mask") as OpenSSL computes it', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CHI2_255_P001, chiSquareOfBytes } from '../testing/chi-square';
 import { seededRandom } from '../util/csprng';
 import { Rng } from '../util/random';
 import { KeySignatureError, SecAggCryptoError, agree, exportIdentityPublicKey, generateIdentityKeyPair, importPrivateKey, importPublicKey, signKeys, type KeyPair, type RoundKeyPairs } from './keys';
@@ -314,18 +315,6 @@ class Round {
 }
 
 const advertiseRequestOf = (config: SecAggConfig) => ({ stage: 'advertise-keys', run_id: RUN, round: ROUND, config }) as const;
-
-/** Pearson's χ² of a byte histogram against uniform (as in mask.test.ts). */
-function chiSquareOfBytes(words: Uint32Array, byte: (w: number) => number): number {
-  const counts = new Float64Array(256);
-  for (const w of words) counts[byte(w)]! += 1;
-  const expected = words.length / 256;
-  let chi2 = 0;
-  for (const c of counts) chi2 += (c - expected) ** 2 / expected;
-  return chi2;
-}
-/** χ² with 255 degrees of freedom exceeds this with probability 0.001. */
-const CHI2_255_P001 = 330.52;
 
 describe('SecAgg+ round, 5 hospitals, full graph, t = 3', () => {
   it('no dropout: the weighted sum within n·Δ, the total weight exactly (messages carried as Buffers)', async () => {
