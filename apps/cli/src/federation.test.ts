@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateHospital } from '@fedcare/shared/data';
 import { ROUND_METRIC_NAMES } from '@fedcare/shared/fl';
+import { MAX_MESSAGE_BYTES, wireSize } from '@fedcare/shared/protocol';
 import { startServer, type RunningServer } from '@fedcare/server';
 import { startHospital, type HeadlessHospital } from './hospital';
 
@@ -87,4 +88,74 @@ describe('GetStatus over Socket.IO', () => {
       await server.close();
     }
   });
+});
+
+describe('a result over the message limit', () => {
+  it('is measured as Socket.IO frames it, declined by the hospital with the reason, and the hospital stays for the next round', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-size-'));
+    const server = await startServer({
+      port: 0,
+      host: '127.0.0.1',
+      db: path.join(dir, 'fedcare.db'),
+      env: { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: Object.entries(TOKENS).map(([h, t]) => `${h}:${t}`).join(',') },
+      logLevel: 'silent',
+    });
+    const records = (h: string) => generateHospital(h, { seed: 5, patients: 24 }).records;
+    // H3's round-1 weights grow one byte past the limit (a model too large for the coordinator).
+    const hospitals = [
+      startHospital({ server: server.url, hospitalId: 'H1', token: TOKENS.H1, records: records('H1') }),
+      startHospital({ server: server.url, hospitalId: 'H2', token: TOKENS.H2, records: records('H2') }),
+      startHospital({
+        server: server.url,
+        hospitalId: 'H3',
+        token: TOKENS.H3,
+        records: records('H3'),
+        tamper: (r) => (r.stage === 'train' && r.round === 1 ? { ...r, weights: new Uint8Array(MAX_MESSAGE_BYTES + 1) } : r),
+      }),
+    ];
+    // What H3's socket really puts on the wire (engine.io packets), to hold wireSize to it.
+    const frames: (string | ArrayBuffer | Uint8Array)[] = [];
+    hospitals[2]!.socket.io.on('open', () => {
+      hospitals[2]!.socket.io.engine.on('packetCreate', (p: { type: string; data?: string | ArrayBuffer | Uint8Array }) => {
+        if (p.type === 'message' && p.data !== undefined) frames.push(p.data);
+      });
+    });
+    let disconnects = 0;
+    hospitals[2]!.socket.on('disconnect', () => disconnects++);
+    try {
+      await Promise.all(hospitals.map((h) => new Promise<void>((resolve) => (h.socket.connected ? resolve() : h.socket.once('connect', () => resolve())))));
+      const { runId } = await server.coordinator.start({ rounds: 2, local_epochs: 1, batch_size: 16, seq_len: 12, stage_timeout_s: 120, wait_for_clients_s: 30, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2 }, 'test');
+      const summary = await server.coordinator.idle();
+      expect(summary?.status, summary?.reason).toBe('completed');
+      const rounds = await server.store.getRoundMetrics(runId);
+      const h3train = (i: number) => rounds[i]!.participation.find((p) => p.hospitalId === 'H3' && p.stage === 'train');
+      expect(h3train(0)).toMatchObject({
+        status: 'declined',
+        reason: `declined: MESSAGE_TOO_LARGE: fl:result: weights is 10,485,761 bytes, over the coordinator's limit of 10,485,760 bytes per message`,
+      });
+      expect(rounds[0]!.metrics.num_participating_clients).toBe(2);
+      expect(h3train(1)?.status).toBe('ok');
+      expect(rounds[1]!.metrics.num_participating_clients).toBe(3);
+      expect(disconnects).toBe(0);
+      expect(hospitals[2]!.socket.connected).toBe(true);
+
+      // wireSize predicts the frames: round 2's train result is one text packet and one attachment.
+      const at = frames.findIndex((f) => typeof f === 'string' && f.includes('"fl:result"') && f.includes('"stage":"train"'));
+      expect(at).toBeGreaterThanOrEqual(0);
+      const text = frames[at] as string;
+      const sent = JSON.parse(text.slice(text.indexOf('['))) as [string, Record<string, unknown>];
+      const binary = frames[at + 1]!;
+      expect(typeof binary).not.toBe('string');
+      const bytes = (binary as ArrayBuffer | Uint8Array).byteLength;
+      const predicted = wireSize('fl:result', { ...sent[1], weights: new Uint8Array(bytes) });
+      expect(predicted.attachments).toEqual([{ path: 'weights', bytes }]);
+      expect(bytes).toBeGreaterThan(2_000_000);
+      const textBytes = new TextEncoder().encode(text).length;
+      expect(predicted.text).toBeGreaterThanOrEqual(textBytes);
+      expect(predicted.text - textBytes).toBeLessThan(64);
+    } finally {
+      for (const h of hospitals) h.close();
+      await server.close();
+    }
+  }, 300_000);
 });

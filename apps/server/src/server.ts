@@ -13,6 +13,7 @@ import {
   DASHBOARD_NAMESPACE,
   HOSPITAL_NAMESPACE,
   helloSchema,
+  MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   validate,
   type DashboardClientToServer,
@@ -27,11 +28,12 @@ import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
 
 /**
- * Socket.IO message limit: the largest thing a hospital sends is an HE-encrypted update (4.5 MB
- * seeded symmetric, 9.05 MB with the public key, for 569,091 weights); plain weights are 2.28 MB.
+ * Socket.IO message limit (`MAX_MESSAGE_BYTES`, in the shared protocol so that hospitals check it
+ * before sending): the largest thing a hospital sends is an HE-encrypted update (4.5 MB seeded
+ * symmetric, 9.05 MB with the public key, for 569,091 weights); plain weights are 2.28 MB.
  * 10 MiB: the seed spec's per-client upload cap (8.3), and no more.
  */
-export const MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
+export { MAX_MESSAGE_BYTES };
 
 export interface ServerOptions {
   port?: number;

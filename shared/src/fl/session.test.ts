@@ -152,4 +152,21 @@ describe('HospitalSession', () => {
     expect(h.sent.map((r) => r.round)).toEqual([1]);
     expect(h.sent[0]).toMatchObject({ stage: 'train', num_samples: 99 });
   });
+
+  it('declines a result larger than the coordinator accepts per message, naming the part, and carries on', async () => {
+    // weights of 2,000 bytes against a 1,000-byte limit; the evaluate reply (no binary) still goes
+    const big = (r: StageResult): StageResult => (r.stage === 'train' ? { ...r, weights: new Uint8Array(2000) } : r);
+    const h = harness(scripted([]), { maxMessageBytes: 1000, tamper: big });
+    await h.session.onInstruction(train(1));
+    await h.session.onInstruction({ run_id: RUN, round: 1, stage: 'evaluate', weights: new Uint8Array(3), weights_sha256: SHA });
+    expect(h.declined).toEqual([
+      { run_id: RUN, round: 1, stage: 'train', reason: "MESSAGE_TOO_LARGE: fl:result: weights is 2,000 bytes, over the coordinator's limit of 1,000 bytes per message" },
+    ]);
+    expect(h.sent.map((r) => r.stage)).toEqual(['evaluate']);
+    expect(h.activity.filter((a) => a.kind !== 'stage').map((a) => a.kind)).toEqual(['declined', 'sent']);
+    // the default limit is the coordinator's: the same 2,000 bytes go
+    const d = harness(scripted([]), { tamper: big });
+    await d.session.onInstruction(train(1));
+    expect(d.sent.map((r) => r.stage)).toEqual(['train']);
+  });
 });

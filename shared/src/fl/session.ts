@@ -9,6 +9,7 @@
  */
 import type { FeatureStats, FeatureSums } from '../data/features';
 import { ProtocolError } from '../protocol/errors';
+import { MAX_MESSAGE_BYTES, oversizedMessage } from '../protocol/size';
 import {
   globalStatsSchema,
   instructionSchema,
@@ -60,6 +61,8 @@ export interface HospitalSessionOptions {
   tamper?: (result: StageResult) => StageResult | undefined;
   /** Test hook: called before an instruction is handled; return false to ignore it. */
   beforeInstruction?: (instr: Instruction) => boolean;
+  /** The coordinator's per-message limit (default `MAX_MESSAGE_BYTES`): a larger result is declined, not sent. */
+  maxMessageBytes?: number;
 }
 
 export class HospitalSession {
@@ -114,10 +117,24 @@ export class HospitalSession {
     return this.queue;
   }
 
-  private async send(result: StageResult): Promise<void> {
+  /**
+   * Sends a result, unless it would exceed the coordinator's message limit: the coordinator would
+   * close the connection unread, so the stage is declined instead, naming the part that is too
+   * large, and the hospital stays connected for the next round. Returns the decline reason then.
+   */
+  private async send(result: StageResult): Promise<string | undefined> {
     const out = this.options.tamper ? this.options.tamper(result) : result;
-    if (!out) return;
+    if (!out) return undefined;
+    const tooLarge = oversizedMessage('fl:result', out, this.options.maxMessageBytes ?? MAX_MESSAGE_BYTES);
+    if (tooLarge) return `MESSAGE_TOO_LARGE: ${tooLarge}`.slice(0, 500);
     await this.transport.sendResult(out);
+    return undefined;
+  }
+
+  private async decline(at: { stage: Instruction['stage']; run_id: string; round: number }, reason: string): Promise<void> {
+    this.log(`${this.hospitalId}: declining ${at.stage} of round ${at.round}: ${reason}`);
+    this.options.onActivity?.({ kind: 'declined', ...at, reason });
+    await this.transport.sendDecline({ ...at, reason }).catch(() => undefined);
   }
 
   private async handle(raw: unknown): Promise<void> {
@@ -145,13 +162,10 @@ export class HospitalSession {
         result = (await this.compute.secureAggregation(instr as SecAggRequest)) as StageResult;
       }
     } catch (e) {
-      const reason = (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500);
-      this.log(`${this.hospitalId}: declining ${instr.stage} of round ${instr.round}: ${reason}`);
-      this.options.onActivity?.({ kind: 'declined', ...at, reason });
-      await this.transport.sendDecline({ ...at, reason }).catch(() => undefined);
-      return;
+      return this.decline(at, (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500));
     }
-    await this.send(result);
+    const refused = await this.send(result);
+    if (refused) return this.decline(at, refused);
     this.options.onActivity?.({ kind: 'sent', ...at, result });
   }
 }
