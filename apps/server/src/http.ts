@@ -138,6 +138,8 @@ export function apiRoutes(coordinator: Coordinator, store: Store): Route[] {
   ];
 }
 
+const BEARER_CHALLENGE = 'Bearer realm="fedcare"';
+
 export function bearer(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   if (!h) return undefined;
@@ -153,8 +155,8 @@ export function createHttpHandler(
 ) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const send = (status: number, value: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    const send = (status: number, value: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
       res.end(stringifyMetrics(value));
     };
     try {
@@ -167,14 +169,18 @@ export function createHttpHandler(
       }
       let principal: TokenPrincipal | undefined;
       if (route.access !== 'public') {
-        principal = await verify(bearer(req));
+        const token = bearer(req);
+        principal = await verify(token);
+        // The challenge of RFC 6750 §3: no bearer token → the scheme alone; a wrong one → invalid_token.
         if (!principal) {
           onDenied(req, 401, url.pathname);
-          return send(401, { error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
+          const challenge = token === undefined ? BEARER_CHALLENGE : `${BEARER_CHALLENGE}, error="invalid_token"`;
+          return send(401, { error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } }, { 'www-authenticate': challenge });
         }
         if (route.access === 'admin' && principal.role !== 'admin') {
           onDenied(req, 403, url.pathname);
-          return send(403, { error: { code: 'FORBIDDEN', message: `${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : 'another'} token` } });
+          const message = `${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : 'another'} token`;
+          return send(403, { error: { code: 'FORBIDDEN', message } }, { 'www-authenticate': `${BEARER_CHALLENGE}, error="insufficient_scope"` });
         }
       }
       const body = req.method === 'POST' ? await readBody(req) : undefined;

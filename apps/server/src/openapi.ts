@@ -15,8 +15,16 @@ const error = {
 
 const errors = {
   '400': { description: 'Invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-  '401': { description: 'No or unknown token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-  '403': { description: 'Token lacks the role', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+  '401': {
+    description: 'No or unknown token',
+    headers: { 'WWW-Authenticate': { description: 'RFC 6750 challenge: `Bearer realm="fedcare"`, with `error="invalid_token"` when a token was offered', schema: { type: 'string' } } },
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
+  '403': {
+    description: 'Token lacks the role',
+    headers: { 'WWW-Authenticate': { description: 'RFC 6750 challenge with `error="insufficient_scope"`', schema: { type: 'string' } } },
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
   '413': { description: 'Request body over 64 KiB', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
 };
 

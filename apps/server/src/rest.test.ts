@@ -18,6 +18,7 @@ const observed = new Map<string, Set<number>>();
 
 const H1 = HOSPITAL_TOKENS.H1 as string;
 const WRONG = 'wrong-token-0123456789abcdef';
+const WRONG_BEARER = { token: WRONG };
 
 interface Call {
   status: number;
@@ -85,10 +86,12 @@ describe('read routes: any valid token', () => {
 
   it('answer 401 without a token, with a wrong token and with a malformed Authorization header', async () => {
     for (const t of targets()) {
-      for (const o of [{}, { token: WRONG }, { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` }, { authorization: ADMIN_TOKEN }]) {
+      for (const o of [{}, WRONG_BEARER, { authorization: `Basic ${Buffer.from(`admin:${ADMIN_TOKEN}`).toString('base64')}` }, { authorization: ADMIN_TOKEN }]) {
         const res = await call('GET', t, o);
         expect(res.status, `${t} ${JSON.stringify(o)}`).toBe(401);
         expect(res.body).toEqual({ error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
+        // RFC 6750 §3: the Bearer challenge; invalid_token only where a bearer token was offered
+        expect(res.headers.get('www-authenticate'), JSON.stringify(o)).toBe(o === WRONG_BEARER ? 'Bearer realm="fedcare", error="invalid_token"' : 'Bearer realm="fedcare"');
       }
     }
   });
@@ -160,6 +163,7 @@ describe('run control: admin only', () => {
       const forbidden = await call('POST', path, { token: H1, body: { config } });
       expect(forbidden.status).toBe(403);
       expect(errorOf(forbidden)).toEqual({ code: 'FORBIDDEN', message: `${path} needs the admin token; this is hospital H1's token` });
+      expect(forbidden.headers.get('www-authenticate')).toBe('Bearer realm="fedcare", error="insufficient_scope"');
     }
     expect(server.coordinator.status().status).toBe('completed'); // nothing started
     const audit = (await server.store.listAudit({ limit: 1000 })).filter((e) => e.action.startsWith('rest ') && e.outcome === 'rejected');
