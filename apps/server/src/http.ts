@@ -33,9 +33,23 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
+}
+
+const BEARER_CHALLENGE = 'Bearer realm="fedcare"';
+
+/** 401 with the challenge of RFC 6750 §3: the scheme alone without a bearer token, invalid_token for a wrong one. */
+export function unauthorized(token: string | undefined): HttpError {
+  const challenge = token === undefined ? BEARER_CHALLENGE : `${BEARER_CHALLENGE}, error="invalid_token"`;
+  return new HttpError(401, 'UNAUTHORIZED', 'a valid bearer token is required', undefined, { 'www-authenticate': challenge });
+}
+
+/** 403 for a valid token of the wrong role (RFC 6750 §3.1 insufficient_scope). */
+export function forbidden(message: string): HttpError {
+  return new HttpError(403, 'FORBIDDEN', message, undefined, { 'www-authenticate': `${BEARER_CHALLENGE}, error="insufficient_scope"` });
 }
 
 const MAX_BODY = 64 * 1024;
@@ -138,8 +152,6 @@ export function apiRoutes(coordinator: Coordinator, store: Store): Route[] {
   ];
 }
 
-const BEARER_CHALLENGE = 'Bearer realm="fedcare"';
-
 export function bearer(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   if (!h) return undefined;
@@ -171,16 +183,13 @@ export function createHttpHandler(
       if (route.access !== 'public') {
         const token = bearer(req);
         principal = await verify(token);
-        // The challenge of RFC 6750 §3: no bearer token → the scheme alone; a wrong one → invalid_token.
         if (!principal) {
           onDenied(req, 401, url.pathname);
-          const challenge = token === undefined ? BEARER_CHALLENGE : `${BEARER_CHALLENGE}, error="invalid_token"`;
-          return send(401, { error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } }, { 'www-authenticate': challenge });
+          throw unauthorized(token);
         }
         if (route.access === 'admin' && principal.role !== 'admin') {
           onDenied(req, 403, url.pathname);
-          const message = `${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : 'another'} token`;
-          return send(403, { error: { code: 'FORBIDDEN', message } }, { 'www-authenticate': `${BEARER_CHALLENGE}, error="insufficient_scope"` });
+          throw forbidden(`${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : 'another'} token`);
         }
       }
       const body = req.method === 'POST' ? await readBody(req) : undefined;
@@ -188,7 +197,7 @@ export function createHttpHandler(
       const [status, value] = await route.handler({ url, body, principal, actor });
       send(status, value);
     } catch (e) {
-      if (e instanceof HttpError) return send(e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
+      if (e instanceof HttpError) return send(e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } }, e.headers);
       send(500, { error: { code: 'INTERNAL', message: (e as Error).message } });
     }
   };

@@ -336,3 +336,45 @@ describe('OpenAPI document', () => {
     }
   });
 });
+
+describe('Prometheus /metrics with FEDCARE_METRICS_TOKEN set', () => {
+  const METRICS = 'metrics-token-0123456789abcdef';
+  let closed: RunningServer;
+  beforeAll(async () => {
+    closed = await startTestServer({ FEDCARE_METRICS_TOKEN: METRICS });
+  });
+  afterAll(async () => {
+    await closed?.close();
+  });
+  const get = (authorization?: string) => fetch(`${closed.url}/metrics`, authorization ? { headers: { authorization } } : {});
+
+  it('answers the metrics and admin tokens, 401 with the Bearer challenge without or with a wrong token, 403 to a hospital, and audits the refusals', async () => {
+    for (const token of [METRICS, ADMIN_TOKEN]) {
+      const ok = await get(`Bearer ${token}`);
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('# TYPE fedcare_round gauge');
+    }
+    const none = await get();
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer realm="fedcare"');
+    expect(await none.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
+    const wrong = await get(`Bearer ${METRICS}x`);
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer realm="fedcare", error="invalid_token"');
+    const hospital = await get(`Bearer ${HOSPITAL_TOKENS.H1}`);
+    expect(hospital.status).toBe(403);
+    expect(hospital.headers.get('www-authenticate')).toBe('Bearer realm="fedcare", error="insufficient_scope"');
+    expect(await hospital.json()).toEqual({ error: { code: 'FORBIDDEN', message: '/metrics needs the metrics token (FEDCARE_METRICS_TOKEN) or the admin token' } });
+    const audit = (await closed.store.listAudit({ limit: 100 })).filter((e) => e.action === 'rest /metrics');
+    expect(audit.map((e) => [e.outcome, e.detail?.status])).toEqual([
+      ['rejected', 403],
+      ['rejected', 401],
+      ['rejected', 401],
+    ]);
+    expect(JSON.stringify(audit)).not.toContain(METRICS);
+    // the refusals are counted where an operator looks
+    const text = await (await get(`Bearer ${METRICS}`)).text();
+    expect(text).toMatch(/^fedcare_auth_denied_total\{surface="rest",status="401"\} 2$/m);
+    expect(text).toMatch(/^fedcare_auth_denied_total\{surface="rest",status="403"\} 1$/m);
+  });
+});

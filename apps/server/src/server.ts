@@ -22,7 +22,7 @@ import {
 } from '@fedcare/shared/protocol';
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
-import { apiRoutes, createHttpHandler } from './http';
+import { apiRoutes, bearer, createHttpHandler, forbidden, unauthorized } from './http';
 import { serveStatic, type StaticApp } from './static';
 import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
@@ -213,11 +213,22 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 
   const verify = (t: string | undefined): Promise<TokenPrincipal | undefined> => tokens.verify(t);
+  const denied = (req: IncomingMessage, status: number, path: string) => {
+    cDenied.inc({ surface: 'rest', status: String(status) });
+    audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
+  };
   rest = createHttpHandler(
     apiRoutes(coordinator, store),
     verify,
     async (req, res, url) => {
       if (url.pathname === '/metrics' && req.method === 'GET') {
+        // Open for a scraper on a private network unless FEDCARE_METRICS_TOKEN is set.
+        const token = bearer(req);
+        const access = await tokens.verifyMetrics(token);
+        if (access !== 'ok') {
+          denied(req, access === 'unauthorized' ? 401 : 403, url.pathname);
+          throw access === 'unauthorized' ? unauthorized(token) : forbidden('/metrics needs the metrics token (FEDCARE_METRICS_TOKEN) or the admin token');
+        }
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(await registry.metrics());
         return true;
@@ -230,10 +241,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       }
       return false;
     },
-    (req, status, path) => {
-      cDenied.inc({ surface: 'rest', status: String(status) });
-      audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
-    },
+    denied,
   );
 
   await new Promise<void>((resolve) => http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', resolve));

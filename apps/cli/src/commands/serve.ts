@@ -10,6 +10,8 @@ const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--db .fedcare
 
 Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metrics. Credentials:
 \`fedcare token create\`, or FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS="H1:tok,…".
+/metrics is open (for a scraper on a private network) unless FEDCARE_METRICS_TOKEN is set; then
+it needs that bearer token or the admin token.
 A run left running by a crashed coordinator resumes from its last completed round.`;
 
 export async function run(argv: string[]): Promise<number> {

@@ -77,6 +77,12 @@ describe('env tokens', () => {
   ])('rejects $env', ({ env, error }) => {
     expect(() => envTokens(env)).toThrow(error);
   });
+  it("reads FEDCARE_METRICS_TOKEN with the admin token's rules, and refuses one that is a hospital's", () => {
+    expect(envTokens({ FEDCARE_METRICS_TOKEN: ` ${T2} ` }).metricsToken).toBe(T2);
+    expect(envTokens({}).metricsToken).toBeUndefined();
+    expect(() => envTokens({ FEDCARE_METRICS_TOKEN: 'short' })).toThrow(/^FEDCARE_METRICS_TOKEN: the token has 5 characters/);
+    expect(() => envTokens({ FEDCARE_METRICS_TOKEN: T1, FEDCARE_HOSPITAL_TOKENS: `H1:${T1}` })).toThrow(/FEDCARE_METRICS_TOKEN is the same as a hospital token/);
+  });
   it('parseAdminToken rejects whitespace', () => {
     expect(() => parseAdminToken(`${ADMIN} x`)).toThrow(/whitespace/);
   });
@@ -124,5 +130,32 @@ describe('TokenAuthority', () => {
     const t = await store.createToken({ role: 'admin' });
     expect(await auth.verify(t.token)).toEqual({ role: 'admin' });
     await store.close();
+  });
+
+  it('verifyMetrics: open without FEDCARE_METRICS_TOKEN; with it, the metrics token or an admin (env or store), 403 for a hospital', async () => {
+    const store = openSqliteStore(':memory:');
+    try {
+      const open = TokenAuthority.fromEnv(store, { FEDCARE_HOSPITAL_TOKENS: `H1:${T1}` });
+      expect(open.metricsProtected).toBe(false);
+      expect(await open.verifyMetrics(undefined)).toBe('ok');
+      const dbAdmin = await store.createToken({ role: 'admin' });
+      const auth = TokenAuthority.fromEnv(store, { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: `H1:${T1}`, FEDCARE_METRICS_TOKEN: T2 });
+      expect(auth.metricsProtected).toBe(true);
+      const cases: [unknown, string][] = [
+        [T2, 'ok'],
+        [ADMIN, 'ok'],
+        [dbAdmin.token, 'ok'],
+        [T1, 'denied'],
+        [`${T2}x`, 'unauthorized'],
+        ['', 'unauthorized'],
+        [undefined, 'unauthorized'],
+        ['y'.repeat(10_000), 'unauthorized'],
+      ];
+      for (const [token, want] of cases) expect(await auth.verifyMetrics(token), String(token).slice(0, 30)).toBe(want);
+      // the metrics token is for /metrics only: it is nobody's principal elsewhere
+      expect(await auth.verify(T2)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -127,6 +127,8 @@ export function parseAdminToken(value: string | undefined, variable = 'FEDCARE_A
 export interface EnvTokens {
   adminToken?: string;
   hospitalTokens?: readonly HospitalToken[];
+  /** FEDCARE_METRICS_TOKEN: when set, Prometheus /metrics needs it (or the admin token). */
+  metricsToken?: string;
 }
 
 /** Reads FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS; throws TokenConfigError on a bad value. */
@@ -138,7 +140,11 @@ export function envTokens(env: Record<string, string | undefined>): EnvTokens {
     const clash = hospitalTokens.find((h) => h.token === adminToken);
     if (clash) throw new TokenConfigError(`FEDCARE_ADMIN_TOKEN is the same as ${clash.hospitalId}'s token in FEDCARE_HOSPITAL_TOKENS; use different tokens`);
   }
-  return { adminToken, hospitalTokens };
+  const metricsToken = parseAdminToken(env.FEDCARE_METRICS_TOKEN, 'FEDCARE_METRICS_TOKEN');
+  if (metricsToken !== undefined && hospitalTokens.some((h) => h.token === metricsToken)) {
+    throw new TokenConfigError('FEDCARE_METRICS_TOKEN is the same as a hospital token in FEDCARE_HOSPITAL_TOKENS; use different tokens');
+  }
+  return { adminToken, hospitalTokens, ...(metricsToken !== undefined ? { metricsToken } : {}) };
 }
 
 interface EnvEntry {
@@ -152,6 +158,7 @@ interface EnvEntry {
  */
 export class TokenAuthority {
   private readonly env: readonly EnvEntry[];
+  private readonly metricsDigest: Buffer | undefined;
 
   constructor(
     private readonly store: Pick<Store, 'verifyToken'>,
@@ -164,6 +171,24 @@ export class TokenAuthority {
       env.push({ digest: digest(h.token), principal: { role: 'hospital', hospitalId: h.hospitalId } });
     }
     this.env = env;
+    this.metricsDigest = tokens.metricsToken === undefined ? undefined : digest(tokens.metricsToken);
+  }
+
+  /** Whether Prometheus /metrics is closed (FEDCARE_METRICS_TOKEN set); open otherwise, for a scraper on a private network. */
+  get metricsProtected(): boolean {
+    return this.metricsDigest !== undefined;
+  }
+
+  /**
+   * May this token read /metrics? Always, when it is open; otherwise the metrics token or an admin
+   * token. 'denied' means a valid token of the wrong kind (a hospital's): 403, not 401.
+   */
+  async verifyMetrics(token: unknown): Promise<'ok' | 'unauthorized' | 'denied'> {
+    if (!this.metricsDigest) return 'ok';
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return 'unauthorized';
+    if (timingSafeEqual(digest(token), this.metricsDigest)) return 'ok';
+    const principal = await this.verify(token);
+    return principal === undefined ? 'unauthorized' : principal.role === 'admin' ? 'ok' : 'denied';
   }
 
   /** From FEDCARE_ADMIN_TOKEN / FEDCARE_HOSPITAL_TOKENS (pass process.env); throws TokenConfigError on a bad value. */

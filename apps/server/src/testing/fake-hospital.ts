@@ -263,7 +263,8 @@ export const HOSPITAL_TOKENS: Record<string, string> = {
   H4: 'h4-token-0123456789abcdef',
 };
 
-export async function startTestServer(): Promise<RunningServer> {
+/** A coordinator on port 0 with the test tokens (and `env` besides), on a fresh SQLite file. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<RunningServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fc-proto-'));
   return startServer({
     port: 0,
@@ -274,6 +275,7 @@ export async function startTestServer(): Promise<RunningServer> {
       FEDCARE_HOSPITAL_TOKENS: Object.entries(HOSPITAL_TOKENS)
         .map(([h, t]) => `${h}:${t}`)
         .join(','),
+      ...env,
     },
     logLevel: 'silent',
   });
