@@ -8,7 +8,7 @@ import { createWriteStream, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { generateToken, startServer } from '@fedcare/server';
 import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
 import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/shared/fl';
@@ -52,51 +52,50 @@ export function roundLine(r: RoundReport): Record<string, unknown> {
   return { round: r.round, ...r.metrics, privacy_epsilon_per_hospital: epsilons, per_hospital: r.perHospital, dropouts };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      data: { type: 'string', default: 'data' },
-      hospitals: { type: 'string', default: 'H1,H2,H3' },
-      rounds: { type: 'string', default: '5' },
-      strategy: { type: 'string', default: 'fedavg' },
-      'local-epochs': { type: 'string', default: '1' },
-      'fraction-fit': { type: 'string', default: '1' },
-      'min-fit-clients': { type: 'string' },
-      seed: { type: 'string', default: '1' },
-      'seq-len': { type: 'string', default: '30' },
-      'batch-size': { type: 'string', default: '32' },
-      lr: { type: 'string', default: '0.001' },
-      'stage-timeout': { type: 'string', default: '600' },
-      fault: { type: 'string', multiple: true, default: [] },
-      dp: { type: 'boolean', default: false },
-      'secure-aggregation': { type: 'string', default: 'none' },
-      'secagg-threshold': { type: 'string' },
-      'secagg-neighbours': { type: 'string' },
-      'secagg-clip': { type: 'string' },
-      'noise-multiplier': { type: 'string', default: '1.1' },
-      'max-grad-norm': { type: 'string', default: '1.0' },
-      'target-epsilon': { type: 'string', default: '1.0' },
-      delta: { type: 'string', default: '1e-5' },
-      db: { type: 'string' },
-      plot: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
+/** The options of `fedcare simulate` (`fedcare compare` takes them too, with lists where it varies one). */
+export const SIMULATE_OPTIONS = {
+  data: { type: 'string', default: 'data' },
+  hospitals: { type: 'string', default: 'H1,H2,H3' },
+  rounds: { type: 'string', default: '5' },
+  strategy: { type: 'string', default: 'fedavg' },
+  'local-epochs': { type: 'string', default: '1' },
+  'fraction-fit': { type: 'string', default: '1' },
+  'min-fit-clients': { type: 'string' },
+  seed: { type: 'string', default: '1' },
+  'seq-len': { type: 'string', default: '30' },
+  'batch-size': { type: 'string', default: '32' },
+  lr: { type: 'string', default: '0.001' },
+  'stage-timeout': { type: 'string', default: '600' },
+  fault: { type: 'string', multiple: true, default: [] },
+  dp: { type: 'boolean', default: false },
+  'secure-aggregation': { type: 'string', default: 'none' },
+  'secagg-threshold': { type: 'string' },
+  'secagg-neighbours': { type: 'string' },
+  'secagg-clip': { type: 'string' },
+  'noise-multiplier': { type: 'string', default: '1.1' },
+  'max-grad-norm': { type: 'string', default: '1.0' },
+  'target-epsilon': { type: 'string', default: '1.0' },
+  delta: { type: 'string', default: '1e-5' },
+  db: { type: 'string' },
+  plot: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} satisfies NonNullable<ParseArgsConfig['options']>;
+
+type SimulateValues = ReturnType<typeof parseArgs<{ args: string[]; strict: true; options: typeof SIMULATE_OPTIONS }>>['values'];
+
+/** The simulated hospitals' records from --data, and the hospitals; errors name what is missing. */
+export function simulatedRecords(values: Pick<SimulateValues, 'data' | 'hospitals'>): { hospitals: string[]; records: PatientRecord[] } {
   const hospitals = values.hospitals.split(',').map((h) => h.trim()).filter(Boolean);
-  const faults = values.fault.map(parseFault);
-  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
   const all = loadRecords(values.data);
   const missing = hospitals.filter((h) => !all.some((r) => r.hospital_id === h));
   if (missing.length) throw new CliError(`no records for ${missing.join(', ')} in ${values.data}`, 2);
-  const records = all.filter((r) => hospitals.includes(r.hospital_id));
-  const n = hospitals.length;
+  return { hospitals, records: all.filter((r) => hospitals.includes(r.hospital_id)) };
+}
+
+/** The run configuration the options describe, validated (a CliError naming the field otherwise). */
+export function runConfigFromOptions(values: SimulateValues, hospitals: number): RunConfig {
+  const n = hospitals;
   const input: RunConfigInput = {
     strategy: values.strategy as RunConfigInput['strategy'],
     rounds: Number(values.rounds),
@@ -132,12 +131,25 @@ export async function run(argv: string[]): Promise<number> {
     const i = parsed.error.issues[0];
     throw new CliError(`invalid run configuration: ${i?.path.join('.')}: ${i?.message}`, 2);
   }
+  return parsed.data;
+}
 
-  const bar = new ProgressBar('rounds', parsed.data.rounds);
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, strict: true, options: SIMULATE_OPTIONS });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const { hospitals, records } = simulatedRecords(values);
+  const faults = values.fault.map(parseFault);
+  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
+  const config = runConfigFromOptions(values, hospitals.length);
+
+  const bar = new ProgressBar('rounds', config.rounds);
   const result = await runSimulation({
     records,
     hospitals,
-    config: parsed.data,
+    config,
     faults,
     clients: 'process',
     data: values.data,
@@ -148,7 +160,7 @@ export async function run(argv: string[]): Promise<number> {
         const m = r.metrics;
         const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(3));
         const dropped = r.participation.filter((p) => p.status !== 'ok').map((p) => `${p.hospitalId}@${p.stage}:${p.status}`);
-        const eps = parsed.data.dp ? `  ε ${f(m.privacy_epsilon)} (${Object.entries(r.perHospital).map(([h, x]) => `${h} ${f(x.privacy_epsilon)}`).join(', ')})` : '';
+        const eps = config.dp ? `  ε ${f(m.privacy_epsilon)} (${Object.entries(r.perHospital).map(([h, x]) => `${h} ${f(x.privacy_epsilon)}`).join(', ')})` : '';
         process.stdout.write(
           `round ${String(r.round).padStart(3)}  train_loss ${f(m.train_loss)}  val_loss ${f(m.val_loss)}  auc_roc ${f(m.auc_roc)}  test_acc ${f(m.test_accuracy)}  clients ${m.num_participating_clients}  ${f(m.round_duration_seconds)} s${eps}${dropped.length ? `  dropped ${dropped.join(', ')}` : ''}\n`,
         );
@@ -163,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
   bar.done();
   const out = result.summary;
   if (values.plot) {
-    writeFileAtomic(values.plot, roundsChart(`fedcare simulate: ${parsed.data.strategy}, ${hospitals.join('+')}`, result.rounds));
+    writeFileAtomic(values.plot, roundsChart(`fedcare simulate: ${config.strategy}, ${hospitals.join('+')}`, result.rounds));
     process.stderr.write(`plot written to ${values.plot}\n`);
   }
   if (values.json) process.stdout.write(`${stringifyMetrics({ summary: out })}\n`);
