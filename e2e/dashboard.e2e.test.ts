@@ -1,18 +1,21 @@
 // The admin's view, end to end: a real coordinator serving the built dashboard, three headless
 // hospitals as real processes, and Debian's Chromium. The admin signs in, starts a 3-round run from
-// the form and watches it complete; the per-hospital panel lists all three. Screenshot in test-results/.
+// the form and watches it complete; the per-hospital panel lists all three; a second run (FedProx)
+// is then compared with the first in the run history. Screenshots in test-results/.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson } from '@fedcare/shared/data';
-import { ADMIN, BIN, TOKENS, launchChromium, screenshot, startE2eServer } from './support';
+import { ADMIN, BIN, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 describe('dashboard in Chromium', () => {
   let server: RunningServer;
   let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
   const clients: ChildProcess[] = [];
 
   beforeAll(async () => {
@@ -34,8 +37,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('signs in, starts a 3-round run from the form and shows it complete with all hospitals', async () => {
-    const page = await (await browser.newContext({ viewport: { width: 1400, height: 1800 } })).newPage();
-    const pageErrors: string[] = [];
+    page = await (await browser.newContext({ viewport: { width: 1400, height: 1800 } })).newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${server.url}/dashboard/`);
     await page.getByLabel('Token').fill(ADMIN);
@@ -63,6 +65,39 @@ describe('dashboard in Chromium', () => {
     expect(runs[0]?.status).toBe('completed');
     expect((await server.store.getRoundMetrics(runs[0]!.runId)).length).toBe(3);
     await screenshot(page, 'dashboard-run-complete');
+    expect(pageErrors).toEqual([]);
+  }, 400_000);
+
+  it('compares two past runs in the run history: one line per run, labelled by strategy, with each final value', async () => {
+    const form = page.getByRole('region', { name: 'Run control' });
+    await form.getByLabel('Strategy').selectOption('fedprox');
+    await form.getByLabel('Rounds').fill('2');
+    await form.getByRole('button', { name: 'Start run' }).click();
+    const history = page.getByRole('region', { name: 'Run history' });
+    await expect.poll(() => history.getByRole('row').nth(1).textContent(), { timeout: 300_000, interval: 1000 }).toMatch(/completed.*2 \/ 2/);
+    const runs = await server.store.listRuns();
+    expect(runs.map((r) => r.config.strategy).sort()).toEqual(['fedavg', 'fedprox']);
+    for (const r of runs) await history.getByLabel(`Compare ${r.runId}`).check();
+    const compared = history.getByLabel('Runs compared');
+    const figure = compared.getByRole('figure', { name: 'Runs compared: AUC-ROC' });
+    await expect.poll(() => figure.count(), { timeout: 10_000 }).toBe(1);
+    // recharts draws one line per run, named in the legend by strategy and run id suffix
+    await expect.poll(() => figure.locator('path.recharts-line-curve').count(), { timeout: 10_000 }).toBe(2);
+    for (const r of runs) expect(await figure.textContent()).toContain(`${r.config.strategy} · no DP (${r.runId.slice(-8)})`);
+    // the table's final values are the coordinator's last round of each run
+    for (const r of runs) {
+      const last = (await server.store.getRoundMetrics(r.runId)).at(-1)!;
+      const label = `${r.config.strategy} · no DP (${r.runId.slice(-8)})`;
+      const row = compared.getByRole('row').filter({ hasText: label });
+      expect(await row.getByRole('cell').allTextContents()).toEqual([label, r.config.strategy === 'fedavg' ? '3' : '2', last.metrics.auc_roc!.toFixed(3)]);
+    }
+    await compared.getByLabel('Metric').selectOption('test_loss');
+    await expect.poll(() => compared.getByRole('figure', { name: 'Runs compared: Test loss' }).count(), { timeout: 10_000 }).toBe(1);
+    await screenshot(page, 'dashboard-runs-compared');
+    expect(await seriousA11yViolations(page)).toEqual([]);
+    // unticking one leaves a hint, not a one-line comparison
+    await history.getByLabel(`Compare ${runs[0]!.runId}`).uncheck();
+    await expect.poll(() => compared.getByText(/^Tick another run to compare/).count(), { timeout: 10_000 }).toBe(1);
     expect(pageErrors).toEqual([]);
   }, 400_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRound, chartRows, epsilonRows, formatBytes, latestRound, metricValue, privacyLabel, type RoundRow, type RunSeries } from './metrics';
+import { applyRound, chartRows, comparisonRows, epsilonRows, runLabel, formatBytes, latestRound, metricValue, privacyLabel, type RoundRow, type RunSeries } from './metrics';
 
 const empty: RunSeries = { run_id: null, rounds: [] };
 
@@ -78,5 +78,27 @@ describe('formatting', () => {
       ],
     });
     expect(epsilonRows([{ round: 1, metrics: {}, per_hospital: { H1: { privacy_epsilon: null } }, issues: [] }]).hospitals).toEqual([]);
+  });
+});
+
+describe('comparing runs', () => {
+  it('labels a run by strategy, DP target and secure aggregation, with its id suffix', () => {
+    expect(runLabel({ run_id: 'run-20260101-abcdef01', config: { strategy: 'fedprox', dp: { target_epsilon: 2 }, secure_aggregation: 'secagg' } }, 'run-20260101-abcdef01')).toBe('fedprox · ε 2 · SecAgg+ (abcdef01)');
+    expect(runLabel({ run_id: 'r', config: { strategy: 'fedavg', secure_aggregation: 'none' } }, 'run-x-12345678')).toBe('fedavg · no DP (12345678)');
+    expect(runLabel(undefined, 'run-x-12345678')).toBe('run · no DP (12345678)');
+    expect(runLabel({ run_id: 'r', config: { strategy: 'fedavg', secure_aggregation: 'he' } }, 'r-87654321')).toBe('fedavg · no DP · HE (87654321)');
+  });
+
+  it('overlays runs by round: one column per run, null where a run has no such round or value', () => {
+    let a: RunSeries = { run_id: 'a', rounds: [] };
+    for (const [round, v] of [[1, 0.6], [2, 0.65], [3, 0.7]] as const) a = applyRound(a, { run_id: 'a', round, metrics: { auc_roc: v } });
+    let b: RunSeries = { run_id: 'b', rounds: [] };
+    for (const [round, v] of [[2, 0.8], [1, null]] as const) b = applyRound(b, { run_id: 'b', round, metrics: { auc_roc: v as number } });
+    expect(comparisonRows([{ run_id: 'a', series: a }, { run_id: 'b', series: b }], 'auc_roc')).toEqual([
+      { round: 1, a: 0.6, b: null },
+      { round: 2, a: 0.65, b: 0.8 },
+      { round: 3, a: 0.7, b: null },
+    ]);
+    expect(comparisonRows([], 'auc_roc')).toEqual([]);
   });
 });

@@ -128,3 +128,25 @@ export function formatBytes(v: MetricValue | undefined): string {
   }
   return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
 }
+
+/** What a past run was, in a few words, for comparing runs: strategy, DP target ε, secure aggregation. */
+export function runLabel(run: { run_id: string; config?: Record<string, unknown> } | undefined, runId: string): string {
+  const c = run?.config ?? {};
+  const parts = [typeof c.strategy === 'string' ? c.strategy : 'run'];
+  const dp = c.dp as { target_epsilon?: unknown } | undefined;
+  parts.push(dp && typeof dp.target_epsilon === 'number' ? `ε ${dp.target_epsilon}` : 'no DP');
+  if (c.secure_aggregation === 'secagg') parts.push('SecAgg+');
+  else if (c.secure_aggregation === 'he') parts.push('HE');
+  // the run id's random suffix tells two runs with the same settings apart
+  return `${parts.join(' · ')} (${runId.slice(-8)})`;
+}
+
+/** Runs overlaid: a row per round any of them reached, one column per run id (null where a run has no value). */
+export function comparisonRows(runs: readonly { run_id: string; series: RunSeries }[], key: string): Array<Record<string, number | null>> {
+  const rounds = [...new Set(runs.flatMap((r) => r.series.rounds.map((x) => x.round)))].sort((a, b) => a - b);
+  return rounds.map((round) => {
+    const row: Record<string, number | null> = { round };
+    for (const r of runs) row[r.run_id] = r.series.rounds.find((x) => x.round === round)?.metrics[key] ?? null;
+    return row;
+  });
+}

@@ -109,6 +109,38 @@ describe('dashboard store', () => {
     expect(failing.getState().historyError).toMatch(/401/);
   });
 
+  it('ticks runs into a comparison (loading each once), unticks them, and reports a failed load', async () => {
+    const rounds: Record<string, { round_number: number; metrics: Record<string, number | null>; timestamp: string }[]> = {
+      r1: [1, 2, 3].map((n) => ({ round_number: n, metrics: { auc_roc: 0.6 + n / 100 }, timestamp: 't' })),
+      r2: [1, 2].map((n) => ({ round_number: n, metrics: { auc_roc: 0.7 + n / 100 }, timestamp: 't' })),
+    };
+    const api = fakeApi({
+      metrics: vi.fn(async (id: string) => {
+        const r = rounds[id];
+        if (!r) throw new ApiError(404, 'NOT_FOUND', `no run ${id}`);
+        return r;
+      }),
+    });
+    const store = createDashboardStore(() => api);
+    store.getState().signIn('tok');
+    const ticking = store.getState().toggleCompare('r1');
+    expect(store.getState().compared.map((c) => [c.run_id, c.series.rounds.length])).toEqual([['r1', 0]]); // ticked before its rounds arrive
+    await ticking;
+    await store.getState().toggleCompare('r2');
+    expect(store.getState().compared.map((c) => [c.run_id, c.series.rounds.map((r) => r.metrics.auc_roc)])).toEqual([
+      ['r1', [0.61, 0.62, 0.63]],
+      ['r2', [0.71, 0.72]],
+    ]);
+    await store.getState().toggleCompare('r1');
+    expect(store.getState().compared.map((c) => c.run_id)).toEqual(['r2']);
+    expect(api.metrics).toHaveBeenCalledTimes(2); // unticking loads nothing
+    await store.getState().toggleCompare('gone');
+    expect(store.getState().compared.map((c) => c.run_id)).toEqual(['r2']);
+    expect(store.getState().historyError).toMatch(/no run gone/);
+    store.getState().signOut();
+    expect(store.getState().compared).toEqual([]);
+  });
+
   it('sign out clears everything', () => {
     const store = createDashboardStore(() => fakeApi());
     store.getState().signIn('tok');

@@ -33,6 +33,8 @@ export interface DashboardState {
   runs: RunSummary[];
   historyError: string | null;
   selected: { run_id: string; series: RunSeries } | null;
+  /** Past runs ticked for comparison, in the order ticked. */
+  compared: { run_id: string; series: RunSeries }[];
   notice: Notice | null;
   busy: boolean;
 
@@ -46,6 +48,8 @@ export interface DashboardState {
   onRun(r: RunEventMsg): void;
   loadRuns(): Promise<void>;
   loadRun(runId: string): Promise<void>;
+  /** Adds a run to the comparison (loading its rounds), or takes it out. */
+  toggleCompare(runId: string): Promise<void>;
   backfill(runId: string): Promise<void>;
   startRun(config: RunConfigInput): Promise<void>;
   stopRun(): Promise<void>;
@@ -60,6 +64,14 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       if (!t) throw new Error('not signed in');
       return makeApi(t);
     };
+    /** A past run's rounds from REST, as the live view keeps them. */
+    const fetchSeries = async (runId: string): Promise<RunSeries> => {
+      let series: RunSeries = { run_id: runId, rounds: [] };
+      for (const r of await api().metrics(runId)) {
+        series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
+      }
+      return series;
+    };
     return {
       token: null,
       connection: 'signed-out',
@@ -72,12 +84,13 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       runs: [],
       historyError: null,
       selected: null,
+      compared: [],
       notice: null,
       busy: false,
 
       signIn: (token) => set({ token: token.trim(), connection: 'connecting', connectionError: null }),
       signOut: () =>
-        set({ token: null, connection: 'signed-out', connectionError: null, status: null, stage: null, clients: [], run: null, live: EMPTY_SERIES, runs: [], selected: null, notice: null }),
+        set({ token: null, connection: 'signed-out', connectionError: null, status: null, stage: null, clients: [], run: null, live: EMPTY_SERIES, runs: [], selected: null, compared: [], notice: null }),
       setConnection: (connection, error) => set({ connection, connectionError: error ?? null }),
 
       onStatus: (status) => {
@@ -106,12 +119,23 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       },
       loadRun: async (runId) => {
         try {
-          const rounds = await api().metrics(runId);
-          let series: RunSeries = { run_id: runId, rounds: [] };
-          for (const r of rounds) series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
-          set({ selected: { run_id: runId, series }, historyError: null });
+          set({ selected: { run_id: runId, series: await fetchSeries(runId) }, historyError: null });
         } catch (e) {
           set({ historyError: describeError(e) });
+        }
+      },
+      toggleCompare: async (runId) => {
+        if (get().compared.some((c) => c.run_id === runId)) {
+          set((s) => ({ compared: s.compared.filter((c) => c.run_id !== runId) }));
+          return;
+        }
+        // Ticked at once (the box shows it); its rounds fill in when they arrive.
+        set((s) => ({ compared: [...s.compared, { run_id: runId, series: { run_id: runId, rounds: [] } }] }));
+        try {
+          const series = await fetchSeries(runId);
+          set((s) => ({ compared: s.compared.map((c) => (c.run_id === runId ? { run_id: runId, series } : c)), historyError: null }));
+        } catch (e) {
+          set((s) => ({ compared: s.compared.filter((c) => c.run_id !== runId), historyError: describeError(e) }));
         }
       },
       backfill: async (runId) => {

@@ -23,11 +23,12 @@ export function MetricChart({
 }
 
 /** One line per key over the rounds, in a captioned figure. */
-function LineFigure({
+export function LineFigure({
   title,
   label,
   data,
   keys,
+  names,
   yDomain,
   yFormat,
 }: {
@@ -36,6 +37,8 @@ function LineFigure({
   label?: string;
   data: readonly object[];
   keys: readonly string[];
+  /** Legend names of the keys, where they differ from the keys. */
+  names?: Readonly<Record<string, string>>;
   yDomain?: [number, number];
   yFormat?: (v: number) => string;
 }) {
@@ -50,7 +53,7 @@ function LineFigure({
           <Tooltip {...(yFormat ? { formatter: (v: unknown) => (typeof v === 'number' ? yFormat(v) : String(v)) } : {})} />
           <Legend />
           {keys.map((k, i) => (
-            <Line key={k} type="monotone" dataKey={k} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
+            <Line key={k} type="monotone" dataKey={k} name={names?.[k] ?? k} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
           ))}
         </LineChart>
       </ResponsiveContainer>
