@@ -4,6 +4,7 @@
  */
 export class ProgressBar {
   private last = -10;
+  private current = 0;
   private readonly tty: boolean;
   private readonly started = Date.now();
 
@@ -17,6 +18,7 @@ export class ProgressBar {
   }
 
   update(done: number, info = ''): void {
+    this.current = done;
     if (!this.enabled || this.total <= 0) return;
     const frac = Math.min(1, Math.max(0, done / this.total));
     const pct = Math.floor(frac * 100);
@@ -37,5 +39,12 @@ export class ProgressBar {
   done(info = ''): void {
     this.update(this.total, info);
     if (this.enabled && this.tty) this.stream.write('\n');
+  }
+
+  /** Ends the bar where it is (a job stopped early): no jump to 100 %. */
+  stop(info = ''): void {
+    if (!this.enabled || this.total <= 0) return;
+    const line = `${this.label} stopped at ${this.current}/${this.total}${info ? ` ${info}` : ''}`;
+    this.stream.write(this.tty ? `\r${line.padEnd(100)}\n` : `${line}\n`);
   }
 }

@@ -1,6 +1,7 @@
 // Acceptance: a coordinator killed with SIGKILL during round 3 of a 6-round run and restarted on the
-// same database finishes all 6 rounds, and the metrics of rounds 1–2 are unchanged. Real processes:
-// `fedcare serve` and three `fedcare client`s.
+// same database finishes all 6 rounds, and the metrics of rounds 1–2 are unchanged; a graceful
+// SIGTERM during round 5 interrupts the run without ending it, and the next start finishes it.
+// Real processes: `fedcare serve` and three `fedcare client`s.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,7 +32,7 @@ afterAll(() => {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
 });
 
-describe('coordinator kill -9 and restart', () => {
+describe('coordinator kill -9 (and SIGTERM) and restart', () => {
   it('resumes from the last completed round and keeps completed rounds intact', async () => {
     generateToDir(['H1', 'H2', 'H3'], 11, path.join(dir, 'data'), 60);
     let server = serve(0);
@@ -64,6 +65,21 @@ describe('coordinator kill -9 and restart', () => {
 
     // Restart on the same database and port; the clients reconnect on their own.
     server = serve(port);
+    // Then a graceful shutdown (a deploy's SIGTERM) during round 5: the run is interrupted, not
+    // stopped — still running in the database, audited — and the next start resumes it again.
+    await waitFor(async () => {
+      const s = await api(url, '/api/v1/status').catch(() => undefined);
+      return s && s.run_id === runId && (s.current_round as number) >= 5 && s.stage === 'train' ? true : undefined;
+    }, 400_000, 'round 5 to start after the first restart');
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    const paused = openSqliteStore(db);
+    const interrupted = await paused.getRun(runId);
+    const interruptAudit = (await paused.listAudit({ limit: 200 })).filter((a) => a.action === 'run.interrupt' && a.runId === runId);
+    await paused.close();
+    expect(interrupted).toMatchObject({ status: 'running', lastCompletedRound: 4 });
+    expect(interruptAudit).toHaveLength(1);
+    server = serve(port);
     await waitFor(async () => {
       const runs = (await api(url, '/api/v1/runs').catch(() => ({ runs: [] }))) as { runs?: { run_id: string; status: string }[] };
       const r = runs.runs?.find((x) => x.run_id === runId);
@@ -78,6 +94,6 @@ describe('coordinator kill -9 and restart', () => {
     expect(run?.status).toBe('completed');
     expect(rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(rounds.slice(0, 2)).toEqual(early); // rounds 1–2 exactly as before the crash
-    expect(audit.some((a) => a.action === 'run.resume' && a.runId === runId)).toBe(true);
+    expect(audit.filter((a) => a.action === 'run.resume' && a.runId === runId)).toHaveLength(2); // after the kill and after the SIGTERM
   }, 900_000);
 });

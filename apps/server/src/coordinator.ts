@@ -3,7 +3,7 @@
  * through the Store, resumes an interrupted run at boot, and publishes progress to dashboards and
  * Prometheus.
  */
-import { createStrategy, runFederation, type FederationSummary, type Logger, type RoundReport, type StageProgress, type Store } from '@fedcare/shared/fl';
+import { createStrategy, runFederation, SHUTDOWN, type FederationSummary, type Logger, type RoundReport, type StageProgress, type Store } from '@fedcare/shared/fl';
 import { runConfigSchema, type RunConfig, type RunConfigInput, type ServerStatus, type StageName } from '@fedcare/shared/protocol';
 import { PROTOCOL_VERSION } from '@fedcare/shared/protocol';
 import type { SocketGrid } from './grid';
@@ -73,6 +73,19 @@ export class Coordinator {
     a.controller.abort();
     const summary = await a.done;
     return { runId: a.runId, status: summary?.status ?? 'stopped' };
+  }
+
+  /**
+   * For a process about to exit (SIGTERM of a deploy, Ctrl-C): interrupts the active run without
+   * ending it — it stays running in the store and resumes from its last committed round at the next
+   * start, as after a crash, but audited and without a half-done round in flight.
+   */
+  async shutdown(): Promise<void> {
+    const a = this.active;
+    if (!a) return;
+    await this.store.appendAudit({ actor: 'system', action: 'run.interrupt', outcome: 'ok', runId: a.runId, detail: { round: a.round, reason: SHUTDOWN } });
+    a.controller.abort(SHUTDOWN);
+    await a.done;
   }
 
   /** Resolves when the active run (if any) ends. */
@@ -148,7 +161,8 @@ export class Coordinator {
             },
           },
         });
-        this.lastEnded = { runId, status: summary.status, round: summary.roundsCompleted, total: config.rounds, accuracy: active.lastAccuracy };
+        // (an interrupted run has not ended: the next process resumes it)
+        if (summary.status !== 'interrupted') this.lastEnded = { runId, status: summary.status, round: summary.roundsCompleted, total: config.rounds, accuracy: active.lastAccuracy };
         this.log.info({ runId, status: summary.status, reason: summary.reason }, 'run ended');
         this.events.onRunEnd?.(summary);
         return summary;

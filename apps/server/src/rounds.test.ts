@@ -2,7 +2,7 @@
 // SQLite store: failure policies, dropouts, early stopping, stopping a run.
 import { describe, expect, it } from 'vitest';
 import { generateHospital, computeFeatureSums, OBSERVATION_WINDOW_DAYS } from '@fedcare/shared/data';
-import { createStrategy, runFederation, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
+import { createStrategy, runFederation, SHUTDOWN, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
 import { sha256Hex, weightsToBytes } from '@fedcare/shared/model';
 import { runConfigSchema, type StageResult } from '@fedcare/shared/protocol';
 import { openSqliteStore } from './store/sqlite';
@@ -23,7 +23,10 @@ class MemoryGrid implements Grid {
   async waitForClients(n: number) {
     return this.hospitals.length >= n;
   }
-  broadcast() {}
+  readonly broadcasts: unknown[] = [];
+  broadcast(...args: unknown[]) {
+    this.broadcasts.push(args);
+  }
   async request<R extends StageResult>(req: StageRequest<R>): Promise<StageOutcome<R>> {
     this.requests.push({ round: req.round, stage: req.stage, targets: [...req.targets] });
     const results = new Map<string, R>();
@@ -55,7 +58,7 @@ class MemoryGrid implements Grid {
 const hospitals = ['H1', 'H2', 'H3'];
 const P = 64; // a tiny "model": the engine only moves flat weights
 
-async function run(configIn: Record<string, unknown>, grid: Grid, abortAfter?: number) {
+async function run(configIn: Record<string, unknown>, grid: Grid, abortAfter?: number, abortReason?: unknown) {
   const store = openSqliteStore(':memory:');
   const config = runConfigSchema.parse({ rounds: 4, min_fit_clients: 3, min_evaluate_clients: 2, min_available_clients: 3, rejoin_grace_s: 0, ...configIn });
   await store.createRun('r1', config as unknown as Record<string, unknown>, config.rounds);
@@ -68,7 +71,7 @@ async function run(configIn: Record<string, unknown>, grid: Grid, abortAfter?: n
     store,
     initialWeights: new Float32Array(P),
     signal: controller.signal,
-    events: { onRound: (r) => abortAfter === r.round && controller.abort() },
+    events: { onRound: (r) => abortAfter === r.round && controller.abort(abortReason) },
   });
   return { summary, store, run: await store.getRun('r1'), rounds: await store.getRoundMetrics('r1'), audit: await store.listAudit({ limit: 50 }) };
 }
@@ -128,10 +131,21 @@ describe('round engine policies', () => {
   });
 
   it('an aborted run ends as stopped after the round in progress', async () => {
-    const { summary, run: r } = await run({ rounds: 4 }, new MemoryGrid(hospitals, () => 'ok'), 2);
+    const grid = new MemoryGrid(hospitals, () => 'ok');
+    const { summary, run: r } = await run({ rounds: 4 }, grid, 2);
     expect(summary.status).toBe('stopped');
     expect(r?.status).toBe('stopped');
     expect(r?.lastCompletedRound).toBe(2);
+    expect(grid.broadcasts.at(-1)).toEqual(['fl:run', expect.objectContaining({ run_id: 'r1', status: 'stopped' })]);
+  });
+
+  it('a shutdown (abort reason SHUTDOWN) interrupts the run without ending it: still running in the store, nothing broadcast', async () => {
+    const grid = new MemoryGrid(hospitals, () => 'ok');
+    const { summary, run: r } = await run({ rounds: 4 }, grid, 2, SHUTDOWN);
+    expect(summary.status).toBe('interrupted');
+    expect(summary.reason).toBe('the coordinator shut down during round 3; the run resumes from there at the next start');
+    expect(r).toMatchObject({ status: 'running', lastCompletedRound: 2 });
+    expect(grid.broadcasts.filter((b) => (b as unknown[])[0] === 'fl:run')).toEqual([]);
   });
 });
 

@@ -261,7 +261,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     http,
     events,
     async close() {
-      await coordinator.stop(undefined, 'system').catch(() => undefined);
+      // A running run is interrupted, not stopped: the next start on this database resumes it.
+      await coordinator.shutdown().catch(() => undefined);
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await store.close();
     },

@@ -100,7 +100,8 @@ export interface FederationOptions {
 
 export interface FederationSummary {
   runId: string;
-  status: 'completed' | 'stopped' | 'failed';
+  /** 'interrupted': the coordinator shut down (`SHUTDOWN`); the run stays running in the store and resumes at the next start. */
+  status: 'completed' | 'stopped' | 'failed' | 'interrupted';
   reason?: string;
   roundsCompleted: number;
   weights: Float32Array;
@@ -121,6 +122,14 @@ export class StageFailedError extends Error {
     this.name = 'StageFailedError';
   }
 }
+
+/**
+ * The abort reason of a coordinator shutting down (a deploy's SIGTERM, Ctrl-C): unlike an
+ * administrator's stop, the run is not ended — it stays `running` in the store, the round in
+ * progress is dropped like a crash's would be, and the next start resumes from the last committed
+ * round. Hospitals are not told the run ended (they reconnect and carry on).
+ */
+export const SHUTDOWN = 'coordinator shutting down';
 
 class Aborted extends Error {}
 
@@ -246,6 +255,12 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
     grid.broadcast('fl:run', { run_id: runId, status: 'completed', round: cfg.rounds, total_rounds: cfg.rounds });
     return { runId, status: 'completed', roundsCompleted: cfg.rounds, weights: global, stats };
   } catch (e) {
+    if ((e instanceof Aborted || o.signal?.aborted) && o.signal?.reason === SHUTDOWN) {
+      const current = await store.getRun(runId);
+      const done = current?.lastCompletedRound ?? 0;
+      log.info({ runId, lastCompletedRound: done }, 'run interrupted by shutdown; it resumes at the next start');
+      return { runId, status: 'interrupted', reason: `the coordinator shut down during round ${done + 1}; the run resumes from there at the next start`, roundsCompleted: done, weights: global, stats: stats as FeatureStats };
+    }
     if (e instanceof Aborted || o.signal?.aborted) {
       const reason = 'stopped by an administrator';
       const current = await store.getRun(runId);

@@ -12,7 +12,9 @@ Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metric
 \`fedcare token create\`, or FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS="H1:tok,…".
 /metrics is open (for a scraper on a private network) unless FEDCARE_METRICS_TOKEN is set; then
 it needs that bearer token or the admin token.
-A run left running by a crashed coordinator resumes from its last completed round.`;
+A run left running by a crashed coordinator resumes from its last completed round; SIGTERM or
+Ctrl-C interrupts a run without ending it (the next start on the same database resumes it), while
+an admin's POST /api/v1/train/stop ends it.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({

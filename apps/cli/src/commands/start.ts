@@ -24,7 +24,8 @@ const HELP = `usage: fedcare start [--home .fedcare] [--port 8080] [--rounds 10]
 Runs the coordinator with headless hospitals H1–H3 on generated data (HOME/data), SQLite in
 HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600). Serves the dashboard
 at /dashboard/ and the hospital portal at /hospital/. With --no-agents nobody trains until
-hospitals join from their portals (H1–H3 with the generated files, or H4 with records you bring).`;
+hospitals join from their portals (H1–H3 with the generated files, or H4 with records you bring).
+Ctrl-C interrupts a run without ending it: the next start resumes it from its last completed round.`;
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/fedcare.mjs');
 
@@ -135,19 +136,30 @@ export async function run(argv: string[]): Promise<number> {
 
   let bar: ProgressBar | undefined;
   server.events.on('round', (r: RoundReport) => {
-    bar ??= new ProgressBar('federation', Number(values.rounds));
+    bar ??= new ProgressBar('federation', server.coordinator.status().total_rounds || Number(values.rounds));
     const m = r.metrics;
     bar.update(r.round, `round ${r.round}: auc_roc ${(m.auc_roc ?? Number.NaN).toFixed(3)} test_acc ${(m.test_accuracy ?? Number.NaN).toFixed(3)} ${(m.round_duration_seconds ?? 0).toFixed(0)}s`);
   });
-  if (!values['no-run'] && server.coordinator.status().status !== 'running') {
+  const followRun = () =>
+    void server.coordinator.idle().then((s) => {
+      if (s?.status === 'completed') bar?.done();
+      else bar?.stop();
+      if (!s) return;
+      if (s.status === 'interrupted') process.stderr.write(`run ${s.runId} interrupted: ${s.reason}\n`);
+      else process.stderr.write(`run ${s.runId} ${s.status}${s.reason ? ` (${s.reason})` : ''}; the coordinator keeps serving — Ctrl-C to stop\n`);
+    });
+  const resumed = server.coordinator.status();
+  if (resumed.status === 'running' && resumed.run_id) {
+    // A run an earlier start left (Ctrl-C, a crash) goes on from its last completed round.
+    process.stderr.write(`run ${resumed.run_id} resumes after round ${resumed.current_round} of ${resumed.total_rounds}; follow it at ${base}/api/v1/status\n`);
+    bar = new ProgressBar('federation', resumed.total_rounds);
+    followRun();
+  } else if (!values['no-run']) {
     const config = runConfigSchema.parse({ rounds: Number(values.rounds), local_epochs: Number(values['local-epochs']), early_stopping_patience: 0 });
     bar = new ProgressBar('federation', config.rounds);
     const { runId } = await server.coordinator.start(config, 'npm start');
     process.stderr.write(`run ${runId}: FedAvg, ${config.rounds} rounds × ${config.local_epochs} local epoch(s); follow it at ${base}/api/v1/status\n`);
-    void server.coordinator.idle().then((s) => {
-      bar?.done();
-      if (s) process.stderr.write(`run ${s.runId} ${s.status}${s.reason ? ` (${s.reason})` : ''}; the coordinator keeps serving — Ctrl-C to stop\n`);
-    });
+    followRun();
   }
 
   await new Promise<void>((resolve) => {
