@@ -13,19 +13,19 @@ import { startHospital, type HeadlessHospital } from './hospital';
 const TOKENS = { H1: 'h1-token-0123456789abcdef', H2: 'h2-token-0123456789abcdef', H3: 'h3-token-0123456789abcdef' };
 const ADMIN = 'admin-token-0123456789abcdef';
 
+/** A coordinator on port 0 with a fresh SQLite file, the admin token and H1–H3's tokens. */
+function coordinator(logLevel: 'warn' | 'silent'): Promise<RunningServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fc-fed-'));
+  const env = { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: Object.entries(TOKENS).map(([h, t]) => `${h}:${t}`).join(',') };
+  return startServer({ port: 0, host: '127.0.0.1', db: path.join(dir, 'fedcare.db'), env, logLevel });
+}
+
 describe('federation over Socket.IO', () => {
   let server: RunningServer;
   const hospitals: HeadlessHospital[] = [];
 
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'fc-fed-'));
-    server = await startServer({
-      port: 0,
-      host: '127.0.0.1',
-      db: path.join(dir, 'fedcare.db'),
-      env: { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: Object.entries(TOKENS).map(([h, t]) => `${h}:${t}`).join(',') },
-      logLevel: 'warn',
-    });
+    server = await coordinator('warn');
     for (const [h, token] of Object.entries(TOKENS)) {
       hospitals.push(startHospital({ server: server.url, hospitalId: h, token, records: generateHospital(h, { seed: 3, patients: 80 }).records }));
     }
@@ -92,14 +92,7 @@ describe('GetStatus over Socket.IO', () => {
 
 describe('a result over the message limit', () => {
   it('is measured as Socket.IO frames it, declined by the hospital with the reason, and the hospital stays for the next round', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'fc-size-'));
-    const server = await startServer({
-      port: 0,
-      host: '127.0.0.1',
-      db: path.join(dir, 'fedcare.db'),
-      env: { FEDCARE_ADMIN_TOKEN: ADMIN, FEDCARE_HOSPITAL_TOKENS: Object.entries(TOKENS).map(([h, t]) => `${h}:${t}`).join(',') },
-      logLevel: 'silent',
-    });
+    const server = await coordinator('silent');
     const records = (h: string) => generateHospital(h, { seed: 5, patients: 24 }).records;
     // H3's round-1 weights grow one byte past the limit (a model too large for the coordinator).
     const hospitals = [

@@ -9,12 +9,11 @@ import { parseArgs } from 'node:util';
 import type { RoundReport } from '@fedcare/shared/fl';
 import { STRATEGY_NAMES, type RunConfig } from '@fedcare/shared/protocol';
 import { stringifyMetrics } from '@fedcare/shared/util';
-import { parseFault } from '../faults';
 import { CliError, writeFileAtomic } from '../io';
 import { renderChart } from '../plot';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
-import { roundLine, runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, simulatedRecords, type SimulationResult } from './simulate';
+import { roundLine, runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, simulationInputs, type SimulationResult } from './simulate';
 
 const HELP = `usage: fedcare compare --data DIR --strategies fedavg,fedprox,fedadam [--target-epsilons 1,5,inf]
          [--plot compare.svg] [--json] [every fedcare simulate option: --rounds, --local-epochs, --seed,
@@ -135,9 +134,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const variants = parseVariants(values.strategies ?? values.strategy, values['target-epsilons']);
-  const { hospitals, records } = simulatedRecords(values);
-  const faults = values.fault.map(parseFault);
-  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
+  const inputs = simulationInputs(values);
+  const hospitals = inputs.hospitals;
   // Every variant's configuration is validated before the first simulation starts.
   const configs = variants.map((v) =>
     runConfigFromOptions(
@@ -159,13 +157,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`variant ${i + 1}/${variants.length}: ${variant.name}\n`);
     const started = Date.now();
     const result = await runSimulation({
-      records,
-      hospitals,
+      ...inputs,
       config,
-      faults,
-      clients: 'process',
-      data: values.data,
-      ...(values.db ? { db: values.db } : {}),
       onRound: (r) => bar.update(++done, `${variant.name} auc_roc ${(r.metrics.auc_roc ?? Number.NaN).toFixed(3)}`),
     });
     // A run that ended early (budget spent, too few hospitals) still counts its planned rounds as done.

@@ -84,13 +84,19 @@ export const SIMULATE_OPTIONS = {
 
 type SimulateValues = ReturnType<typeof parseArgs<{ args: string[]; strict: true; options: typeof SIMULATE_OPTIONS }>>['values'];
 
-/** The simulated hospitals' records from --data, and the hospitals; errors name what is missing. */
-export function simulatedRecords(values: Pick<SimulateValues, 'data' | 'hospitals'>): { hospitals: string[]; records: PatientRecord[] } {
+/**
+ * What the options say to simulate, apart from the run configuration: the hospitals, their records
+ * from --data, the faults to inject (each naming a simulated hospital), one process per hospital.
+ * Errors name what is missing.
+ */
+export function simulationInputs(values: Pick<SimulateValues, 'data' | 'hospitals' | 'fault' | 'db'>): Omit<SimulationOptions, 'config'> & { hospitals: string[] } {
   const hospitals = values.hospitals.split(',').map((h) => h.trim()).filter(Boolean);
+  const faults = values.fault.map(parseFault);
+  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
   const all = loadRecords(values.data);
   const missing = hospitals.filter((h) => !all.some((r) => r.hospital_id === h));
   if (missing.length) throw new CliError(`no records for ${missing.join(', ')} in ${values.data}`, 2);
-  return { hospitals, records: all.filter((r) => hospitals.includes(r.hospital_id)) };
+  return { hospitals, records: all.filter((r) => hospitals.includes(r.hospital_id)), faults, clients: 'process', data: values.data, ...(values.db ? { db: values.db } : {}) };
 }
 
 /** The run configuration the options describe, validated (a CliError naming the field otherwise). */
@@ -140,20 +146,14 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const { hospitals, records } = simulatedRecords(values);
-  const faults = values.fault.map(parseFault);
-  for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
+  const inputs = simulationInputs(values);
+  const hospitals = inputs.hospitals;
   const config = runConfigFromOptions(values, hospitals.length);
 
   const bar = new ProgressBar('rounds', config.rounds);
   const result = await runSimulation({
-    records,
-    hospitals,
+    ...inputs,
     config,
-    faults,
-    clients: 'process',
-    data: values.data,
-    ...(values.db ? { db: values.db } : {}),
     onRound: (r) => {
       if (values.json) process.stdout.write(`${stringifyMetrics(roundLine(r))}\n`);
       else {
