@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ProgressBar } from './progress';
 
 /** A non-TTY stream that keeps what is written. */
@@ -29,5 +29,21 @@ describe('ProgressBar', () => {
     bar.stop();
     expect(s.text().trim().split('\n').at(-1)).toBe('federation stopped at 2/8');
     expect(s.text()).not.toContain('100%');
+  });
+
+  it('a resumed bar estimates the time left from the work it saw, not from the rounds done before', () => {
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z') });
+    try {
+      const s = sink();
+      const bar = new ProgressBar('federation', 10, s.stream, true, 8);
+      vi.setSystemTime(new Date('2026-01-01T00:00:10Z'));
+      bar.update(9);
+      // round 9 took 10 s here, so ~10 s for round 10 (not 10 s / 0.9 − 10 s ≈ 1 s, as if rounds 1–8 had been quick)
+      expect(/eta (\d+)s/.exec(s.text())?.[1]).toBe('10');
+      bar.stop();
+      expect(s.text().trim().split('\n').at(-1)).toBe('federation stopped at 9/10');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

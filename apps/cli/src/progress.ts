@@ -13,8 +13,11 @@ export class ProgressBar {
     private readonly total: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly enabled = true,
+    /** Units done before this bar started (a resumed job): the ETA counts only the work seen here. */
+    private readonly startAt = 0,
   ) {
     this.tty = Boolean(stream.isTTY);
+    this.current = startAt;
   }
 
   update(done: number, info = ''): void {
@@ -23,7 +26,8 @@ export class ProgressBar {
     const frac = Math.min(1, Math.max(0, done / this.total));
     const pct = Math.floor(frac * 100);
     const elapsed = (Date.now() - this.started) / 1000;
-    const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+    const seen = done - this.startAt;
+    const eta = seen > 0 ? (elapsed / seen) * (this.total - done) : 0;
     const width = 28;
     const fill = Math.round(frac * width);
     const bar = `${'█'.repeat(fill)}${'░'.repeat(width - fill)}`;

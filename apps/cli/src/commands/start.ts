@@ -152,7 +152,7 @@ export async function run(argv: string[]): Promise<number> {
   if (resumed.status === 'running' && resumed.run_id) {
     // A run an earlier start left (Ctrl-C, a crash) goes on from its last completed round.
     process.stderr.write(`run ${resumed.run_id} resumes after round ${resumed.current_round} of ${resumed.total_rounds}; follow it at ${base}/api/v1/status\n`);
-    bar = new ProgressBar('federation', resumed.total_rounds);
+    bar = new ProgressBar('federation', resumed.total_rounds, process.stderr, true, resumed.current_round);
     followRun();
   } else if (!values['no-run']) {
     const config = runConfigSchema.parse({ rounds: Number(values.rounds), local_epochs: Number(values['local-epochs']), early_stopping_patience: 0 });
