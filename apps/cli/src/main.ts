@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   client: { summary: 'run a headless hospital that joins the coordinator', load: () => import('./commands/client') },
   simulate: { summary: 'a whole federation on this machine, one JSON line per round', load: () => import('./commands/simulate') },
   compare: { summary: 'simulate several strategies / privacy budgets on the same data; ranked table and overlay plot', load: () => import('./commands/compare') },
+  runs: { summary: 'list the runs in a coordinator database, or one run’s metrics per round (table, JSON, CSV, plot)', load: () => import('./commands/runs') },
   token: { summary: 'create, list or revoke credentials', load: () => import('./commands/token') },
   identity: { summary: 'print a hospital’s identity key and fingerprint, for an out-of-band roster', load: () => import('./commands/identity') },
   privacy: { summary: 'ε for a DP-SGD schedule (RDP accountant), σ for a target ε, affordable steps', load: () => import('./commands/privacy') },
