@@ -36,6 +36,25 @@ function fmt(v: number, all: number[]): string {
   return v.toFixed(decimals);
 }
 
+const LEGEND_ROW = 16;
+
+/** Legend entries flowed left to right in rows of `width` (text width estimated at 6.2 px a character). */
+export function legendLayout(names: readonly string[], width: number): { rows: number; at: { x: number; row: number }[] } {
+  const at: { x: number; row: number }[] = [];
+  let x = 0;
+  let row = 0;
+  for (const name of names) {
+    const entry = 14 + name.length * 6.2 + 16;
+    if (x > 0 && x + entry > width) {
+      row++;
+      x = 0;
+    }
+    at.push({ x, row });
+    x += entry;
+  }
+  return { rows: names.length ? row + 1 : 0, at };
+}
+
 function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): string {
   const pts = p.series.flatMap((s) => s.points).filter((q) => Number.isFinite(q.y) && Number.isFinite(q.x));
   if (pts.length === 0) return `<text x="${x0 + w / 2}" y="${y0 + h / 2}" text-anchor="middle" class="t">${esc(p.title)}: no data</text>`;
@@ -49,7 +68,9 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   }
   const xlo = Math.min(...xs);
   const xhi = Math.max(...xs) === xlo ? xlo + 1 : Math.max(...xs);
-  const L = 56, R = 12, T = 28, B = 40;
+  // The legend goes under the axis, in rows, so that it never hides a line.
+  const legend = legendLayout(p.series.map((s) => s.name), w - 56 - 12);
+  const L = 56, R = 12, T = 28, B = 40 + legend.rows * LEGEND_ROW;
   const px = (x: number) => x0 + L + ((x - xlo) / (xhi - xlo)) * (w - L - R);
   const py = (y: number) => y0 + T + (1 - (y - ylo) / (yhi - ylo)) * (h - T - B);
   const out: string[] = [`<text x="${x0 + L}" y="${y0 + 18}" class="h">${esc(p.title)}</text>`];
@@ -57,7 +78,7 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   for (const t of yt) out.push(`<line x1="${px(xlo)}" x2="${px(xhi)}" y1="${py(t)}" y2="${py(t)}" class="g"/><text x="${x0 + L - 6}" y="${py(t) + 4}" text-anchor="end" class="t">${fmt(t, yt)}</text>`);
   const xt = ticks(xlo, xhi, Math.min(10, Math.max(1, Math.round(xhi - xlo))));
   for (const t of xt) out.push(`<text x="${px(t)}" y="${y0 + h - B + 16}" text-anchor="middle" class="t">${fmt(t, xt)}</text>`);
-  out.push(`<text x="${x0 + L + (w - L - R) / 2}" y="${y0 + h - 6}" text-anchor="middle" class="t">${esc(p.xLabel)}</text>`);
+  out.push(`<text x="${x0 + L + (w - L - R) / 2}" y="${y0 + h - B + 34}" text-anchor="middle" class="t">${esc(p.xLabel)}</text>`);
   out.push(`<rect x="${x0 + L}" y="${y0 + T}" width="${w - L - R}" height="${h - T - B}" class="f"/>`);
   p.series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length] as string;
@@ -65,7 +86,13 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
     if (valid.length === 0) return;
     out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${valid.map((q) => `${px(q.x).toFixed(1)},${py(q.y).toFixed(1)}`).join(' ')}"/>`);
     for (const q of valid) out.push(`<circle cx="${px(q.x).toFixed(1)}" cy="${py(q.y).toFixed(1)}" r="2.5" fill="${c}"/>`);
-    out.push(`<rect x="${x0 + w - R - 150}" y="${y0 + T + 6 + i * 16}" width="10" height="10" fill="${c}"/><text x="${x0 + w - R - 136}" y="${y0 + T + 15 + i * 16}" class="t">${esc(s.name)}</text>`);
+  });
+  // Every series keeps its colour and its legend entry, drawn or not (a series without data is still named).
+  p.series.forEach((s, i) => {
+    const c = COLORS[i % COLORS.length] as string;
+    const at = legend.at[i] as { x: number; row: number };
+    const ly = y0 + h - B + 40 + (at.row + 1) * LEGEND_ROW - 4;
+    out.push(`<rect x="${x0 + L + at.x}" y="${ly - 9}" width="10" height="10" fill="${c}"/><text x="${x0 + L + at.x + 14}" y="${ly}" class="t">${esc(s.name)}</text>`);
   });
   return out.join('\n');
 }
