@@ -4,7 +4,8 @@
  * 403 when the token's role may not use the route.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Store, TokenPrincipal } from '@fedcare/shared/fl';
+import { hospitalIdSchema } from '@fedcare/shared/data';
+import type { Store, TokenInfo, TokenPrincipal } from '@fedcare/shared/fl';
 import { validate, runConfigSchema } from '@fedcare/shared/protocol';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { z } from 'zod';
@@ -71,7 +72,19 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-export function apiRoutes(coordinator: Coordinator, store: Store): Route[] {
+export interface ApiHooks {
+  /** After a token is revoked: close the connections that signed in with it; resolves to how many. */
+  onRevoke?: () => Promise<number>;
+}
+
+const tokenSpecSchema = z.discriminatedUnion('role', [
+  z.strictObject({ role: z.literal('hospital'), hospital_id: hospitalIdSchema }),
+  z.strictObject({ role: z.literal('admin') }),
+]);
+
+const tokenInfo = (t: TokenInfo) => ({ token_id: t.tokenId, role: t.role, ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}), created_at: t.createdAt, ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}) });
+
+export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHooks = {}): Route[] {
   return [
     { method: 'GET', path: '/api/v1/openapi.json', access: 'public', handler: () => [200, openApiDocument] },
     { method: 'GET', path: '/api/v1/status', access: 'any', handler: () => [200, coordinator.status()] },
@@ -147,6 +160,36 @@ export function apiRoutes(coordinator: Coordinator, store: Store): Route[] {
         const res = await coordinator.stop(runId, actor);
         if (!res) throw new HttpError(404, 'NO_ACTIVE_RUN', runId ? `run ${runId} is not running` : 'no run is running', 'run_id');
         return [200, { run_id: res.runId, status: res.status }];
+      },
+    },
+    // Credentials, for an admin without a shell on the coordinator's database (a deployed container).
+    { method: 'GET', path: '/api/v1/tokens', access: 'admin', handler: async () => [200, { tokens: (await store.listTokens()).map(tokenInfo) }] },
+    {
+      method: 'POST',
+      path: '/api/v1/tokens',
+      access: 'admin',
+      handler: async ({ body, actor }) => {
+        const parsed = validate(tokenSpecSchema, body ?? {});
+        if (!parsed.ok) throw new HttpError(400, 'INVALID_PAYLOAD', parsed.message, parsed.field);
+        const spec = parsed.value.role === 'hospital' ? { role: 'hospital' as const, hospitalId: parsed.value.hospital_id } : { role: 'admin' as const };
+        const created = await store.createToken(spec);
+        await store.appendAudit({ actor, action: 'token.create', outcome: 'ok', detail: { token_id: created.tokenId, role: spec.role, ...(spec.hospitalId ? { hospital_id: spec.hospitalId } : {}) } });
+        // The only time the token is shown: the database keeps its SHA-256.
+        return [201, { token_id: created.tokenId, token: created.token, role: spec.role, ...(spec.hospitalId ? { hospital_id: spec.hospitalId } : {}) }];
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/tokens/revoke',
+      access: 'admin',
+      handler: async ({ body, actor }) => {
+        const parsed = validate(z.strictObject({ token_id: z.string().min(1).max(64) }), body ?? {});
+        if (!parsed.ok) throw new HttpError(400, 'INVALID_PAYLOAD', parsed.message, parsed.field);
+        const id = parsed.value.token_id;
+        if (!(await store.revokeToken(id))) throw new HttpError(404, 'NOT_FOUND', `no active token ${id} (environment tokens are revoked by changing the environment)`, 'token_id');
+        const disconnected = (await hooks.onRevoke?.()) ?? 0;
+        await store.appendAudit({ actor, action: 'token.revoke', outcome: 'ok', detail: { token_id: id, disconnected } });
+        return [200, { token_id: id, revoked: true, disconnected }];
       },
     },
   ];

@@ -111,6 +111,17 @@ export const openApiDocument = {
           },
         },
       },
+      TokenInfo: {
+        type: 'object',
+        required: ['token_id', 'role', 'created_at'],
+        properties: {
+          token_id: { type: 'string' },
+          role: { type: 'string', enum: ['admin', 'hospital'] },
+          hospital_id: { type: 'string' },
+          created_at: { type: 'string' },
+          revoked_at: { type: 'string' },
+        },
+      },
       Run: {
         type: 'object',
         required: ['run_id', 'status'],
@@ -212,6 +223,64 @@ export const openApiDocument = {
           '200': { description: 'Stopped', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { run_id: { type: 'string' }, status: { type: 'string' } } } } } },
           ...errors,
           '404': { description: 'No such active run', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      },
+    },
+    '/api/v1/tokens': {
+      get: {
+        operationId: 'listTokens',
+        summary: 'Stored credentials, without their secrets (admin)',
+        responses: {
+          '200': { description: 'Tokens', content: { 'application/json': { schema: { type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: { $ref: '#/components/schemas/TokenInfo' } } } } } } },
+          '401': errors['401'],
+          '403': errors['403'],
+        },
+      },
+      post: {
+        operationId: 'createToken',
+        summary: 'Create a hospital or admin token (admin); the token is in this response only',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                oneOf: [
+                  { type: 'object', additionalProperties: false, required: ['role', 'hospital_id'], properties: { role: { const: 'hospital' }, hospital_id: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,31}$' } } },
+                  { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { const: 'admin' } } },
+                ],
+              },
+            },
+          },
+        },
+        responses: {
+          '201': {
+            description: 'Created',
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['token_id', 'token', 'role'], properties: { token_id: { type: 'string' }, token: { type: 'string' }, role: { type: 'string', enum: ['admin', 'hospital'] }, hospital_id: { type: 'string' } } },
+              },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    '/api/v1/tokens/revoke': {
+      post: {
+        operationId: 'revokeToken',
+        summary: "Revoke a stored token (admin); connections that signed in with it are closed at once",
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', additionalProperties: false, required: ['token_id'], properties: { token_id: { type: 'string' } } } } } },
+        responses: {
+          '200': {
+            description: 'Revoked',
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['token_id', 'revoked', 'disconnected'], properties: { token_id: { type: 'string' }, revoked: { const: true }, disconnected: { type: 'integer', minimum: 0 } } },
+              },
+            },
+          },
+          ...errors,
+          '404': { description: 'No active stored token with this id', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
         },
       },
     },

@@ -290,6 +290,82 @@ describe('other paths', () => {
   });
 });
 
+describe('credentials: admin only', () => {
+  it('list, create and revoke answer 401 without a token and 403 to a hospital', async () => {
+    for (const [method, path, body] of [
+      ['GET', '/api/v1/tokens', undefined],
+      ['POST', '/api/v1/tokens', { role: 'hospital', hospital_id: 'H9' }],
+      ['POST', '/api/v1/tokens/revoke', { token_id: 'tok_000000000000' }],
+    ] as const) {
+      expect((await call(method, path, { body })).status, path).toBe(401);
+      const forbidden = await call(method, path, { token: H1, body });
+      expect(forbidden.status, path).toBe(403);
+      expect(forbidden.headers.get('www-authenticate')).toBe('Bearer realm="fedcare", error="insufficient_scope"');
+    }
+    expect((await server.store.listTokens()).filter((t) => t.hospitalId === 'H9')).toEqual([]);
+  });
+
+  it('creates a hospital token that signs in at once, shown once, listed without its secret, audited without it', async () => {
+    const created = await call('POST', '/api/v1/tokens', { token: ADMIN_TOKEN, body: { role: 'hospital', hospital_id: 'H5' } });
+    expect(created.status).toBe(201);
+    const c = created.body as { token_id: string; token: string; role: string; hospital_id: string };
+    expect(c).toMatchObject({ role: 'hospital', hospital_id: 'H5' });
+    expect(c.token).toMatch(/^fct_[A-Za-z0-9_-]{43}$/);
+    expect(await call('GET', '/api/v1/whoami', { token: c.token })).toMatchObject({ status: 200, body: { role: 'hospital', hospital_id: 'H5' } });
+    const list = await call('GET', '/api/v1/tokens', { token: ADMIN_TOKEN });
+    expect(list.status).toBe(200);
+    const listed = (list.body as { tokens: Record<string, unknown>[] }).tokens.find((t) => t.token_id === c.token_id);
+    expect(listed).toMatchObject({ token_id: c.token_id, role: 'hospital', hospital_id: 'H5' });
+    expect(JSON.stringify(list.body)).not.toContain(c.token);
+    const audit = (await server.store.listAudit({ limit: 1000 })).filter((e) => e.action === 'token.create');
+    expect(audit.at(-1)).toMatchObject({ actor: 'admin', outcome: 'ok', detail: { token_id: c.token_id, role: 'hospital', hospital_id: 'H5' } });
+    expect(JSON.stringify(audit)).not.toContain(c.token);
+  });
+
+  it('refuses a bad request naming the field', async () => {
+    for (const [body, field] of [
+      [{ role: 'hospital' }, 'hospital_id'],
+      [{ role: 'hospital', hospital_id: '1bad id' }, 'hospital_id'],
+      [{ role: 'root' }, 'role'],
+      [{ role: 'admin', hospital_id: 'H1' }, undefined],
+    ] as const) {
+      const res = await call('POST', '/api/v1/tokens', { token: ADMIN_TOKEN, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(errorOf(res).code).toBe('INVALID_PAYLOAD');
+      if (field) expect(errorOf(res).field, JSON.stringify(body)).toBe(field);
+    }
+    const noId = await call('POST', '/api/v1/tokens/revoke', { token: ADMIN_TOKEN, body: {} });
+    expect(noId.status).toBe(400);
+    expect(errorOf(noId).field).toBe('token_id');
+    const unknown = await call('POST', '/api/v1/tokens/revoke', { token: ADMIN_TOKEN, body: { token_id: 'tok_ffffffffffff' } });
+    expect(unknown.status).toBe(404);
+    expect(errorOf(unknown)).toMatchObject({ code: 'NOT_FOUND', field: 'token_id' });
+  });
+
+  it('revoking closes the connections signed in with that token at once; the token is refused after', async () => {
+    const created = (await call('POST', '/api/v1/tokens', { token: ADMIN_TOKEN, body: { role: 'hospital', hospital_id: 'H6' } })).body as { token_id: string; token: string };
+    const h6 = await FakeHospital.connect({ url: server.url, hospitalId: 'H6', token: created.token });
+    const h1 = await FakeHospital.connect({ url: server.url, hospitalId: 'H1', token: H1 });
+    const gone = new Promise<string>((resolve) => h6.socket.once('disconnect', (reason) => resolve(reason)));
+    try {
+      const revoked = await call('POST', '/api/v1/tokens/revoke', { token: ADMIN_TOKEN, body: { token_id: created.token_id } });
+      expect(revoked).toMatchObject({ status: 200, body: { token_id: created.token_id, revoked: true, disconnected: 1 } });
+      expect(await gone).toBe('io server disconnect');
+      expect(h6.errors).toEqual([{ code: 'UNAUTHORIZED', message: 'this token was revoked', field: 'token' }]);
+      expect(h1.socket.connected).toBe(true); // other hospitals stay
+      expect((await call('GET', '/api/v1/whoami', { token: created.token })).status).toBe(401);
+      await expect(FakeHospital.connect({ url: server.url, hospitalId: 'H6', token: created.token })).rejects.toThrow(/unknown or revoked token/);
+      const again = await call('POST', '/api/v1/tokens/revoke', { token: ADMIN_TOKEN, body: { token_id: created.token_id } });
+      expect(again.status).toBe(404);
+      const listed = ((await call('GET', '/api/v1/tokens', { token: ADMIN_TOKEN })).body as { tokens: { token_id: string; revoked_at?: string }[] }).tokens.find((t) => t.token_id === created.token_id);
+      expect(listed?.revoked_at).toMatch(/^\d{4}-/);
+    } finally {
+      h6.close();
+      h1.close();
+    }
+  });
+});
+
 describe('OpenAPI document', () => {
   it('is public and validates as OpenAPI 3.1', async () => {
     const res = await call('GET', '/api/v1/openapi.json');

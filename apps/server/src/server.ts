@@ -217,8 +217,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     cDenied.inc({ surface: 'rest', status: String(status) });
     audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
   };
+  // A revoked token's connections close at once (not at their next reconnect): every socket's
+  // handshake token is checked again, and those no longer valid are told why and disconnected.
+  const dropRevoked = async (): Promise<number> => {
+    let dropped = 0;
+    for (const ns of [hospitals, dashboards] as unknown as Namespace[]) {
+      for (const socket of ns.sockets.values()) {
+        if (await tokens.verify((socket.handshake.auth as { token?: unknown }).token)) continue;
+        socket.emit('fl:error', { code: 'UNAUTHORIZED', message: 'this token was revoked', field: 'token' } satisfies ProtocolErrorPayload);
+        socket.disconnect(true);
+        audit({ actor: socket.data.hospitalId ? `hospital:${String(socket.data.hospitalId)}` : 'dashboard', action: 'leave', outcome: 'rejected', detail: { reason: 'token revoked' } });
+        dropped++;
+      }
+    }
+    return dropped;
+  };
   rest = createHttpHandler(
-    apiRoutes(coordinator, store),
+    apiRoutes(coordinator, store, { onRevoke: dropRevoked }),
     verify,
     async (req, res, url) => {
       if (url.pathname === '/metrics' && req.method === 'GET') {
