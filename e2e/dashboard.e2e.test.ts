@@ -100,4 +100,27 @@ describe('dashboard in Chromium', () => {
     await expect.poll(() => compared.getByText(/^Tick another run to compare/).count(), { timeout: 10_000 }).toBe(1);
     expect(pageErrors).toEqual([]);
   }, 400_000);
+
+  it('onboards a hospital from the dashboard: creates its token (shown once), which signs in; revoking it refuses it', async () => {
+    const panel = page.getByRole('region', { name: 'Credentials' });
+    await panel.getByLabel('Hospital id').fill('H5');
+    await panel.getByRole('button', { name: 'Create hospital token' }).click();
+    const shown = panel.getByTestId('new-token');
+    await expect.poll(() => shown.count(), { timeout: 10_000 }).toBe(1);
+    const token = (await shown.textContent())!;
+    expect(token).toMatch(/^fct_/);
+    const whoami = () => fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await (await whoami()).json()).toEqual({ role: 'hospital', hospital_id: 'H5' });
+    expect(await panel.getByRole('link').getAttribute('href')).toBe(`${server.url}/hospital/?hospital=H5`);
+    const [stored] = (await server.store.listTokens()).filter((t) => t.hospitalId === 'H5');
+    expect(stored).toBeDefined();
+    await expect.poll(() => panel.getByRole('row').filter({ hasText: stored!.tokenId }).count(), { timeout: 10_000 }).toBe(1);
+    expect(await seriousA11yViolations(page)).toEqual([]);
+    await screenshot(page, 'dashboard-credentials');
+    await panel.getByRole('button', { name: `Revoke ${stored!.tokenId}` }).click();
+    await expect.poll(() => panel.getByText(`Token ${stored!.tokenId} revoked.`).count(), { timeout: 10_000 }).toBe(1);
+    expect(await shown.count()).toBe(0); // the revoked token is no longer on screen
+    expect((await whoami()).status).toBe(401);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });

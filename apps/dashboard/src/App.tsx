@@ -5,6 +5,7 @@ import { connectDashboard } from './socket';
 import { LivePanels } from './components/Live';
 import { AdminPanel } from './components/Admin';
 import { HistoryPanel } from './components/History';
+import { CredentialsPanel } from './components/Credentials';
 
 const TOKEN_KEY = 'fedcare.dashboard.token';
 export function App() {
@@ -84,6 +85,7 @@ function Dashboard() {
         <LivePanels />
         <AdminPanel />
         <HistoryPanel />
+        <CredentialsPanel />
       </main>
     </>
   );

@@ -24,6 +24,23 @@ export interface RoundMetricsWire {
   timestamp: string;
 }
 
+/** A stored credential as the coordinator lists it (never the secret). */
+export interface TokenSummary {
+  token_id: string;
+  role: 'admin' | 'hospital';
+  hospital_id?: string;
+  created_at: string;
+  revoked_at?: string;
+}
+
+/** A credential just created: the only time its secret is shown. */
+export interface CreatedToken {
+  token_id: string;
+  token: string;
+  role: 'admin' | 'hospital';
+  hospital_id?: string;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -44,6 +61,9 @@ export interface Api {
   metrics(runId: string): Promise<RoundMetricsWire[]>;
   start(config: RunConfigInput): Promise<{ run_id: string; status: string }>;
   stop(runId?: string): Promise<{ run_id?: string; status: string }>;
+  tokens(): Promise<TokenSummary[]>;
+  createToken(spec: { role: 'hospital'; hospital_id: string } | { role: 'admin' }): Promise<CreatedToken>;
+  revokeToken(tokenId: string): Promise<{ token_id: string; revoked: true; disconnected: number }>;
 }
 
 export function createApi(token: string, opts: { baseUrl?: string; fetch?: FetchLike } = {}): Api {
@@ -71,6 +91,9 @@ export function createApi(token: string, opts: { baseUrl?: string; fetch?: Fetch
     metrics: async (runId) => (await call<{ rounds: RoundMetricsWire[] }>('GET', `/api/v1/metrics?run_id=${encodeURIComponent(runId)}`)).rounds,
     start: (config) => call('POST', '/api/v1/train/start', { config }),
     stop: (runId) => call('POST', `/api/v1/train/stop${runId ? `?run_id=${encodeURIComponent(runId)}` : ''}`),
+    tokens: async () => (await call<{ tokens: TokenSummary[] }>('GET', '/api/v1/tokens')).tokens,
+    createToken: (spec) => call('POST', '/api/v1/tokens', spec),
+    revokeToken: (tokenId) => call('POST', '/api/v1/tokens/revoke', { token_id: tokenId }),
   };
 }
 

@@ -10,6 +10,9 @@ function fakeApi(over: Partial<Api> = {}): Api {
     metrics: vi.fn(async () => []),
     start: vi.fn(async () => ({ run_id: 'r2', status: 'running' })),
     stop: vi.fn(async () => ({ run_id: 'r1', status: 'stopped' })),
+    tokens: vi.fn(async () => []),
+    createToken: vi.fn(async () => ({ token_id: 'tok_1', token: 'fct_x', role: 'hospital' as const, hospital_id: 'H5' })),
+    revokeToken: vi.fn(async (id: string) => ({ token_id: id, revoked: true as const, disconnected: 0 })),
     ...over,
   };
 }
@@ -139,6 +142,37 @@ describe('dashboard store', () => {
     expect(store.getState().historyError).toMatch(/no run gone/);
     store.getState().signOut();
     expect(store.getState().compared).toEqual([]);
+  });
+
+  it('creates a hospital token (shown once), revokes it, and reports a refusal in tokenError', async () => {
+    let stored: { token_id: string; role: 'hospital'; hospital_id: string; created_at: string; revoked_at?: string }[] = [];
+    const api = fakeApi({
+      tokens: vi.fn(async () => stored),
+      createToken: vi.fn(async (spec) => {
+        stored = [...stored, { token_id: 'tok_a', role: 'hospital', hospital_id: (spec as { hospital_id: string }).hospital_id, created_at: 't' }];
+        return { token_id: 'tok_a', token: 'fct_secret', role: 'hospital' as const, hospital_id: (spec as { hospital_id: string }).hospital_id };
+      }),
+      revokeToken: vi.fn(async (id: string) => {
+        stored = stored.map((t) => (t.token_id === id ? { ...t, revoked_at: 't2' } : t));
+        return { token_id: id, revoked: true as const, disconnected: 1 };
+      }),
+    });
+    const store = createDashboardStore(() => api);
+    store.getState().signIn('admin');
+    await store.getState().createHospitalToken(' H5 ');
+    expect(api.createToken).toHaveBeenCalledWith({ role: 'hospital', hospital_id: 'H5' });
+    expect(store.getState().newToken).toEqual({ token_id: 'tok_a', token: 'fct_secret', role: 'hospital', hospital_id: 'H5' });
+    expect(store.getState().tokens?.map((t) => t.token_id)).toEqual(['tok_a']);
+    await store.getState().revokeToken('tok_a');
+    expect(store.getState().newToken).toBeNull(); // a revoked token is not left on screen
+    expect(store.getState().tokens?.[0]?.revoked_at).toBe('t2');
+    expect(store.getState().tokenNotice).toBe('Token tok_a revoked; 1 connection(s) closed.');
+
+    const hospital = createDashboardStore(() => fakeApi({ tokens: async () => { throw new ApiError(403, 'FORBIDDEN', 'needs admin'); } }));
+    hospital.getState().signIn('h1');
+    await hospital.getState().loadTokens();
+    expect(hospital.getState().tokens).toBeNull();
+    expect(hospital.getState().tokenError).toBe('This action needs the admin token.');
   });
 
   it('sign out clears everything', () => {

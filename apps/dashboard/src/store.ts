@@ -5,7 +5,7 @@
  */
 import { createStore } from 'zustand/vanilla';
 import type { DashboardServerToClient, RunConfigInput, ServerStatus } from '@fedcare/shared/protocol';
-import { describeError, type Api, type RunSummary } from './api';
+import { describeError, type Api, type CreatedToken, type RunSummary, type TokenSummary } from './api';
 import { computeAlarms, maxEpsilon, type Alarm } from './alarms';
 import { applyRound, latestRound, type RoundMessage, type RunSeries } from './metrics';
 
@@ -37,6 +37,13 @@ export interface DashboardState {
   compared: { run_id: string; series: RunSeries }[];
   notice: Notice | null;
   busy: boolean;
+  /** Stored credentials (admin); null until loaded. */
+  tokens: TokenSummary[] | null;
+  tokenError: string | null;
+  /** What the last revocation did. */
+  tokenNotice: string | null;
+  /** The token just created, shown once until dismissed. */
+  newToken: CreatedToken | null;
 
   signIn(token: string): void;
   signOut(): void;
@@ -51,6 +58,10 @@ export interface DashboardState {
   /** Adds a run to the comparison (loading its rounds), or takes it out. */
   toggleCompare(runId: string): Promise<void>;
   backfill(runId: string): Promise<void>;
+  loadTokens(): Promise<void>;
+  createHospitalToken(hospitalId: string): Promise<void>;
+  revokeToken(tokenId: string): Promise<void>;
+  dismissNewToken(): void;
   startRun(config: RunConfigInput): Promise<void>;
   stopRun(): Promise<void>;
 }
@@ -87,10 +98,14 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       compared: [],
       notice: null,
       busy: false,
+      tokens: null,
+      tokenError: null,
+      tokenNotice: null,
+      newToken: null,
 
       signIn: (token) => set({ token: token.trim(), connection: 'connecting', connectionError: null }),
       signOut: () =>
-        set({ token: null, connection: 'signed-out', connectionError: null, status: null, stage: null, clients: [], run: null, live: EMPTY_SERIES, runs: [], selected: null, compared: [], notice: null }),
+        set({ token: null, connection: 'signed-out', connectionError: null, status: null, stage: null, clients: [], run: null, live: EMPTY_SERIES, runs: [], selected: null, compared: [], notice: null, tokens: null, tokenError: null, tokenNotice: null, newToken: null }),
       setConnection: (connection, error) => set({ connection, connectionError: error ?? null }),
 
       onStatus: (status) => {
@@ -154,6 +169,32 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
           // History is a convenience here; the live rounds keep coming.
         }
       },
+      loadTokens: async () => {
+        try {
+          set({ tokens: await api().tokens(), tokenError: null });
+        } catch (e) {
+          set({ tokenError: describeError(e) });
+        }
+      },
+      createHospitalToken: async (hospitalId) => {
+        try {
+          const created = await api().createToken({ role: 'hospital', hospital_id: hospitalId.trim() });
+          set({ newToken: created, tokenError: null, tokenNotice: null });
+          await get().loadTokens();
+        } catch (e) {
+          set({ tokenError: describeError(e) });
+        }
+      },
+      revokeToken: async (tokenId) => {
+        try {
+          const res = await api().revokeToken(tokenId);
+          set((s) => ({ tokenError: null, ...(s.newToken?.token_id === tokenId ? { newToken: null } : {}), tokenNotice: `Token ${tokenId} revoked${res.disconnected ? `; ${res.disconnected} connection(s) closed` : ''}.` }));
+          await get().loadTokens();
+        } catch (e) {
+          set({ tokenError: describeError(e) });
+        }
+      },
+      dismissNewToken: () => set({ newToken: null }),
       startRun: async (config) => {
         set({ busy: true, notice: null });
         try {
