@@ -1,14 +1,15 @@
 // Integration: a real coordinator on port 0 (real Socket.IO, real SQLite file) and three real
 // hospital clients; a short run must complete with every seed spec 6.1 metric and a falling loss.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateHospital } from '@fedcare/shared/data';
+import { generateHospital, toNdjson } from '@fedcare/shared/data';
 import { ROUND_METRIC_NAMES } from '@fedcare/shared/fl';
 import { MAX_MESSAGE_BYTES, wireSize } from '@fedcare/shared/protocol';
 import { startServer, type RunningServer } from '@fedcare/server';
 import { startHospital, type HeadlessHospital } from './hospital';
+import { fedcareProcess } from './testing-processes';
 
 const TOKENS = { H1: 'h1-token-0123456789abcdef', H2: 'h2-token-0123456789abcdef', H3: 'h3-token-0123456789abcdef' };
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -151,4 +152,32 @@ describe('a result over the message limit', () => {
       await server.close();
     }
   }, 300_000);
+});
+
+describe('a headless hospital whose token is revoked', () => {
+  it('ends with the coordinator’s reason instead of waiting for a reconnect that will not come', async () => {
+    const server = await coordinator('silent');
+    const created = await server.store.createToken({ role: 'hospital', hospitalId: 'H2' });
+    const h = startHospital({ server: server.url, hospitalId: 'H2', token: created.token, records: generateHospital('H2', { seed: 3, patients: 10 }).records });
+    try {
+      await new Promise<void>((resolve) => (h.socket.connected ? resolve() : h.socket.once('connect', () => resolve())));
+      const res = await fetch(`${server.url}/api/v1/tokens/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ token_id: created.tokenId }),
+      });
+      expect(await res.json()).toEqual({ token_id: created.tokenId, revoked: true, disconnected: 1 });
+      await expect(h.done).rejects.toThrow('H2: the coordinator closed the connection: UNAUTHORIZED: this token was revoked');
+      // `fedcare client` with that token: refused at sign-in, said in one line, exit 1 (not an internal error)
+      const file = path.join(mkdtempSync(path.join(tmpdir(), 'fc-revoked-')), 'H2.ndjson');
+      writeFileSync(file, toNdjson(generateHospital('H2', { seed: 3, patients: 10 }).records));
+      const p = fedcareProcess(['client', '--server', server.url, '--hospital', 'H2', '--data', file, '--quiet'], { FEDCARE_TOKEN: created.token });
+      expect(await p.exited).toBe(1);
+      expect(p.output()).toContain('fedcare client: H2: the coordinator refused the connection: UNAUTHORIZED: unknown or revoked token');
+      expect(p.output()).not.toContain('internal error');
+    } finally {
+      h.close();
+      await server.close();
+    }
+  }, 60_000);
 });

@@ -44,7 +44,7 @@ export interface HeadlessHospitalOptions {
 export interface HeadlessHospital {
   socket: HospitalSocketClient;
   client: HospitalClient;
-  /** Resolves with the run's end event (exitOnRunEnd) or when closed; rejects on a refused credential. */
+  /** Resolves with the run's end event (exitOnRunEnd) or when closed; rejects on a refused credential or a connection the coordinator closed. */
   done: Promise<RunEvent | undefined>;
   /** Errors the coordinator sent back for our messages. */
   errors: ProtocolErrorPayload[];
@@ -77,6 +77,9 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
     resolveDone = res;
     rejectDone = rej;
   });
+  // A host that never awaits `done` (a long-running agent) must not crash on its rejection: the
+  // rejection is logged; a host that awaits `done` still receives it.
+  done.catch((e: unknown) => log((e as Error).message));
   let closed = false;
   const close = () => {
     if (closed) return;
@@ -87,7 +90,17 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   };
 
   socket.on('connect', () => log(`${o.hospitalId}: connected`));
-  socket.on('disconnect', (reason) => log(`${o.hospitalId}: disconnected (${reason})`));
+  socket.on('disconnect', (reason) => {
+    log(`${o.hospitalId}: disconnected (${reason})`);
+    // The coordinator closed this connection on purpose (token revoked, another connection signed in
+    // as this hospital): Socket.IO will not reconnect, so end with the reason it sent rather than wait forever.
+    if (reason === 'io server disconnect' && !closed) {
+      const why = errors.at(-1);
+      closed = true;
+      client.dispose();
+      rejectDone(new Error(`${o.hospitalId}: the coordinator closed the connection${why ? `: ${why.code}: ${why.message}` : ''}`));
+    }
+  });
   socket.on('connect_error', (err) => {
     const data = (err as Error & { data?: ProtocolErrorPayload }).data;
     if (data && (data.code === 'UNAUTHORIZED' || data.code === 'FORBIDDEN' || data.code === 'INVALID_PAYLOAD')) {

@@ -87,7 +87,13 @@ export async function run(argv: string[]): Promise<number> {
   });
   process.once('SIGINT', () => hospital.close());
   process.once('SIGTERM', () => hospital.close());
-  await hospital.done;
-  hospital.close();
+  try {
+    await hospital.done;
+  } catch (e) {
+    // Refused at sign-in, or closed by the coordinator (token revoked): say why, exit 1, no stack trace.
+    throw new CliError((e as Error).message);
+  } finally {
+    hospital.close();
+  }
   return 0;
 }
