@@ -423,4 +423,29 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(h3!.page, 'portal-H3-he-round');
     expect(h3!.errors).toEqual([]);
   }, 400_000);
+
+  it('a tab the coordinator closes on purpose says why: signed in elsewhere (FORBIDDEN), then its token revoked (UNAUTHORIZED)', async () => {
+    // A second credential for H1, stored (revocable), used in a new tab: the first H1 tab is closed.
+    const created = await server.store.createToken({ role: 'hospital', hospitalId: 'H1' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1600 } });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/hospital/?hospital=H1`);
+    await signIn(page, created.token);
+    await page.getByTestId('import-input').setInputFiles({ name: 'H1-few.ndjson', mimeType: 'application/x-ndjson', buffer: Buffer.from(toNdjson((records.get('H1') ?? []).slice(0, 12))) });
+    await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
+    await page.getByRole('button', { name: 'Join round' }).click();
+    await expect.poll(() => page.getByTestId('connection').textContent(), { timeout: 30_000 }).toBe('joined');
+    const first = tabs.find((t) => t.id === 'H1')!.page;
+    await expect.poll(() => first.getByTestId('connection').textContent(), { timeout: 30_000 }).toBe('refused');
+    // the reason beside the buttons (the activity log has it too, after "coordinator: ")
+    expect(await first.getByText('FORBIDDEN: another connection signed in as H1; this one is closed', { exact: true }).count()).toBe(1);
+    expect(await first.getByRole('button', { name: 'Join round' }).isEnabled()).toBe(true); // it can take over again
+
+    const res = await fetch(`${server.url}/api/v1/tokens/revoke`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ token_id: created.tokenId }) });
+    expect(await res.json()).toMatchObject({ revoked: true, disconnected: 1 });
+    await expect.poll(() => page.getByTestId('connection').textContent(), { timeout: 30_000 }).toBe('refused');
+    expect(await page.getByText('UNAUTHORIZED: this token was revoked', { exact: true }).count()).toBe(1);
+    await screenshot(page, 'portal-token-revoked');
+    await context.close();
+  }, 240_000);
 });

@@ -278,10 +278,19 @@ export class Portal {
       this.set({ connection: 'joined', connectionError: undefined });
       this.log('joined the federation');
     });
+    let lastError: ProtocolErrorPayload | undefined;
     socket.on('disconnect', (reason) => {
       if (this.socket !== socket) return;
-      this.set({ connection: reason === 'io client disconnect' ? 'offline' : 'reconnecting', connectionError: reason });
       this.log(`disconnected (${reason})`);
+      if (reason === 'io server disconnect') {
+        // Closed by the coordinator on purpose (token revoked, this hospital signed in elsewhere):
+        // Socket.IO will not reconnect, so say why instead of showing "reconnecting" forever.
+        socket.close();
+        this.socket = undefined;
+        this.set({ connection: 'refused', connectionError: lastError ? `${lastError.code}: ${lastError.message}` : 'the coordinator closed the connection' });
+        return;
+      }
+      this.set({ connection: reason === 'io client disconnect' ? 'offline' : 'reconnecting', connectionError: reason });
     });
     socket.on('connect_error', (err) => {
       const data = (err as Error & { data?: ProtocolErrorPayload }).data;
@@ -293,7 +302,10 @@ export class Portal {
       }
       this.set({ connection: 'reconnecting', connectionError: err.message });
     });
-    socket.on('fl:error', (e) => this.log(`coordinator: ${e.code}: ${e.message}`));
+    socket.on('fl:error', (e) => {
+      lastError = e;
+      this.log(`coordinator: ${e.code}: ${e.message}`);
+    });
     socket.on('fl:stats', (raw) => void session.onStats(raw));
     socket.on('fl:instruction', (raw) => void session.onInstruction(raw));
     socket.on('fl:run', (raw) => void session.onRun(raw));
