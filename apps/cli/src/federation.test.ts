@@ -181,3 +181,33 @@ describe('a headless hospital whose token is revoked', () => {
     }
   }, 60_000);
 });
+
+describe('fedcare token --server', () => {
+  it('creates, lists and revokes a hospital token on a running coordinator over REST, with the admin token from the environment', async () => {
+    const server = await coordinator('silent');
+    try {
+      const create = fedcareProcess(['token', 'create', '--hospital', 'H7', '--server', server.url, '--json'], { FEDCARE_ADMIN_TOKEN: ADMIN });
+      expect(await create.exited, create.output()).toBe(0);
+      const created = JSON.parse(create.output().split('\n').find((l) => l.startsWith('{'))!) as { token_id: string; token: string; hospital_id: string };
+      expect(created.hospital_id).toBe('H7');
+      expect(await (await fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${created.token}` } })).json()).toEqual({ role: 'hospital', hospital_id: 'H7' });
+      const list = fedcareProcess(['token', 'list', '--server', server.url], { FEDCARE_ADMIN_TOKEN: ADMIN });
+      expect(await list.exited).toBe(0);
+      expect(list.output()).toMatch(new RegExp(`${created.token_id}\\s+hospital\\s+H7`));
+      expect(list.output()).not.toContain(created.token);
+      const revoke = fedcareProcess(['token', 'revoke', created.token_id, '--server', server.url], { FEDCARE_ADMIN_TOKEN: ADMIN });
+      expect(await revoke.exited).toBe(0);
+      expect(revoke.output()).toContain(`token ${created.token_id} revoked; 0 open connection(s) closed`);
+      expect((await fetch(`${server.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${created.token}` } })).status).toBe(401);
+      // a hospital token is not an admin token: refused by the coordinator, said in one line
+      const denied = fedcareProcess(['token', 'list', '--server', server.url], { FEDCARE_ADMIN_TOKEN: TOKENS.H1 });
+      expect(await denied.exited).toBe(1);
+      expect(denied.output()).toContain(`fedcare token: ${server.url}: 403 FORBIDDEN: /api/v1/tokens needs the admin token; this is hospital H1's token`);
+      const none = fedcareProcess(['token', 'list', '--server', server.url], { FEDCARE_ADMIN_TOKEN: '' });
+      expect(await none.exited).toBe(2);
+      expect(none.output()).toContain('--server needs the admin token in FEDCARE_ADMIN_TOKEN');
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+});
