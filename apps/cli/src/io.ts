@@ -29,3 +29,8 @@ export class CliError extends Error {
     this.name = 'CliError';
   }
 }
+
+/** The coordinator's database when --db is not given: FEDCARE_HOME (default .fedcare)/fedcare.db, as `fedcare start` lays it out. */
+export function defaultDbPath(): string {
+  return path.join(process.env.FEDCARE_HOME ?? '.fedcare', 'fedcare.db');
+}

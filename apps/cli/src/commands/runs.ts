@@ -5,12 +5,11 @@
  * the metrics of every round (a table, --json lines or --csv) and --plot draws them.
  */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
 import { ROUND_METRIC_NAMES, type RoundMetrics, type RoundReport } from '@fedcare/shared/fl';
 import { stringifyMetrics } from '@fedcare/shared/util';
-import { CliError, writeFileAtomic } from '../io';
+import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { renderTable } from '../table';
 import { roundsChart } from './simulate';
 
@@ -49,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     strict: true,
     allowPositionals: true,
     options: {
-      db: { type: 'string', default: path.join(process.env.FEDCARE_HOME ?? '.fedcare', 'fedcare.db') },
+      db: { type: 'string', default: defaultDbPath() },
       json: { type: 'boolean', default: false },
       csv: { type: 'boolean', default: false },
       plot: { type: 'string' },

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer } from '@fedcare/server';
-import { CliError } from '../io';
+import { CliError, defaultDbPath } from '../io';
 import { webApps } from '../web';
 
 const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--db .fedcare/fedcare.db] [--log-level info]
@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       port: { type: 'string', default: '8080' },
       host: { type: 'string', default: '0.0.0.0' },
-      db: { type: 'string', default: path.join(process.env.FEDCARE_HOME ?? '.fedcare', 'fedcare.db') },
+      db: { type: 'string', default: defaultDbPath() },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h', default: false },
     },

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
 import { hospitalIdSchema } from '@fedcare/shared/data';
-import { CliError } from '../io';
+import { CliError, defaultDbPath } from '../io';
 import { renderTable } from '../table';
 
 const HELP = `usage: fedcare token create (--hospital H1 | --admin) [--db FILE | --server URL] [--json]
@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       hospital: { type: 'string' },
       admin: { type: 'boolean', default: false },
-      db: { type: 'string', default: path.join(process.env.FEDCARE_HOME ?? '.fedcare', 'fedcare.db') },
+      db: { type: 'string', default: defaultDbPath() },
       server: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
