@@ -5,7 +5,7 @@
  */
 import { createStore } from 'zustand/vanilla';
 import type { DashboardServerToClient, RunConfigInput, ServerStatus } from '@fedcare/shared/protocol';
-import { describeError, type Api, type CreatedToken, type RunSummary, type TokenSummary } from './api';
+import { describeError, type Api, type CreatedToken, type RoundMetricsWire, type RunSummary, type TokenSummary } from './api';
 import { computeAlarms, maxEpsilon, type Alarm } from './alarms';
 import { applyRound, latestRound, type RoundMessage, type RunSeries } from './metrics';
 
@@ -75,14 +75,19 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       if (!t) throw new Error('not signed in');
       return makeApi(t);
     };
-    /** A past run's rounds from REST, as the live view keeps them. */
-    const fetchSeries = async (runId: string): Promise<RunSeries> => {
-      let series: RunSeries = { run_id: runId, rounds: [] };
-      for (const r of await api().metrics(runId)) {
-        series = applyRound(series, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
-      }
-      return series;
+    /** REST rounds added to a series as the live view keeps them; a round the series already has (a live one) wins. */
+    const withRestRounds = (series: RunSeries & { run_id: string }, rows: readonly RoundMetricsWire[]): RunSeries => {
+      const have = new Set(series.rounds.map((r) => r.round));
+      return rows.reduce<RunSeries>(
+        (acc, r) =>
+          have.has(r.round_number)
+            ? acc
+            : applyRound(acc, { run_id: series.run_id, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) }),
+        series,
+      );
     };
+    /** A past run's rounds from REST. */
+    const fetchSeries = async (runId: string): Promise<RunSeries> => withRestRounds({ run_id: runId, rounds: [] }, await api().metrics(runId));
     return {
       token: null,
       connection: 'signed-out',
@@ -155,16 +160,9 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
       },
       backfill: async (runId) => {
         try {
-          const rounds = await api().metrics(runId);
-          set((s) => {
-            // Live rounds that arrived meanwhile win over history.
-            let live: RunSeries = s.live.run_id === runId ? s.live : { run_id: runId, rounds: [] };
-            const have = new Set(live.rounds.map((r) => r.round));
-            for (const r of rounds) {
-              if (!have.has(r.round_number)) live = applyRound(live, { run_id: runId, round: r.round_number, metrics: r.metrics, per_hospital: r.per_hospital ?? {}, timestamp: r.timestamp, ...(r.participation ? { participation: r.participation } : {}) });
-            }
-            return { live };
-          });
+          const rows = await api().metrics(runId);
+          // Live rounds that arrived meanwhile win over history.
+          set((s) => ({ live: withRestRounds(s.live.run_id === runId ? { ...s.live, run_id: runId } : { run_id: runId, rounds: [] }, rows) }));
         } catch {
           // History is a convenience here; the live rounds keep coming.
         }
