@@ -82,7 +82,8 @@ const tokenSpecSchema = z.discriminatedUnion('role', [
   z.strictObject({ role: z.literal('admin') }),
 ]);
 
-const tokenInfo = (t: TokenInfo) => ({ token_id: t.tokenId, role: t.role, ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}), created_at: t.createdAt, ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}) });
+/** A stored credential as REST (and `fedcare token list`) shows it: never the secret. */
+export const tokenJson = (t: TokenInfo) => ({ token_id: t.tokenId, role: t.role, ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}), created_at: t.createdAt, ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}) });
 
 export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHooks = {}): Route[] {
   return [
@@ -163,7 +164,7 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       },
     },
     // Credentials, for an admin without a shell on the coordinator's database (a deployed container).
-    { method: 'GET', path: '/api/v1/tokens', access: 'admin', handler: async () => [200, { tokens: (await store.listTokens()).map(tokenInfo) }] },
+    { method: 'GET', path: '/api/v1/tokens', access: 'admin', handler: async () => [200, { tokens: (await store.listTokens()).map(tokenJson) }] },
     {
       method: 'POST',
       path: '/api/v1/tokens',

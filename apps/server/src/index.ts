@@ -6,3 +6,4 @@ export { openApiDocument } from './openapi';
 export { openSqliteStore } from './store/sqlite';
 export { TokenAuthority, generateToken, parseHospitalTokens } from './store/tokens';
 export { serveStatic, type StaticApp } from './static';
+export { tokenJson } from './http';

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { openSqliteStore } from '@fedcare/server';
+import { openSqliteStore, tokenJson } from '@fedcare/server';
 import { hospitalIdSchema } from '@fedcare/shared/data';
 import { CliError, defaultDbPath } from '../io';
 import { renderTable } from '../table';
@@ -15,13 +15,7 @@ The plaintext token is printed once; the database keeps only its SHA-256. With -
 coordinator's REST API does it (admin token in FEDCARE_ADMIN_TOKEN): for a deployed coordinator
 whose database you have no shell on; revoking there also closes the token's open connections.`;
 
-interface TokenRow {
-  token_id: string;
-  role: string;
-  hospital_id?: string;
-  created_at: string;
-  revoked_at?: string;
-}
+type TokenRow = ReturnType<typeof tokenJson>;
 
 /** The REST side of `fedcare token --server`: the same three actions, as the admin. */
 async function remote(server: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
@@ -97,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (action === 'list') {
-      listRows((await store.listTokens()).map((t) => ({ token_id: t.tokenId, role: t.role, ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}), created_at: t.createdAt, ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}) })));
+      listRows((await store.listTokens()).map(tokenJson));
       return 0;
     }
     if (action === 'revoke') {
