@@ -77,9 +77,9 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
     resolveDone = res;
     rejectDone = rej;
   });
-  // A host that never awaits `done` (a long-running agent) must not crash on its rejection: the
-  // rejection is logged; a host that awaits `done` still receives it.
-  done.catch((e: unknown) => log((e as Error).message));
+  // A host that never awaits `done` must not crash on its rejection (the reason is already in the
+  // log: the coordinator's fl:error and the disconnect); a host that awaits `done` still receives it.
+  done.catch(() => undefined);
   let closed = false;
   const close = () => {
     if (closed) return;
