@@ -123,42 +123,13 @@ function TrainingPanel() {
   const s = usePortal((x) => x);
   const joined = s.connection !== 'offline' && s.connection !== 'refused';
   const canJoin = !joined && !!s.backend && !!s.loaded && s.loaded.numTrainExamples > 0;
-  const onBackend = (e: ChangeEvent<HTMLSelectElement>) => void portal.startWorker(e.target.value as BackendChoice);
   const fraction = trainingFraction(s.progress);
   const train = s.progress?.train;
   const runRounds = s.status?.run_id && s.run?.run_id === s.status.run_id ? s.status.total_rounds : s.status?.total_rounds;
   return (
     <section aria-labelledby="training-title">
       <h2 id="training-title">Training</h2>
-      <div className="row">
-        <label>
-          TensorFlow.js backend
-          <select value={s.backendChoice} onChange={onBackend} disabled={joined} data-testid="backend-select">
-            <option value="auto">automatic (WebGPU → WebGL → WASM → CPU)</option>
-            {BACKEND_ORDER.map((b) => (
-              <option key={b} value={b}>
-                {b}
-              </option>
-            ))}
-          </select>
-        </label>
-        <p>
-          In use: <strong data-testid="backend">{s.backend ? s.backend.backend : s.backendError ? 'none' : 'starting …'}</strong>
-          {s.backend ? <span className="muted"> — {s.backend.detail}</span> : null}
-        </p>
-      </div>
-      {s.backendError ? <p className="error" role="alert">{s.backendError}</p> : null}
-      {s.backend && s.backend.attempts.some((a) => !a.ok) ? (
-        <ul className="muted small" data-testid="backend-fallbacks">
-          {s.backend.attempts
-            .filter((a) => !a.ok)
-            .map((a) => (
-              <li key={a.backend}>
-                {a.backend} not used: {a.reason}
-              </li>
-            ))}
-        </ul>
-      ) : null}
+      <BackendPanel joined={joined} />
       <PrivacyPolicy joined={joined} current={s.maxEpsilon} />
       <IdentityAndRoster joined={joined} />
       <p>
@@ -200,6 +171,88 @@ function TrainingPanel() {
 }
 
 /** The hospital's own ε cap: with one, it trains only in differentially private runs and never past it. */
+/**
+ * Which TF.js backend trains here and how it was chosen: the ones skipped and why, a software
+ * WebGPU adapter called what it is, backends that failed while in use, and a check of the backend
+ * against a reference (one training step on synthetic patients).
+ */
+function BackendPanel({ joined }: { joined: boolean }) {
+  const choice = usePortal((s) => s.backendChoice);
+  const backend = usePortal((s) => s.backend);
+  const error = usePortal((s) => s.backendError);
+  const check = usePortal((s) => s.backendCheck);
+  const onBackend = (e: ChangeEvent<HTMLSelectElement>) => void portal.startWorker(e.target.value as BackendChoice);
+  const skipped = backend?.attempts.filter((a) => !a.ok) ?? [];
+  return (
+    <div>
+      <div className="row">
+        <label>
+          TensorFlow.js backend
+          <select value={choice} onChange={onBackend} disabled={joined} data-testid="backend-select">
+            <option value="auto">automatic (WebGPU → WebGL → WASM → CPU)</option>
+            {BACKEND_ORDER.map((b) => (
+              <option key={b} value={b}>
+                {b}
+              </option>
+            ))}
+          </select>
+        </label>
+        <p>
+          In use: <strong data-testid="backend">{backend ? backend.backend : error ? 'none' : 'starting …'}</strong>
+          {backend ? <span className="muted" data-testid="backend-detail"> — {backend.detail}</span> : null}
+        </p>
+      </div>
+      {error ? <p className="error" role="alert">{error}</p> : null}
+      {skipped.length ? (
+        <ul className="muted small" data-testid="backend-fallbacks">
+          {skipped.map((a) => (
+            <li key={a.backend}>
+              {a.backend} not used: {a.reason}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {backend?.failures.length ? (
+        <ul className="error small" data-testid="backend-failures">
+          {backend.failures.map((f) => (
+            <li key={`${f.backend}-${f.at}`}>
+              {f.backend} failed{f.during ? ` during ${f.during}` : ''}: {f.reason} — given up for this session
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <div className="row">
+        <button type="button" onClick={() => void portal.checkBackend()} disabled={!backend || check === 'running' || joined} data-testid="backend-check">
+          Check the backend
+        </button>
+        <span className="muted small">
+          {backend ? `one training step on synthetic patients, on ${backend.backend} and on ${backend.backend === 'wasm' ? 'cpu' : 'wasm'}, compared` : ''}
+        </span>
+      </div>
+      <BackendCheckResult check={check} />
+    </div>
+  );
+}
+
+function BackendCheckResult({ check }: { check: PortalState['backendCheck'] }) {
+  if (check === undefined) return null;
+  if (check === 'running') return <p data-testid="backend-check-result">checking … (a minute on a software adapter)</p>;
+  if ('error' in check) return <p className="error" role="alert" data-testid="backend-check-result">backend check failed: {check.error}</p>;
+  const e = (v: number) => v.toExponential(1);
+  return (
+    <p
+      data-testid="backend-check-result"
+      data-agrees={String(check.agrees)}
+      data-loss-error={check.lossRelativeError}
+      data-gradient-error={check.worstRelativeError}
+      className={check.agrees ? undefined : 'error'}
+    >
+      {check.backend} against {check.reference}: loss {e(check.lossRelativeError)}, gradients at most {e(check.worstRelativeError)} apart (relative; {check.worstParam}) —{' '}
+      <strong>{check.agrees ? 'they agree' : `they disagree (tolerance ${e(check.tolerance)}): do not train on ${check.backend}`}</strong>; {check.seconds.backend.toFixed(1)} s here, {check.seconds.reference.toFixed(1)} s on {check.reference}
+    </p>
+  );
+}
+
 function PrivacyPolicy({ joined, current }: { joined: boolean; current: number | undefined }) {
   const [value, setValue] = useState(current === undefined ? '' : String(current));
   const [error, setError] = useState<string | undefined>();

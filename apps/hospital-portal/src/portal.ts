@@ -125,7 +125,13 @@ export class Portal {
     const worker = new TrainingWorker();
     this.worker = worker;
     worker.onProgress((progress) => this.set({ progress }));
-    this.set({ backendChoice: choice, backend: undefined, backendError: undefined, loaded: undefined });
+    // A backend that fails while in use is replaced by the next of the chain inside the worker.
+    worker.onBackend((e) => {
+      if (this.worker !== worker) return;
+      if (e.report) this.set({ backend: e.report, backendCheck: undefined });
+      this.log(e.message);
+    });
+    this.set({ backendChoice: choice, backend: undefined, backendError: undefined, loaded: undefined, backendCheck: undefined });
     this.workerReady = (async () => {
       try {
         const backend = await worker.init(choice);
@@ -138,6 +144,29 @@ export class Portal {
       }
     })();
     await this.workerReady;
+  }
+
+  /**
+   * Runs one training step of the model (synthetic patients, never the hospital's) on the backend in
+   * use and on a reference backend, and shows how far apart loss and gradients are.
+   */
+  async checkBackend(): Promise<void> {
+    const worker = this.worker;
+    if (!worker || this.store.getState().backendCheck === 'running') return;
+    this.set({ backendCheck: 'running' });
+    try {
+      const result = await worker.checkBackend();
+      if (this.worker !== worker) return;
+      this.set({ backendCheck: result });
+      this.log(
+        `backend check: ${result.backend} against ${result.reference}, one training step: loss differs by ${result.lossRelativeError.toExponential(1)}, ` +
+          `gradients by at most ${result.worstRelativeError.toExponential(1)} (${result.worstParam}) — ${result.agrees ? 'they agree' : 'they DISAGREE'}`,
+      );
+    } catch (e) {
+      if (this.worker !== worker) return;
+      this.set({ backendCheck: { error: (e as Error).message } });
+      this.log(`backend check failed: ${(e as Error).message}`);
+    }
   }
 
   private async loadIntoWorker(): Promise<void> {

@@ -8,7 +8,7 @@ import type { ClientProgress, SessionActivity } from '@fedcare/shared/fl';
 import type { RunEvent, ServerStatus, StageName } from '@fedcare/shared/protocol';
 import type { CohortSummary } from './data/cohort';
 import type { ImportOutcome } from './data/importFiles';
-import type { BackendChoice, BackendReport, LoadReport } from './worker/protocol';
+import type { BackendChoice, BackendReport, LoadReport, StepComparison } from './worker/protocol';
 
 export type Connection = 'offline' | 'connecting' | 'joined' | 'reconnecting' | 'refused';
 
@@ -52,6 +52,8 @@ export interface PortalState {
   roster: Record<string, string> | undefined;
   backend: BackendReport | undefined;
   backendError: string | undefined;
+  /** The last backend check (one training step here and on a reference backend), while running, or its error. */
+  backendCheck: StepComparison | 'running' | { error: string } | undefined;
   loaded: LoadReport | undefined;
   summary: CohortSummary | undefined;
   importedAt: string | undefined;
@@ -79,6 +81,7 @@ export const initialPortalState: PortalState = {
   roster: undefined,
   backend: undefined,
   backendError: undefined,
+  backendCheck: undefined,
   loaded: undefined,
   summary: undefined,
   importedAt: undefined,

@@ -21,7 +21,7 @@ export async function initialWeights(seed: number): Promise<Float32Array> {
   await ready;
   const model = createClassifier({}, seed);
   try {
-    return flattenWeights(model.params);
+    return await flattenWeights(model.params);
   } finally {
     model.dispose();
   }

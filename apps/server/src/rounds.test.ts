@@ -11,7 +11,9 @@ type Behaviour = (round: number, stage: string) => 'ok' | 'silent';
 
 /** Hospitals that answer instantly with a fixed update; `behave` decides who stays silent when. */
 class MemoryGrid implements Grid {
-  requests: { round: number; stage: string; targets: string[] }[] = [];
+  requests: { round: number; stage: string; targets: string[]; timeoutMs: number }[] = [];
+  /** timeout_s of each train and evaluate instruction sent. */
+  timeouts: { stage: string; timeout_s: number | undefined }[] = [];
   constructor(
     private readonly hospitals: string[],
     private readonly behave: Behaviour,
@@ -28,7 +30,7 @@ class MemoryGrid implements Grid {
     this.broadcasts.push(args);
   }
   async request<R extends StageResult>(req: StageRequest<R>): Promise<StageOutcome<R>> {
-    this.requests.push({ round: req.round, stage: req.stage, targets: [...req.targets] });
+    this.requests.push({ round: req.round, stage: req.stage, targets: [...req.targets], timeoutMs: req.timeoutMs });
     const results = new Map<string, R>();
     const dropped: StageOutcome<R>['dropped'] = [];
     for (const h of req.targets) {
@@ -37,6 +39,7 @@ class MemoryGrid implements Grid {
         continue;
       }
       const instr = req.instruction(h);
+      if (instr.stage === 'train' || instr.stage === 'evaluate') this.timeouts.push({ stage: instr.stage, timeout_s: instr.timeout_s });
       let result: StageResult;
       if (instr.stage === 'preprocess') {
         result = { run_id: req.runId, round: 0, stage: 'preprocess', sums: computeFeatureSums(generateHospital(h, { seed: 1, patients: 10 }).records, { seqLen: instr.seq_len, windowDays: OBSERVATION_WINDOW_DAYS }) };
@@ -78,7 +81,12 @@ async function run(configIn: Record<string, unknown>, grid: Grid, abortAfter?: n
 
 describe('round engine policies', () => {
   it('completes every round when everyone answers, with weights aggregated and committed', async () => {
-    const { summary, rounds, run: r } = await run({}, new MemoryGrid(hospitals, () => 'ok'));
+    const grid = new MemoryGrid(hospitals, () => 'ok');
+    const { summary, rounds, run: r } = await run({ stage_timeout_s: 42 }, grid);
+    // Each hospital is told how long the stage waits for it (it may redo work on another backend within it).
+    expect(grid.timeouts).toHaveLength(4 * 2 * 3);
+    expect(new Set(grid.timeouts.map((t) => t.timeout_s))).toEqual(new Set([42]));
+    expect(grid.requests.every((q) => q.timeoutMs === 42_000)).toBe(true);
     expect(summary.status).toBe('completed');
     expect(rounds.map((x) => x.round)).toEqual([1, 2, 3, 4]);
     expect(r?.lastCompletedRound).toBe(4);

@@ -14,7 +14,7 @@ const records = generateHospital('H1', { seed: 9, patients: 40 }).records;
 
 async function trainInstruction(round: number, dp: DpConfig): Promise<Extract<Instruction, { stage: 'train' }>> {
   const model = createClassifier({}, 0);
-  const bytes = weightsToBytes(flattenWeights(model.params));
+  const bytes = weightsToBytes(await flattenWeights(model.params));
   model.dispose();
   return { run_id: RUN, round, stage: 'train', config: { local_epochs: 1, batch_size: 8, learning_rate: 1e-3, proximal_mu: 0, seq_len: 8, seed: 1, dp }, weights: bytes, weights_sha256: await sha256Hex(bytes) };
 }

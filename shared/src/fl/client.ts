@@ -207,7 +207,7 @@ export class HospitalClient {
       },
       rows,
     );
-    const local = flattenWeights(model.params);
+    const local = await flattenWeights(model.params);
     const bytes = weightsToBytes(local);
     if (instr.config.secure_aggregation) {
       // Nothing of the update leaves now: it goes out masked (SecAgg+) or encrypted (HE) later.

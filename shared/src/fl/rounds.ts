@@ -193,7 +193,7 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
     while (round <= cfg.rounds) {
       throwIfAborted(o.signal);
       try {
-        const report = await runRound(o, round, global, expectedBytes, random, log, timeoutMs, now, privacy);
+        const report = await runRound(o, round, global, expectedBytes, random, timeoutMs, now, privacy);
         global = report.weights;
         const valLoss = report.report.metrics.val_loss ?? Number.NaN;
         const best = Number.isFinite(valLoss) && valLoss < bestValLoss;
@@ -327,11 +327,8 @@ async function preprocess(o: FederationOptions, random: () => number, log: Logge
   let hospitals = [...out.results.keys()].sort();
   if (secure) {
     const min = o.config.min_available_clients;
-    const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: FEATURE_SUMS_LENGTH, maxWeight: 1, fixedPoint: true, minSurvivors: min }, timeoutMs, {
-      record: () => undefined,
-      addBytes: () => undefined,
-      out: new Set<string>(),
-    });
+    // Round 0's stages are not a round: their bookkeeping is not committed anywhere.
+    const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: FEATURE_SUMS_LENGTH, maxWeight: 1, fixedPoint: true, minSurvivors: min }, timeoutMs, roundAccounting());
     hospitals = [...sa.survivors];
     try {
       total = unflattenFeatureSums(sa.sum);
@@ -371,175 +368,249 @@ interface RoundOutput {
   startedAt: number;
 }
 
+/** Per-round bookkeeping the stages share: participation, bytes, who is out. */
+interface RoundAccounting {
+  record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void;
+  addBytes: (outcome: StageOutcome) => void;
+  /** Dropped for the rest of the round. */
+  out: Set<string>;
+  participation: Participation[];
+  bytes: Record<string, { up: number; down: number }>;
+}
+
+function roundAccounting(): RoundAccounting {
+  const participation: Participation[] = [];
+  const bytes: Record<string, { up: number; down: number }> = {};
+  return {
+    participation,
+    bytes,
+    out: new Set<string>(),
+    addBytes: (outcome) => {
+      for (const [h, b] of outcome.bytes) {
+        const cur = (bytes[h] ??= { up: 0, down: 0 });
+        cur.up += b.up;
+        cur.down += b.down;
+      }
+    },
+    record: (stage, outcome, targets) => {
+      const dropped = new Map(outcome.dropped.map((d) => [d.hospitalId, d]));
+      for (const h of targets) {
+        const d = dropped.get(h);
+        const b = outcome.bytes.get(h) ?? { up: 0, down: 0 };
+        participation.push({
+          hospitalId: h,
+          stage,
+          status: d ? (d.reason === 'rejected' ? 'rejected' : d.reason === 'declined' ? 'declined' : 'dropped') : 'ok',
+          ...(d ? { reason: d.detail ? `${d.reason}: ${d.detail}` : d.reason } : {}),
+          bytesUp: b.up,
+          bytesDown: b.down,
+        });
+      }
+    },
+  };
+}
+
+/** A round: train, aggregate (in the clear, SecAgg+ or HE), evaluate, then the round's metrics. */
 async function runRound(
   o: FederationOptions,
   round: number,
   global: Float32Array,
   expectedBytes: number,
   random: () => number,
-  log: Logger,
   timeoutMs: number,
   now: () => number,
   privacy: PrivacyRunState,
 ): Promise<RoundOutput> {
-  const { config: cfg, strategy, grid, runId } = o;
   const startedAt = now();
   await waitForClients(o, round);
-  const participation: Participation[] = [];
-  const bytes: Record<string, { up: number; down: number }> = {};
-  const addBytes = (outcome: StageOutcome) => {
-    for (const [h, b] of outcome.bytes) {
-      const cur = (bytes[h] ??= { up: 0, down: 0 });
-      cur.up += b.up;
-      cur.down += b.down;
-    }
+  const acc = roundAccounting();
+  const fitResults = await trainStage(o, round, global, expectedBytes, random, timeoutMs, privacy, acc);
+  const aggregated = await aggregateStage(o, round, global, fitResults, timeoutMs, now, acc);
+  const evalResults = await evaluateStage(o, round, aggregated.weights, random, timeoutMs, acc);
+  const { metrics, perHospital } = roundMetrics(o, round, fitResults, evalResults, aggregated, privacy, acc, (now() - startedAt) / 1000);
+  return {
+    weights: aggregated.weights,
+    startedAt,
+    report: { runId: o.runId, round, metrics, perHospital, participation: acc.participation, bytes: acc.bytes },
   };
-  const record = (stage: string, outcome: StageOutcome, targets: readonly string[]) => {
-    const dropped = new Map(outcome.dropped.map((d) => [d.hospitalId, d]));
-    for (const h of targets) {
-      const d = dropped.get(h);
-      const b = outcome.bytes.get(h) ?? { up: 0, down: 0 };
-      participation.push({
-        hospitalId: h,
-        stage,
-        status: d ? (d.reason === 'rejected' ? 'rejected' : d.reason === 'declined' ? 'declined' : 'dropped') : 'ok',
-        ...(d ? { reason: d.detail ? `${d.reason}: ${d.detail}` : d.reason } : {}),
-        bytesUp: b.up,
-        bytesDown: b.down,
-      });
-    }
-  };
-  const out = new Set<string>(); // dropped for the rest of the round
+}
 
-  // --- train -------------------------------------------------------------------------------
+/** Checks one train result before it reaches aggregation: no update in the clear with secure aggregation, else a whole, finite one. */
+function trainResultCheck(secure: boolean, expectedBytes: number) {
+  return async (_h: string, r: Extract<StageResult, { stage: 'train' }>): Promise<ProtocolError | undefined> => {
+    if (secure) {
+      // An update in the clear would defeat secure aggregation: refuse it rather than look at it.
+      if (r.weights !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'weights: not accepted in the clear with secure aggregation (they go masked in masked-input)', 'weights');
+      return undefined;
+    }
+    if (!r.weights || !r.weights_sha256) return new ProtocolError('INVALID_PAYLOAD', 'weights: missing', 'weights');
+    if (r.weights.byteLength !== expectedBytes) {
+      return new ProtocolError('WRONG_LENGTH', `weights: ${r.weights.byteLength} bytes, expected ${expectedBytes} (${expectedBytes / 4} float32)`, 'weights');
+    }
+    if ((await sha256Hex(r.weights)) !== r.weights_sha256) return new ProtocolError('CHECKSUM_MISMATCH', 'weights: SHA-256 does not match weights_sha256', 'weights_sha256');
+    const bad = hasNonFinite(weightsFromBytes(r.weights));
+    if (bad >= 0) return new ProtocolError('NON_FINITE', `weights[${bad}] is not a finite number`, `weights[${bad}]`);
+    return undefined;
+  };
+}
+
+/** The train stage: the strategy's sample trains from the global weights; returns the accepted results. */
+async function trainStage(
+  o: FederationOptions,
+  round: number,
+  global: Float32Array,
+  expectedBytes: number,
+  random: () => number,
+  timeoutMs: number,
+  privacy: PrivacyRunState,
+  acc: RoundAccounting,
+): Promise<FitResult[]> {
+  const { config: cfg, strategy, grid, runId } = o;
   const secure = cfg.secure_aggregation !== 'none';
-  const fitTargets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
-  const globalBytes = weightsToBytes(global);
-  const globalSha = await sha256Hex(globalBytes);
+  const targets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
+  const weights = weightsToBytes(global);
+  const weightsSha = await sha256Hex(weights);
   const fitConfig = strategy.configureFit(round, {
     local_epochs: cfg.local_epochs,
     batch_size: cfg.batch_size,
     learning_rate: cfg.learning_rate,
     proximal_mu: 0,
   });
-  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'start', targets: fitTargets, dropped: [] });
+  const config = {
+    local_epochs: Number(fitConfig.local_epochs),
+    batch_size: Number(fitConfig.batch_size),
+    learning_rate: Number(fitConfig.learning_rate),
+    proximal_mu: Number(fitConfig.proximal_mu),
+    seq_len: cfg.seq_len,
+    seed: cfg.seed * 1000 + round,
+    ...(cfg.dp ? { dp: cfg.dp } : {}),
+    ...(secure ? { secure_aggregation: cfg.secure_aggregation as 'secagg' | 'he' } : {}),
+  };
+  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'start', targets, dropped: [] });
   const train = await grid.request<Extract<StageResult, { stage: 'train' }>>(
     {
       runId,
       round,
       stage: 'train',
-      targets: fitTargets,
-      instruction: () => ({
-        run_id: runId,
-        round,
-        stage: 'train',
-        config: {
-          local_epochs: Number(fitConfig.local_epochs),
-          batch_size: Number(fitConfig.batch_size),
-          learning_rate: Number(fitConfig.learning_rate),
-          proximal_mu: Number(fitConfig.proximal_mu),
-          seq_len: cfg.seq_len,
-          seed: cfg.seed * 1000 + round,
-          ...(cfg.dp ? { dp: cfg.dp } : {}),
-          ...(cfg.secure_aggregation !== 'none' ? { secure_aggregation: cfg.secure_aggregation } : {}),
-        },
-        weights: globalBytes,
-        weights_sha256: globalSha,
-      }),
-      check: async (_h, r) => {
-        if (secure) {
-          // An update in the clear would defeat secure aggregation: refuse it rather than look at it.
-          if (r.weights !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'weights: not accepted in the clear with secure aggregation (they go masked in masked-input)', 'weights');
-          return undefined;
-        }
-        if (!r.weights || !r.weights_sha256) return new ProtocolError('INVALID_PAYLOAD', 'weights: missing', 'weights');
-        if (r.weights.byteLength !== expectedBytes) {
-          return new ProtocolError('WRONG_LENGTH', `weights: ${r.weights.byteLength} bytes, expected ${expectedBytes} (${expectedBytes / 4} float32)`, 'weights');
-        }
-        if ((await sha256Hex(r.weights)) !== r.weights_sha256) return new ProtocolError('CHECKSUM_MISMATCH', 'weights: SHA-256 does not match weights_sha256', 'weights_sha256');
-        const bad = hasNonFinite(weightsFromBytes(r.weights));
-        if (bad >= 0) return new ProtocolError('NON_FINITE', `weights[${bad}] is not a finite number`, `weights[${bad}]`);
-        return undefined;
-      },
+      targets,
+      instruction: () => ({ run_id: runId, round, stage: 'train', config, weights, weights_sha256: weightsSha, timeout_s: timeoutMs / 1000 }),
+      check: trainResultCheck(secure, expectedBytes),
       timeoutMs,
-      minResults: Math.min(cfg.min_fit_clients, fitTargets.length),
+      minResults: Math.min(cfg.min_fit_clients, targets.length),
     },
     o.signal,
   );
   throwIfAborted(o.signal);
-  addBytes(train);
-  record('train', train, fitTargets);
+  acc.addBytes(train);
+  acc.record('train', train, targets);
   for (const d of train.dropped) {
-    out.add(d.hospitalId);
+    acc.out.add(d.hospitalId);
     if (d.reason === 'declined' && d.detail?.startsWith(PRIVACY_BUDGET_PREFIX)) privacy.exhausted.set(d.hospitalId, d.detail);
   }
   for (const [h, r] of train.results) {
     const e = r.metrics.privacy_epsilon;
     if (e !== undefined && Number.isFinite(e)) privacy.epsilon.set(h, e);
   }
-  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'end', targets: fitTargets, dropped: train.dropped.map((d) => d.hospitalId) });
+  o.events?.onStage?.({ runId, round, stage: 'train', phase: 'end', targets, dropped: train.dropped.map((d) => d.hospitalId) });
   if (train.results.size < cfg.min_fit_clients) throw new StageFailedError('train', round, train.results.size, cfg.min_fit_clients);
-
-  const fitResults: FitResult[] = [...train.results].map(([h, r]) => ({
+  return [...train.results].map(([h, r]) => ({
     hospitalId: h,
     weights: r.weights ? weightsFromBytes(r.weights) : new Float32Array(0),
     numSamples: r.num_samples,
     metrics: r.metrics,
   }));
-  let aggregated: { weights: Float32Array };
-  let aggregationSeconds: number;
-  let secureInfo: { survivors: readonly string[]; dropped: number; recovered: number } | undefined;
-  if (secure) {
-    // --- SecAgg+ / HE: the coordinator gets only the weighted sum (mean) of the survivors' updates
-    const sa =
-      cfg.secure_aggregation === 'he'
-        ? await heAggregate(o, round, global, fitResults, timeoutMs, { record, addBytes, out })
-        : await secureAggregate(
-            o,
-            round,
-            { clients: fitResults.map((f) => f.hospitalId), vectorLength: global.length, maxWeight: Math.max(...fitResults.map((f) => f.numSamples)), minSurvivors: cfg.min_fit_clients },
-            timeoutMs,
-            { record, addBytes, out },
-          );
-    const aggStart = now();
-    const mean = new Float32Array(global.length);
-    for (let i = 0; i < mean.length; i++) mean[i] = (global[i] as number) + (sa.sum[i] as number) / sa.totalWeight;
-    aggregated = { weights: (strategy.aggregateFromMean as NonNullable<typeof strategy.aggregateFromMean>).call(strategy, round, global, mean) };
-    aggregationSeconds = (now() - aggStart) / 1000 + sa.serverSeconds;
-    secureInfo = { survivors: sa.survivors, dropped: sa.dropped, recovered: sa.recovered };
-  } else {
-    const aggStart = now();
-    aggregated = strategy.aggregateFit(round, global, fitResults);
-    aggregationSeconds = (now() - aggStart) / 1000;
-  }
+}
 
-  // --- evaluate ----------------------------------------------------------------------------
-  // Sample among every connected hospital (min_available_clients counts the federation, not the
-  // round), then leave out those dropped earlier in this round.
-  const evalTargets = sample(() => strategy.sampleEvaluate(grid.available(), random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !out.has(h));
-  const newBytes = weightsToBytes(aggregated.weights);
-  const newSha = await sha256Hex(newBytes);
-  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'start', targets: evalTargets, dropped: [] });
+interface Aggregated {
+  weights: Float32Array;
+  seconds: number;
+  /** With secure aggregation: whose updates are in the sum, how many were lost and how many recovered. */
+  secure?: { survivors: readonly string[]; dropped: number; recovered: number };
+}
+
+/** The new global weights: the strategy's aggregate of the updates, or with SecAgg+ / HE of their weighted mean only. */
+async function aggregateStage(
+  o: FederationOptions,
+  round: number,
+  global: Float32Array,
+  fitResults: readonly FitResult[],
+  timeoutMs: number,
+  now: () => number,
+  acc: RoundAccounting,
+): Promise<Aggregated> {
+  const { config: cfg, strategy } = o;
+  if (cfg.secure_aggregation === 'none') {
+    const aggStart = now();
+    const { weights } = strategy.aggregateFit(round, global, [...fitResults]);
+    return { weights, seconds: (now() - aggStart) / 1000 };
+  }
+  const sa =
+    cfg.secure_aggregation === 'he'
+      ? await heAggregate(o, round, global, fitResults, timeoutMs, acc)
+      : await secureAggregate(
+          o,
+          round,
+          { clients: fitResults.map((f) => f.hospitalId), vectorLength: global.length, maxWeight: Math.max(...fitResults.map((f) => f.numSamples)), minSurvivors: cfg.min_fit_clients },
+          timeoutMs,
+          acc,
+        );
+  const aggStart = now();
+  const mean = new Float32Array(global.length);
+  for (let i = 0; i < mean.length; i++) mean[i] = (global[i] as number) + (sa.sum[i] as number) / sa.totalWeight;
+  const weights = (strategy.aggregateFromMean as NonNullable<typeof strategy.aggregateFromMean>).call(strategy, round, global, mean);
+  return { weights, seconds: (now() - aggStart) / 1000 + sa.serverSeconds, secure: { survivors: sa.survivors, dropped: sa.dropped, recovered: sa.recovered } };
+}
+
+/**
+ * The evaluate stage: sampled among every connected hospital (min_available_clients counts the
+ * federation, not the round), less those dropped earlier in this round.
+ */
+async function evaluateStage(
+  o: FederationOptions,
+  round: number,
+  weights: Float32Array,
+  random: () => number,
+  timeoutMs: number,
+  acc: RoundAccounting,
+): Promise<EvaluateResult[]> {
+  const { config: cfg, strategy, grid, runId } = o;
+  const targets = sample(() => strategy.sampleEvaluate(grid.available(), random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !acc.out.has(h));
+  const bytes = weightsToBytes(weights);
+  const sha = await sha256Hex(bytes);
+  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'start', targets, dropped: [] });
   const evaluation = await grid.request<Extract<StageResult, { stage: 'evaluate' }>>(
     {
       runId,
       round,
       stage: 'evaluate',
-      targets: evalTargets,
-      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: newBytes, weights_sha256: newSha }),
+      targets,
+      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000 }),
       timeoutMs,
-      minResults: Math.min(cfg.min_evaluate_clients, evalTargets.length),
+      minResults: Math.min(cfg.min_evaluate_clients, targets.length),
     },
     o.signal,
   );
   throwIfAborted(o.signal);
-  addBytes(evaluation);
-  record('evaluate', evaluation, evalTargets);
-  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'end', targets: evalTargets, dropped: evaluation.dropped.map((d) => d.hospitalId) });
+  acc.addBytes(evaluation);
+  acc.record('evaluate', evaluation, targets);
+  o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'end', targets, dropped: evaluation.dropped.map((d) => d.hospitalId) });
   if (evaluation.results.size < cfg.min_evaluate_clients) throw new StageFailedError('evaluate', round, evaluation.results.size, cfg.min_evaluate_clients);
+  return [...evaluation.results].map(([h, r]) => ({ hospitalId: h, numExamples: r.num_examples, metrics: r.metrics }));
+}
 
-  const evalResults: EvaluateResult[] = [...evaluation.results].map(([h, r]) => ({ hospitalId: h, numExamples: r.num_examples, metrics: r.metrics }));
-  const evalMetrics = strategy.aggregateEvaluate(round, evalResults);
+/** The round's seed spec 6.1 metrics and each hospital's own figures. */
+function roundMetrics(
+  o: FederationOptions,
+  round: number,
+  fitResults: readonly FitResult[],
+  evalResults: readonly EvaluateResult[],
+  aggregated: Aggregated,
+  privacy: PrivacyRunState,
+  acc: RoundAccounting,
+  durationSeconds: number,
+): { metrics: Record<string, number>; perHospital: Record<string, Record<string, number>> } {
+  const { config: cfg, strategy } = o;
+  const evalMetrics = strategy.aggregateEvaluate(round, [...evalResults]);
   const perHospital: Record<string, Record<string, number>> = {};
   for (const r of evalResults) perHospital[r.hospitalId] = { ...r.metrics, num_examples: r.numExamples };
   for (const r of fitResults) {
@@ -555,57 +626,45 @@ async function runRound(
   }
   const fitWeighted = fitResults.map((r) => ({ weight: r.numSamples, metrics: r.metrics }));
   let communication = 0;
-  for (const b of Object.values(bytes)) communication += b.up + b.down;
-  for (const [h, b] of Object.entries(bytes)) {
+  for (const b of Object.values(acc.bytes)) communication += b.up + b.down;
+  for (const [h, b] of Object.entries(acc.bytes)) {
     const ph = (perHospital[h] ??= {});
     ph.communication_bytes_up = b.up;
     ph.communication_bytes_down = b.down;
   }
-
+  const evaluated = (name: string) => evalMetrics[name] ?? Number.NaN;
   const metrics: Record<string, number> = {
     train_loss: weightedMetric(fitWeighted, 'train_loss'),
     train_accuracy: weightedMetric(fitWeighted, 'train_accuracy'),
-    val_loss: evalMetrics.val_loss ?? Number.NaN,
-    val_accuracy: evalMetrics.val_accuracy ?? Number.NaN,
-    test_loss: evalMetrics.test_loss ?? Number.NaN,
-    test_accuracy: evalMetrics.test_accuracy ?? Number.NaN,
-    auc_roc: evalMetrics.auc_roc ?? Number.NaN,
-    auc_pr: evalMetrics.auc_pr ?? Number.NaN,
-    f1_score: evalMetrics.f1_score ?? Number.NaN,
-    precision: evalMetrics.precision ?? Number.NaN,
-    recall: evalMetrics.recall ?? Number.NaN,
-    accuracy_high_risk: evalMetrics.accuracy_high_risk ?? Number.NaN,
-    accuracy_medium_risk: evalMetrics.accuracy_medium_risk ?? Number.NaN,
-    accuracy_low_risk: evalMetrics.accuracy_low_risk ?? Number.NaN,
-    num_participating_clients: secureInfo ? secureInfo.survivors.length : fitResults.length,
-    aggregation_time_seconds: aggregationSeconds,
+    val_loss: evaluated('val_loss'),
+    val_accuracy: evaluated('val_accuracy'),
+    test_loss: evaluated('test_loss'),
+    test_accuracy: evaluated('test_accuracy'),
+    auc_roc: evaluated('auc_roc'),
+    auc_pr: evaluated('auc_pr'),
+    f1_score: evaluated('f1_score'),
+    precision: evaluated('precision'),
+    recall: evaluated('recall'),
+    accuracy_high_risk: evaluated('accuracy_high_risk'),
+    accuracy_medium_risk: evaluated('accuracy_medium_risk'),
+    accuracy_low_risk: evaluated('accuracy_low_risk'),
+    num_participating_clients: aggregated.secure ? aggregated.secure.survivors.length : fitResults.length,
+    aggregation_time_seconds: aggregated.seconds,
     communication_bytes: communication,
-    round_duration_seconds: (now() - startedAt) / 1000,
+    round_duration_seconds: durationSeconds,
     // Without DP: ε = ∞ (not private), δ = 0, no noise. With DP: the largest ε any hospital has spent.
     privacy_epsilon: cfg.dp ? Math.max(0, ...privacy.epsilon.values()) : Number.POSITIVE_INFINITY,
     privacy_delta: cfg.dp?.delta ?? 0,
     noise_multiplier: cfg.dp?.noise_multiplier ?? 0,
     // 0: none, 1: SecAgg+, 2: HE; dropped = lost during its stages, recovered = (SecAgg+) masks removed via shares.
     secure_aggregation: cfg.secure_aggregation === 'secagg' ? 1 : cfg.secure_aggregation === 'he' ? 2 : 0,
-    secagg_dropped: secureInfo?.dropped ?? 0,
-    secagg_recovered: secureInfo?.recovered ?? 0,
-    performance_variance: evalMetrics.performance_variance ?? Number.NaN,
-    min_hospital_accuracy: evalMetrics.min_hospital_accuracy ?? Number.NaN,
-    max_hospital_accuracy: evalMetrics.max_hospital_accuracy ?? Number.NaN,
+    secagg_dropped: aggregated.secure?.dropped ?? 0,
+    secagg_recovered: aggregated.secure?.recovered ?? 0,
+    performance_variance: evaluated('performance_variance'),
+    min_hospital_accuracy: evaluated('min_hospital_accuracy'),
+    max_hospital_accuracy: evaluated('max_hospital_accuracy'),
   };
-  void log;
-  return {
-    weights: aggregated.weights,
-    startedAt,
-    report: { runId, round, metrics, perHospital, participation, bytes },
-  };
-}
-
-/** Per-round bookkeeping the secure stages share with the round: participation, bytes, who is out. */
-interface RoundAccounting {
-  record: (stage: string, outcome: StageOutcome, targets: readonly string[]) => void;
-  addBytes: (outcome: StageOutcome) => void;
-  out: Set<string>;
+  return { metrics, perHospital };
 }
 
 /**

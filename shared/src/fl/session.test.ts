@@ -169,4 +169,41 @@ describe('HospitalSession', () => {
     await d.session.onInstruction(train(1));
     expect(d.sent.map((r) => r.stage)).toEqual(['train']);
   });
+
+  it("hands the compute the stage's deadline: when it arrived plus the coordinator's timeout_s, queueing included; none when unsaid", async () => {
+    const deadlines: (number | undefined)[] = [];
+    let turnAt = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const compute: HospitalCompute = {
+      ...scripted([]),
+      fit: async (instr, deadline) => {
+        deadlines.push(deadline);
+        if (instr.round === 1) await gate;
+        return { num_samples: 1, metrics: {}, weights: new Uint8Array(4), weights_sha256: SHA };
+      },
+      evaluate: async (_instr, deadline) => {
+        deadlines.push(deadline);
+        turnAt = Date.now();
+        return { num_examples: 1, metrics: {} };
+      },
+    };
+    const h = harness(compute);
+    const t0 = Date.now();
+    const first = h.session.onInstruction({ ...train(1), timeout_s: 30 });
+    // Arrives now, waits behind round 1's training: its 5 s count from now, not from its turn.
+    const second = h.session.onInstruction({ run_id: RUN, round: 1, stage: 'evaluate', weights: new Uint8Array(4), weights_sha256: SHA, timeout_s: 5 });
+    await new Promise((r) => setTimeout(r, 60));
+    release();
+    await Promise.all([first, second]);
+    await h.session.onInstruction(train(2));
+    expect(deadlines).toHaveLength(3);
+    expect(deadlines[0]).toBeGreaterThanOrEqual(t0 + 30_000);
+    expect(deadlines[0]).toBeLessThanOrEqual(t0 + 30_000 + 50);
+    expect(deadlines[1]).toBeGreaterThanOrEqual(t0 + 5_000);
+    expect(deadlines[1]).toBeLessThanOrEqual(t0 + 5_000 + 50);
+    expect(turnAt).toBeGreaterThanOrEqual(t0 + 60);
+    expect(deadlines[1]!).toBeLessThan(turnAt + 5_000);
+    expect(deadlines[2]).toBeUndefined();
+  });
 });

@@ -30,8 +30,9 @@ export interface HospitalCompute {
   /** Secure preprocessing: keep the sums for round 0's SecAgg+ stages instead of returning them. */
   holdFeatureSums(runId: string, seqLen: number): void | Promise<void>;
   setStats(runId: string, stats: FeatureStats, seqLen: number): void | Promise<void>;
-  fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply>;
-  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply>;
+  /** deadline: when the coordinator stops waiting for the result (Date.now() clock), when it said. */
+  fit(instr: Extract<Instruction, { stage: 'train' }>, deadline?: number): Promise<TrainReply>;
+  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>, deadline?: number): Promise<EvaluateReply>;
   /** One SecAgg+ stage (advertise-keys, share-keys, masked-input, unmask). */
   secureAggregation(req: SecAggRequest): Promise<SecAggReply>;
   /** One HE stage (he-keys, he-setup, he-input, he-decrypt). */
@@ -65,6 +66,11 @@ export interface HospitalSessionOptions {
   maxMessageBytes?: number;
 }
 
+/** When the coordinator stops waiting for this stage, by this host's clock; undefined if it did not say. */
+function deadlineOf(instr: { timeout_s?: number | undefined }, receivedAt: number): number | undefined {
+  return instr.timeout_s === undefined ? undefined : receivedAt + instr.timeout_s * 1000;
+}
+
 export class HospitalSession {
   private queue: Promise<void> = Promise.resolve();
   private readonly log: (msg: string) => void;
@@ -80,7 +86,9 @@ export class HospitalSession {
 
   /** An `fl:instruction` payload; queued behind the ones before it. Resolves when this one is handled. */
   onInstruction(raw: unknown): Promise<void> {
-    const next = this.queue.then(() => this.handle(raw)).catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
+    // The stage's time runs from when the coordinator sent it, not from when its turn here comes.
+    const receivedAt = Date.now();
+    const next = this.queue.then(() => this.handle(raw, receivedAt)).catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
     this.queue = next;
     return next;
   }
@@ -137,7 +145,7 @@ export class HospitalSession {
     await this.transport.sendDecline({ ...at, reason }).catch(() => undefined);
   }
 
-  private async handle(raw: unknown): Promise<void> {
+  private async handle(raw: unknown, receivedAt: number): Promise<void> {
     const parsed = validate(instructionSchema, raw);
     if (!parsed.ok) return this.log(`${this.hospitalId}: ignoring invalid instruction (${parsed.message})`);
     const instr = parsed.value as Instruction;
@@ -153,9 +161,9 @@ export class HospitalSession {
         result = { run_id: instr.run_id, round: 0, stage: 'preprocess', sums: await this.compute.featureSums(instr.seq_len) };
       } else if (instr.stage === 'train') {
         this.log(`${this.hospitalId}: round ${instr.round} train`);
-        result = { run_id: instr.run_id, round: instr.round, stage: 'train', ...(await this.compute.fit(instr)) };
+        result = { run_id: instr.run_id, round: instr.round, stage: 'train', ...(await this.compute.fit(instr, deadlineOf(instr, receivedAt))) };
       } else if (instr.stage === 'evaluate') {
-        result = { run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...(await this.compute.evaluate(instr)) };
+        result = { run_id: instr.run_id, round: instr.round, stage: 'evaluate', ...(await this.compute.evaluate(instr, deadlineOf(instr, receivedAt))) };
       } else if (instr.stage.startsWith('he-')) {
         result = (await this.compute.homomorphic(instr as HeRequest)) as StageResult;
       } else {

@@ -26,11 +26,11 @@ describe('FederatedAutoencoder', () => {
     }
   });
 
-  it('takes a configurable input width and is deterministic per seed', () => {
+  it('takes a configurable input width and is deterministic per seed', async () => {
     const a = createAutoencoder({ inputDim: 40, latentDim: 8 }, 3);
     const b = createAutoencoder({ inputDim: 40, latentDim: 8 }, 3);
     try {
-      expect(flattenWeights(a.params)).toEqual(flattenWeights(b.params));
+      expect(await flattenWeights(a.params)).toEqual(await flattenWeights(b.params));
       tf.tidy(() => {
         const x = tf.randomNormal([5, 40], 0, 1, 'float32', 2) as tf.Tensor2D;
         expect(a.encode(x, { training: false }).shape).toEqual([5, 8]);

@@ -61,14 +61,14 @@ describe('MultimodalRiskClassifier', () => {
     });
   });
 
-  it('initialises deterministically from the seed', () => {
+  it('initialises deterministically from the seed', async () => {
     const a = createClassifier({}, 42);
     const b = createClassifier({}, 42);
     const c = createClassifier({}, 43);
     try {
-      const fa = flattenWeights(a.params);
-      expect(flattenWeights(b.params)).toEqual(fa);
-      expect(flattenWeights(c.params)).not.toEqual(fa);
+      const fa = await flattenWeights(a.params);
+      expect(await flattenWeights(b.params)).toEqual(fa);
+      expect(await flattenWeights(c.params)).not.toEqual(fa);
     } finally {
       [a, b, c].forEach((m) => m.dispose());
     }

@@ -35,13 +35,18 @@ export function weightManifest(params: readonly Pick<Param, 'name' | 'shape'>[])
   return { entries, total: offset };
 }
 
-/** All parameter values, concatenated in `params` order. */
-export function flattenWeights(params: readonly Param[]): Float32Array {
+/**
+ * All parameter values, concatenated in `params` order. Read asynchronously: a synchronous read
+ * stalls a GPU backend (WebGL) or, on WebGPU, goes through a canvas that can take the GPU process
+ * down with it.
+ */
+export async function flattenWeights(params: readonly Param[]): Promise<Float32Array> {
   const { total } = weightManifest(params);
   const flat = new Float32Array(total);
+  const all = await Promise.all(params.map((p) => p.variable.data<'float32'>()));
   let offset = 0;
-  for (const p of params) {
-    const values = p.variable.dataSync();
+  for (const [i, p] of params.entries()) {
+    const values = all[i]!;
     if (values.length !== sizeOf(p.shape)) {
       throw new Error(`flattenWeights: parameter "${p.name}" holds ${values.length} values, its shape [${p.shape.join(', ')}] says ${sizeOf(p.shape)}`);
     }
@@ -90,5 +95,5 @@ export { sha256Hex };
 
 /** SHA-256 of the wire bytes of the model's current weights. */
 export async function weightsChecksum(params: readonly Param[]): Promise<string> {
-  return sha256Hex(weightsToBytes(flattenWeights(params)));
+  return sha256Hex(weightsToBytes(await flattenWeights(params)));
 }

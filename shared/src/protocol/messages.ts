@@ -182,8 +182,9 @@ export interface FitConfigWire {
 export type Instruction =
   /** secure_aggregation 'secagg': keep the sums and send them only masked (SecAgg+ stages of round 0, fixed point), not in the reply. */
   | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg' }
-  | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string }
-  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string }
+  /** timeout_s: how long the coordinator waits for the result, from when it sends the instruction. */
+  | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
+  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
   | SecAggRequest
   | HeRequest;
 
@@ -200,8 +201,8 @@ const fitConfigSchema = z.object({
 
 export const instructionSchema = z.discriminatedUnion('stage', [
   z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2), secure_aggregation: z.literal('secagg').optional() }),
-  z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex }),
-  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex }),
+  z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
   advertiseKeysRequestSchema,
   shareKeysRequestSchema,
   maskedInputRequestSchema,

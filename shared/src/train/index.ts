@@ -2,3 +2,4 @@ export * from './metrics';
 export * from './train';
 export * from './dp';
 export * from './dp-fast';
+export * from './step-check';

@@ -165,9 +165,13 @@ export async function trainLocal(
         const rowsB = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
         const inputs = inputsFor(batch, rowsB);
         const labels = tf.tensor1d(Int32Array.from(rowsB, (r) => batch.labels[r] as number), 'int32');
-        const loss = optimizer.minimize(() => objective(inputs, labels), true, varList);
-        disposeInputs(inputs);
-        labels.dispose();
+        let loss: tf.Scalar | null;
+        try {
+          loss = optimizer.minimize(() => objective(inputs, labels), true, varList);
+        } finally {
+          disposeInputs(inputs);
+          labels.dispose();
+        }
         const value = loss ? (await loss.data())[0] as number : Number.NaN;
         loss?.dispose();
         if (!Number.isFinite(value)) throw new Error(`training diverged: loss is ${value} at epoch ${epoch + 1}, batch ${b + 1}`);

@@ -1,8 +1,16 @@
 /**
- * Picks the TF.js backend inside the worker by feature detection, in the order WebGPU → WebGL →
- * WASM → CPU, or the one the user asked for (falling back along the same order when it fails).
+ * The TF.js backend inside the worker: picked by feature detection in the order WebGPU → WebGL →
+ * WASM → CPU (or the one the user asked for, falling back along the same order when it fails),
+ * watched while in use, and replaced by the next one when it fails.
+ *
  * A backend counts only after it initialised and computed a small matmul correctly: a context
- * that initialises and then returns zeros (lost WebGL contexts do) is not a backend.
+ * that initialises and then returns zeros (lost WebGL contexts do) is not a backend. While in use,
+ * a WebGPU backend is watched: a lost device (`GPUDevice.lost`) or an error the device reports on
+ * its own (`uncapturederror`, e.g. out of memory: TF.js pushes no error scopes, so such an error
+ * would otherwise leave wrong numbers behind silently) marks it failed; a lost WebGL context does
+ * the same. Synchronous reads of GPU data are refused on WebGPU: TF.js serves them through a canvas
+ * readback that stalls the device and, on a software adapter without shared images, took the whole
+ * GPU process down ("A valid external Instance reference no longer exists").
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -11,10 +19,27 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { BACKEND_ORDER, type BackendAttempt, type BackendChoice, type BackendName, type BackendReport } from './protocol';
+import { BACKEND_ORDER, type BackendAttempt, type BackendChoice, type BackendFailure, type BackendName, type BackendReport } from './protocol';
 
+/** The parts of WebGPU this file touches (the worker's lib has no WebGPU types). */
+interface GpuAdapterInfo {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+interface GpuAdapter {
+  info?: GpuAdapterInfo;
+  isFallbackAdapter?: boolean;
+}
+interface GpuDevice {
+  lost: Promise<{ reason: string; message: string }>;
+  addEventListener(type: 'uncapturederror', listener: (e: { error: { message: string } }) => void): void;
+  destroy(): void;
+}
 interface GpuNavigator {
-  gpu?: { requestAdapter(): Promise<unknown> };
+  gpu?: { requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapter | null> };
 }
 
 setWasmPaths({
@@ -23,74 +48,224 @@ setWasmPaths({
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 });
 
-/** Why a backend cannot run here, or undefined when it is worth trying. */
-async function precondition(name: BackendName): Promise<string | undefined> {
+/** Software rasterisers that browsers expose as WebGPU adapters: correct, not fast. */
+const SOFTWARE_ADAPTERS = /swiftshader|llvmpipe|lavapipe|warp|software/i;
+
+/** What the browser says about its WebGPU adapter, and whether it is a software one. */
+function describeAdapter(adapter: GpuAdapter): { text: string; software: boolean } {
+  const info = adapter.info ?? {};
+  const parts = [info.vendor, info.architecture, info.description || info.device].filter((p): p is string => !!p);
+  const software = info.isFallbackAdapter === true || adapter.isFallbackAdapter === true || SOFTWARE_ADAPTERS.test(parts.join(' '));
+  return { text: parts.length ? parts.join(' ') : 'adapter not named by the browser', software };
+}
+
+/** Why a backend cannot run here, or undefined when it is worth trying; the adapter for WebGPU. */
+async function precondition(name: BackendName): Promise<{ why?: string; adapter?: GpuAdapter }> {
   if (name === 'webgpu') {
     const gpu = (globalThis.navigator as unknown as GpuNavigator | undefined)?.gpu;
-    if (!gpu) return 'navigator.gpu is not available in this browser';
-    const adapter = await gpu.requestAdapter().catch(() => null);
-    if (!adapter) return 'navigator.gpu gave no adapter';
+    if (!gpu) return { why: 'navigator.gpu is not available in this browser' };
+    // The adapter TF.js will ask for (it asks with the same preference).
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    if (!adapter) return { why: 'navigator.gpu gave no adapter' };
     // Loaded only where an adapter exists: the WebGPU backend is large.
     await import('@tensorflow/tfjs-backend-webgpu');
-    return undefined;
+    return { adapter };
   }
   if (name === 'webgl') {
-    if (typeof OffscreenCanvas === 'undefined') return 'OffscreenCanvas is not available in workers here';
+    if (typeof OffscreenCanvas === 'undefined') return { why: 'OffscreenCanvas is not available in workers here' };
     const gl = new OffscreenCanvas(1, 1).getContext('webgl2');
-    if (!gl) return 'no WebGL 2 context';
-    return undefined;
+    if (!gl) return { why: 'no WebGL 2 context' };
+    return {};
   }
   if (name === 'wasm') {
-    if (typeof WebAssembly === 'undefined') return 'WebAssembly is not available';
-    return undefined;
+    if (typeof WebAssembly === 'undefined') return { why: 'WebAssembly is not available' };
+    return {};
   }
-  return undefined;
+  return {};
 }
 
+/** A 2×2 matmul read back asynchronously; the reason it is wrong, or undefined. Rejects when the backend cannot run at all. */
 async function smokeTest(): Promise<string | undefined> {
   const got = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2])));
-  const values = await got.data();
-  got.dispose();
-  const want = [19, 22, 43, 50];
-  return want.every((w, i) => Math.abs((values[i] as number) - w) < 1e-3) ? undefined : `computed ${Array.from(values).join(',')} for a 2×2 matmul`;
+  try {
+    const values = await got.data();
+    const want = [19, 22, 43, 50];
+    return want.every((w, i) => Math.abs((values[i] as number) - w) < 1e-3) ? undefined : `computed ${Array.from(values).join(',')} for a 2×2 matmul`;
+  } finally {
+    got.dispose();
+  }
 }
 
-function describe(name: BackendName): string {
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+function detail(name: BackendName, adapter: { text: string; software: boolean } | undefined): string {
   if (name === 'webgl') {
     const f32 = tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
     return `WebGL ${tf.env().getNumber('WEBGL_VERSION')}, ${f32 ? 'float32' : 'float16'} textures`;
   }
   if (name === 'wasm') return `WebAssembly${typeof SharedArrayBuffer !== 'undefined' ? ' (threads possible)' : ''}, SIMD where supported`;
-  if (name === 'webgpu') return 'WebGPU';
+  if (name === 'webgpu') return adapter ? `WebGPU on ${adapter.text}${adapter.software ? ' — a software adapter: correct, not fast' : ''}` : 'WebGPU';
   return 'plain JavaScript';
 }
 
-export async function selectBackend(choice: BackendChoice): Promise<BackendReport> {
-  tf.enableProdMode();
-  const order: BackendName[] = choice === 'auto' ? [...BACKEND_ORDER] : [choice, ...BACKEND_ORDER.filter((b) => b !== choice && BACKEND_ORDER.indexOf(b) > BACKEND_ORDER.indexOf(choice))];
-  const attempts: BackendAttempt[] = [];
-  for (const name of order) {
-    try {
-      const why = await precondition(name);
-      if (why) {
-        attempts.push({ backend: name, ok: false, reason: why });
-        continue;
-      }
-      if (!(await tf.setBackend(name))) {
-        attempts.push({ backend: name, ok: false, reason: 'failed to initialise' });
-        continue;
-      }
-      await tf.ready();
-      const wrong = await smokeTest();
-      if (wrong) {
-        attempts.push({ backend: name, ok: false, reason: wrong });
-        continue;
-      }
-      attempts.push({ backend: name, ok: true });
-      return { backend: name, attempts, detail: describe(name) };
-    } catch (e) {
-      attempts.push({ backend: name, ok: false, reason: (e as Error).message });
+/** Refuses synchronous reads of data that lives on the GPU (values already on the CPU are fine). */
+function refuseSyncGpuReads(): void {
+  const b = tf.backend() as unknown as { readSync(id: object): unknown; tensorMap: { get(id: object): { values?: unknown } | undefined } };
+  const readSync = b.readSync.bind(b);
+  b.readSync = (dataId: object) => {
+    if (b.tensorMap.get(dataId)?.values == null) {
+      throw new Error('a synchronous read of GPU data (dataSync/arraySync) on WebGPU; fedcare reads GPU tensors asynchronously only');
     }
+    return readSync(dataId);
+  };
+}
+
+/** Thrown when no backend of the chain works here. */
+export class NoBackendError extends Error {}
+
+/**
+ * The worker's backend: selection, the watch while in use, and the fall-back to the next backend of
+ * the chain. One per worker; TF.js's backend is global to it.
+ */
+export class BackendGuard {
+  private current: BackendName | undefined;
+  private report: BackendReport | undefined;
+  /** Set when the backend in use failed on its own (device lost, a GPU error, a lost context). */
+  private failed: string | undefined;
+  /** Resolves with the reason when the backend in use fails on its own. */
+  private failedSignal: Promise<string> = new Promise<string>(() => {});
+  private readonly failures: BackendFailure[] = [];
+  private device: GpuDevice | undefined;
+
+  /** Called when a backend fails on its own, even between stages (for the activity log). */
+  onFailure: ((backend: BackendName, reason: string) => void) | undefined;
+
+  get name(): BackendName | undefined {
+    return this.current;
   }
-  throw new Error(`no TensorFlow.js backend works here: ${attempts.map((a) => `${a.backend}: ${a.reason ?? 'ok'}`).join('; ')}`);
+
+  /** Picks the first backend of the chain (from `choice`) that works; throws NoBackendError if none does. */
+  async select(choice: BackendChoice): Promise<BackendReport> {
+    tf.enableProdMode();
+    const order: BackendName[] = choice === 'auto' ? [...BACKEND_ORDER] : BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(choice));
+    return this.selectFrom(order, []);
+  }
+
+  private async selectFrom(order: readonly BackendName[], attempts: BackendAttempt[]): Promise<BackendReport> {
+    for (const name of order) {
+      try {
+        const { why, adapter } = await precondition(name);
+        if (why) {
+          attempts.push({ backend: name, ok: false, reason: why });
+          continue;
+        }
+        if (!(await tf.setBackend(name))) {
+          attempts.push({ backend: name, ok: false, reason: 'failed to initialise' });
+          continue;
+        }
+        await tf.ready();
+        const wrong = await withTimeout(smokeTest(), 60_000, `the ${name} backend`);
+        if (wrong) {
+          attempts.push({ backend: name, ok: false, reason: wrong });
+          continue;
+        }
+        attempts.push({ backend: name, ok: true });
+        const described = adapter ? describeAdapter(adapter) : undefined;
+        this.current = name;
+        this.failed = undefined;
+        this.watch(name);
+        this.report = { backend: name, attempts, detail: detail(name, described), ...(described?.software ? { software: true } : {}), failures: [...this.failures] };
+        return this.report;
+      } catch (e) {
+        attempts.push({ backend: name, ok: false, reason: (e as Error).message });
+      }
+    }
+    this.current = undefined;
+    throw new NoBackendError(`no TensorFlow.js backend works here: ${attempts.map((a) => `${a.backend}: ${a.reason ?? 'ok'}`).join('; ')}`);
+  }
+
+  private watch(name: BackendName): void {
+    this.device = undefined;
+    this.failedSignal = new Promise<string>(() => {});
+    if (name !== 'webgpu') return;
+    const device = (tf.backend() as unknown as { device: GpuDevice }).device;
+    this.device = device;
+    let signal: (reason: string) => void = () => {};
+    this.failedSignal = new Promise<string>((resolve) => (signal = resolve));
+    const fail = (reason: string) => {
+      if (this.device !== device || this.failed) return;
+      this.failed = reason;
+      signal(reason);
+      this.onFailure?.(name, reason);
+    };
+    void device.lost.then((info) => fail(`GPU device lost (${info.reason || 'unknown'})${info.message ? `: ${info.message}` : ''}`));
+    device.addEventListener('uncapturederror', (e) => fail(`GPU error: ${e.error.message}`));
+    refuseSyncGpuReads();
+  }
+
+  /** Resolves with the reason when the backend in use fails on its own (never, while it works). */
+  whenFailed(): Promise<string> {
+    return this.failedSignal;
+  }
+
+  /**
+   * Why the backend in use can no longer be trusted, or undefined when it is fine: a failure it
+   * reported itself, a lost WebGL context, or — after a stage failed with `error` — a smoke test
+   * that no longer passes (a backend that still computes correctly leaves the error to the stage).
+   */
+  async failure(error?: unknown): Promise<string | undefined> {
+    if (this.failed) return this.failed;
+    if (this.current === 'webgl') {
+      const gl = (tf.backend() as unknown as { gpgpu?: { gl?: { isContextLost(): boolean } } }).gpgpu?.gl;
+      if (gl?.isContextLost()) return 'WebGL context lost';
+    }
+    if (error === undefined) return undefined;
+    const message = (error as Error).message ?? String(error);
+    // A lost device says so a moment after its last work failed: whichever comes first decides.
+    const smoke = withTimeout(smokeTest(), 30_000, `the ${this.current ?? ''} backend`).then(
+      (wrong) => (wrong ? `${message} (and the backend now ${wrong})` : undefined),
+      (e: unknown) => `${message} (the backend no longer computes: ${(e as Error).message})`,
+    );
+    return Promise.race([smoke, this.failedSignal]);
+  }
+
+  /**
+   * Gives up the failed backend for the rest of this worker's life and selects the next one of the
+   * chain. The caller has disposed every tensor it kept on the old backend (its data cannot be read
+   * back from a lost device). Throws NoBackendError when no backend is left.
+   */
+  async fallBack(reason: string, during?: string): Promise<BackendReport> {
+    const from = this.current;
+    if (!from) throw new NoBackendError(`no TensorFlow.js backend in use (${reason})`);
+    this.failures.push({ backend: from, reason, ...(during ? { during } : {}), at: new Date().toISOString() });
+    this.device = undefined;
+    try {
+      tf.removeBackend(from); // disposes what is left of it; it is not tried again in this worker
+    } catch {
+      // A backend that cannot even be disposed is gone all the same.
+    }
+    const rest = BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(from) + 1);
+    return this.selectFrom(rest, (this.report?.attempts ?? []).filter((a) => !a.ok && a.backend !== from));
+  }
+
+  /** Test hook: destroys the WebGPU device in use, as a driver reset or a lost GPU would. */
+  loseDevice(): boolean {
+    if (!this.device) return false;
+    this.device.destroy();
+    return true;
+  }
 }

@@ -8,7 +8,10 @@ import type { ClientProgress, EvaluateReply, HospitalCompute, TrainReply } from 
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
-import type { BackendChoice, BackendReport, LoadReport, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
+import type { BackendChoice, BackendReport, LoadReport, StepComparison, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
+
+/** A backend event from the worker: a failure, or the backend it moved to. */
+export type BackendEvent = Extract<WorkerMessage, { kind: 'backend' }>;
 
 type Op = WorkerRequest['op'];
 type Args<K extends Op> = Omit<Extract<WorkerRequest, { op: K }>, 'id' | 'op'>;
@@ -18,6 +21,7 @@ export class TrainingWorker implements HospitalCompute {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly progressListeners = new Set<(p: ClientProgress) => void>();
+  private readonly backendListeners = new Set<(e: BackendEvent) => void>();
   private failure: Error | undefined;
 
   constructor() {
@@ -26,6 +30,10 @@ export class TrainingWorker implements HospitalCompute {
       const m = e.data;
       if (m.kind === 'progress') {
         for (const l of this.progressListeners) l(m.progress);
+        return;
+      }
+      if (m.kind === 'backend') {
+        for (const l of this.backendListeners) l(m);
         return;
       }
       const p = this.pending.get(m.id);
@@ -53,6 +61,12 @@ export class TrainingWorker implements HospitalCompute {
   onProgress(listener: (p: ClientProgress) => void): () => void {
     this.progressListeners.add(listener);
     return () => this.progressListeners.delete(listener);
+  }
+
+  /** The backend failed or changed (it falls back on its own when one fails during a stage). */
+  onBackend(listener: (e: BackendEvent) => void): () => void {
+    this.backendListeners.add(listener);
+    return () => this.backendListeners.delete(listener);
   }
 
   init(backend: BackendChoice): Promise<BackendReport> {
@@ -86,12 +100,17 @@ export class TrainingWorker implements HospitalCompute {
     await this.call('setStats', { runId, stats, seqLen });
   }
 
-  fit(instr: Extract<Instruction, { stage: 'train' }>): Promise<TrainReply> {
-    return this.call('fit', { instr });
+  fit(instr: Extract<Instruction, { stage: 'train' }>, deadline?: number): Promise<TrainReply> {
+    return this.call('fit', { instr, ...(deadline !== undefined ? { deadline } : {}) });
   }
 
-  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
-    return this.call('evaluate', { instr });
+  evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>, deadline?: number): Promise<EvaluateReply> {
+    return this.call('evaluate', { instr, ...(deadline !== undefined ? { deadline } : {}) });
+  }
+
+  /** One training step of the model on synthetic data, here and on a reference backend, compared. */
+  checkBackend(): Promise<StepComparison> {
+    return this.call('checkBackend', {});
   }
 
   secureAggregation(req: SecAggRequest): Promise<SecAggReply> {

@@ -8,6 +8,7 @@ import type { ClientProgress, EvaluateReply, TrainReply } from '@fedcare/shared/
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
+import type { StepComparison } from '@fedcare/shared/train';
 
 /** TF.js backends in the order feature detection tries them. */
 export const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -21,12 +22,30 @@ export interface BackendAttempt {
   reason?: string;
 }
 
+/** A backend that failed while in use (device lost, GPU error, context lost) and was given up. */
+export interface BackendFailure {
+  backend: BackendName;
+  reason: string;
+  /** The stage it failed in ("round 2 train"), when it failed in one. */
+  during?: string;
+  /** ISO-8601. */
+  at: string;
+}
+
 export interface BackendReport {
   backend: BackendName;
+  /** How it was chosen: the backends tried before it and why they were not used. */
   attempts: BackendAttempt[];
-  /** Human detail: float precision for WebGL, SIMD for WASM. */
+  /** Human detail: float precision for WebGL, SIMD for WASM, the adapter for WebGPU. */
   detail: string;
+  /** A software WebGPU adapter (SwiftShader, WARP, llvmpipe): correct, not fast. */
+  software?: boolean;
+  /** Backends this worker gave up while using them, oldest first. */
+  failures: BackendFailure[];
 }
+
+/** One training step on this backend against a reference backend (shared/src/train/step-check.ts). */
+export type { StepComparison } from '@fedcare/shared/train';
 
 export interface LoadReport {
   records: number;
@@ -44,8 +63,11 @@ export type WorkerRequest =
   | { id: number; op: 'featureSums'; seqLen: number }
   | { id: number; op: 'holdFeatureSums'; runId: string; seqLen: number }
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }
-  | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }> }
-  | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }> }
+  /** deadline: when the coordinator stops waiting for this stage (Date.now() clock), if it said. */
+  | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }>; deadline?: number }
+  | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }>; deadline?: number }
+  /** Runs one training step of the model on synthetic data here and on a reference backend, and compares. */
+  | { id: number; op: 'checkBackend' }
   | { id: number; op: 'secagg'; req: SecAggRequest }
   | { id: number; op: 'he'; req: HeRequest }
   /** Not answered: stops the training in progress at its next minibatch. */
@@ -59,6 +81,7 @@ export interface WorkerReplies {
   setStats: null;
   fit: TrainReply;
   evaluate: EvaluateReply;
+  checkBackend: StepComparison;
   secagg: SecAggReply;
   he: HeReply;
 }
@@ -66,4 +89,6 @@ export interface WorkerReplies {
 export type WorkerMessage =
   | { kind: 'reply'; id: number; ok: true; value: unknown }
   | { kind: 'reply'; id: number; ok: false; error: string }
-  | { kind: 'progress'; progress: ClientProgress };
+  | { kind: 'progress'; progress: ClientProgress }
+  /** The backend failed (failure set) or changed (report set: the one now in use). */
+  | { kind: 'backend'; failure?: BackendFailure; report?: BackendReport; message: string };

@@ -2,27 +2,42 @@
  * The portal's training worker: TF.js on the backend picked by feature detection, the hospital's
  * records read straight from IndexedDB, and the same HospitalClient the headless hospital uses.
  * It answers the page's requests one by one; `stop` interrupts a training in progress.
+ *
+ * A backend that fails during a stage (device lost, a GPU error, a lost context) is given up for
+ * the next one of the chain: the model is rebuilt there from the stage's own global weights (every
+ * train and evaluate instruction carries them) and the stage is done again if its deadline leaves
+ * time for it, else declined once with the reason. The worker stays on the backend that works.
  */
 // tfjs-core registers no gradients by itself (the union package does it for Node hosts).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import * as tf from '@tensorflow/tfjs-core';
 import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import { parseRoster } from '@fedcare/shared/secagg';
+import { compareSteps, stepCheckBatch, trainingStepNumbers } from '@fedcare/shared/train';
 import { kvGet, kvSet, loadRecords } from '../data/db';
-import { selectBackend } from './backend';
-import type { WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
+import { BackendGuard, NoBackendError } from './backend';
+import type { BackendName, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
 
 interface WorkerScope {
   onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
   postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
+  /** For the e2e tests (Playwright evaluates in the worker): what a lost GPU does, on demand. */
+  fedcareTestHooks?: { loseGpuDevice(): boolean };
 }
 const scope = self as unknown as WorkerScope;
 
 let client: HospitalClient | undefined;
 let ready: Promise<unknown> | undefined;
+const guard = new BackendGuard();
+/** How long each kind of stage last took here, to judge whether a redo fits before a deadline. */
+const lastSeconds = new Map<string, number>();
 
 function post(message: WorkerMessage, transfer: Transferable[] = []): void {
   scope.postMessage(message, transfer);
 }
+
+guard.onFailure = (backend, reason) => post({ kind: 'backend', message: `${backend} failed: ${reason}` });
+scope.fedcareTestHooks = { loseGpuDevice: () => guard.loseDevice() };
 
 /** The hospital's privacy ledger in IndexedDB: a reload, a new tab or a re-import cannot reset the budget. */
 function indexedDbLedger(hospitalId: string): PrivacyLedgerStore {
@@ -41,10 +56,82 @@ function requireClient(): HospitalClient {
   return client;
 }
 
+/** Moves to the next backend of the chain; the model (on the failed one) is dropped and rebuilt on first use. */
+async function fallBack(reason: string, during: string): Promise<BackendName> {
+  const from = guard.name;
+  try {
+    client?.dispose();
+  } catch {
+    // Its tensors lived on a backend that is gone; nothing more to free.
+  }
+  try {
+    const report = await guard.fallBack(reason, during);
+    post({ kind: 'backend', report, failure: report.failures.at(-1)!, message: `${from} failed during ${during} (${reason}); now on ${report.backend}` });
+    return report.backend;
+  } catch (e) {
+    const message = e instanceof NoBackendError ? e.message : `no backend after ${from} failed: ${(e as Error).message}`;
+    post({ kind: 'backend', message });
+    throw new Error(message);
+  }
+}
+
+/**
+ * Runs one TF.js stage on the backend in use; when the backend fails in it, falls back and does
+ * the stage again if `deadline` leaves time for it — at least as long as the failed attempt had
+ * run, or as this kind of stage last took — else gives up with the reason.
+ */
+async function onBackend<T>(kind: string, during: string, deadline: number | undefined, work: () => Promise<T>): Promise<T> {
+  const known = await guard.failure();
+  if (known) await fallBack(known, `the wait before ${during}`);
+  for (;;) {
+    const started = Date.now();
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      // A lost device can leave the work waiting on a read for a long while: stop waiting at once
+      // (what is left of it fails on its next operation, its model being disposed below).
+      const lost = guard.whenFailed().then((reason) => Promise.reject(new Error(reason)));
+      outcome = { ok: true, value: await Promise.race([work(), lost]) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    // A result computed while the device reported an error is not trusted either.
+    const broken = await guard.failure(outcome.ok ? undefined : outcome.error);
+    if (!broken) {
+      if (!outcome.ok) throw outcome.error;
+      lastSeconds.set(kind, (Date.now() - started) / 1000);
+      return outcome.value;
+    }
+    const from = guard.name;
+    const used = (Date.now() - started) / 1000;
+    const now = await fallBack(broken, during);
+    const need = Math.max(used, lastSeconds.get(kind) ?? 0);
+    if (deadline !== undefined && Date.now() + need * 1000 > deadline) {
+      const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      throw new Error(`${from} failed during ${during} (${broken}); now on ${now}, but ${left} s before the deadline is too little to do it again (it needs about ${Math.ceil(need)} s)`);
+    }
+  }
+}
+
+/** One training step here and on the reference backend (WASM, or CPU when WASM is the one in use). */
+async function checkBackend(): Promise<WorkerReplies['checkBackend']> {
+  const current = guard.name;
+  if (!current) throw new Error('no backend in use');
+  const reference: BackendName = current === 'wasm' ? 'cpu' : 'wasm';
+  const input = stepCheckBatch();
+  const got = await trainingStepNumbers(input);
+  try {
+    if (!(await tf.setBackend(reference))) throw new Error(`the ${reference} backend did not initialise`);
+    const ref = await trainingStepNumbers(input);
+    return compareSteps(got, ref);
+  } finally {
+    await tf.setBackend(current);
+  }
+}
+
 async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof WorkerReplies]; transfer: Transferable[] }> {
   switch (req.op) {
     case 'init': {
-      const p = selectBackend(req.backend);
+      const p = guard.select(req.backend);
       ready = p;
       return { value: await p, transfer: [] };
     }
@@ -74,11 +161,13 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       requireClient().setStats(req.runId, req.stats, req.seqLen);
       return { value: null, transfer: [] };
     case 'fit': {
-      const r = await requireClient().fit(req.instr);
+      const r = await onBackend('train', `round ${req.instr.round} train`, req.deadline, () => requireClient().fit(req.instr));
       return { value: r, transfer: r.weights ? [r.weights.buffer as ArrayBuffer] : [] };
     }
     case 'evaluate':
-      return { value: await requireClient().evaluate(req.instr), transfer: [] };
+      return { value: await onBackend('evaluate', `round ${req.instr.round} evaluate`, req.deadline, () => requireClient().evaluate(req.instr)), transfer: [] };
+    case 'checkBackend':
+      return { value: await onBackend('check', 'the backend check', undefined, checkBackend), transfer: [] };
     case 'secagg': {
       const reply = await requireClient().secureAggregation(req.req);
       // The masked vector (2.3 MB) moves to the page without a copy.
