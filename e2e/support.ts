@@ -1,5 +1,5 @@
 /**
- * What the e2e suites share: Debian's Chromium with the flags DEVELOPERS.md lists, a real
+ * What the e2e suites share: Debian's Chromium with the flags DEVELOPERS.md lists (and WebGPU on), a real
  * coordinator serving the built web apps, fixed test tokens, screenshots in test-results/, and an
  * axe-core scan.
  */
@@ -16,7 +16,9 @@ export const BIN = path.join(ROOT, 'apps/cli/bin/fedcare.mjs');
 export const OUT = path.join(ROOT, 'test-results');
 export const ADMIN = 'fct_e2e_admin_token_0123456789';
 export const TOKENS: Record<string, string> = { H1: 'fct_e2e_h1_token_0123456789', H2: 'fct_e2e_h2_token_0123456789', H3: 'fct_e2e_h3_token_0123456789' };
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+// --enable-unsafe-webgpu: Chromium on Linux exposes WebGPU only with it (on Windows, macOS and
+// ChromeOS it is on by default); here the adapter is SwiftShader, a software one.
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'];
 const APPS = [
   { prefix: '/dashboard/', dir: path.join(ROOT, 'apps/dashboard/dist') },
   { prefix: '/hospital/', dir: path.join(ROOT, 'apps/hospital-portal/dist') },

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, type ChangeEvent, type FormEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type ChangeEvent, type FormEvent } from 'react';
 import { useStore } from 'zustand';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { CohortPanel, ImportIssues } from './components/Cohort';
@@ -226,7 +226,7 @@ function BackendPanel({ joined }: { joined: boolean }) {
           Check the backend
         </button>
         <span className="muted small">
-          {backend ? `one training step on synthetic patients, on ${backend.backend} and on ${backend.backend === 'wasm' ? 'cpu' : 'wasm'}, compared` : ''}
+          {backend ? `one training step and one DP-SGD clipping pass on synthetic patients, on ${backend.backend} and on ${backend.backend === 'wasm' ? 'cpu' : 'wasm'}, compared` : ''}
         </span>
       </div>
       <BackendCheckResult check={check} />
@@ -245,9 +245,11 @@ function BackendCheckResult({ check }: { check: PortalState['backendCheck'] }) {
       data-agrees={String(check.agrees)}
       data-loss-error={check.lossRelativeError}
       data-gradient-error={check.worstRelativeError}
+      data-norm-error={check.normRelativeError}
       className={check.agrees ? undefined : 'error'}
     >
-      {check.backend} against {check.reference}: loss {e(check.lossRelativeError)}, gradients at most {e(check.worstRelativeError)} apart (relative; {check.worstParam}) —{' '}
+      {check.backend} against {check.reference}: loss {e(check.lossRelativeError)}, gradients and DP-clipped sums at most {e(check.worstRelativeError)} apart (relative;{' '}
+      {check.worstParam}), per-example norms {e(check.normRelativeError)} —{' '}
       <strong>{check.agrees ? 'they agree' : `they disagree (tolerance ${e(check.tolerance)}): do not train on ${check.backend}`}</strong>; {check.seconds.backend.toFixed(1)} s here, {check.seconds.reference.toFixed(1)} s on {check.reference}
     </p>
   );
@@ -438,10 +440,15 @@ function LocalMetricsPanel() {
 
 function LogPanel() {
   const log = usePortal((s) => s.log);
+  const list = useRef<HTMLOListElement>(null);
+  // The newest entry in view: the list scrolls (and can be scrolled by keyboard: it takes focus).
+  useEffect(() => {
+    if (list.current) list.current.scrollTop = list.current.scrollHeight;
+  }, [log]);
   return (
     <section className="wide" aria-labelledby="log-title">
       <h2 id="log-title">Activity</h2>
-      <ol className="log" data-testid="log">
+      <ol className="log" data-testid="log" ref={list} tabIndex={0} aria-labelledby="log-title">
         {log.slice(-30).map((l, i) => (
           <li key={`${l.at}/${i}`}>
             <time dateTime={l.at}>{new Date(l.at).toLocaleTimeString()}</time> {l.message}

@@ -160,7 +160,7 @@ export class Portal {
       this.set({ backendCheck: result });
       this.log(
         `backend check: ${result.backend} against ${result.reference}, one training step: loss differs by ${result.lossRelativeError.toExponential(1)}, ` +
-          `gradients by at most ${result.worstRelativeError.toExponential(1)} (${result.worstParam}) — ${result.agrees ? 'they agree' : 'they DISAGREE'}`,
+          `gradients and DP-clipped sums by at most ${result.worstRelativeError.toExponential(1)} (${result.worstParam}), per-example norms by ${result.normRelativeError.toExponential(1)} — ${result.agrees ? 'they agree' : 'they DISAGREE'}`,
       );
     } catch (e) {
       if (this.worker !== worker) return;

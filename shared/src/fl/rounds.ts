@@ -193,7 +193,7 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
     while (round <= cfg.rounds) {
       throwIfAborted(o.signal);
       try {
-        const report = await runRound(o, round, global, expectedBytes, random, timeoutMs, now, privacy);
+        const report = await runRound(o, round, global, expectedBytes, { random, timeoutMs, now, privacy });
         global = report.weights;
         const valLoss = report.report.metrics.val_loss ?? Number.NaN;
         const best = Number.isFinite(valLoss) && valLoss < bestValLoss;
@@ -410,28 +410,37 @@ function roundAccounting(): RoundAccounting {
   };
 }
 
+/** What every stage of one round shares. */
+interface RoundContext {
+  o: FederationOptions;
+  round: number;
+  /** The run's sampling stream. */
+  random: () => number;
+  timeoutMs: number;
+  now: () => number;
+  privacy: PrivacyRunState;
+  acc: RoundAccounting;
+}
+
 /** A round: train, aggregate (in the clear, SecAgg+ or HE), evaluate, then the round's metrics. */
 async function runRound(
   o: FederationOptions,
   round: number,
   global: Float32Array,
   expectedBytes: number,
-  random: () => number,
-  timeoutMs: number,
-  now: () => number,
-  privacy: PrivacyRunState,
+  shared: Pick<RoundContext, 'random' | 'timeoutMs' | 'now' | 'privacy'>,
 ): Promise<RoundOutput> {
-  const startedAt = now();
+  const startedAt = shared.now();
   await waitForClients(o, round);
-  const acc = roundAccounting();
-  const fitResults = await trainStage(o, round, global, expectedBytes, random, timeoutMs, privacy, acc);
-  const aggregated = await aggregateStage(o, round, global, fitResults, timeoutMs, now, acc);
-  const evalResults = await evaluateStage(o, round, aggregated.weights, random, timeoutMs, acc);
-  const { metrics, perHospital } = roundMetrics(o, round, fitResults, evalResults, aggregated, privacy, acc, (now() - startedAt) / 1000);
+  const ctx: RoundContext = { o, round, ...shared, acc: roundAccounting() };
+  const fitResults = await trainStage(ctx, global, expectedBytes);
+  const aggregated = await aggregateStage(ctx, global, fitResults);
+  const evalResults = await evaluateStage(ctx, aggregated.weights);
+  const { metrics, perHospital } = roundMetrics(ctx, fitResults, evalResults, aggregated, (shared.now() - startedAt) / 1000);
   return {
     weights: aggregated.weights,
     startedAt,
-    report: { runId: o.runId, round, metrics, perHospital, participation: acc.participation, bytes: acc.bytes },
+    report: { runId: o.runId, round, metrics, perHospital, participation: ctx.acc.participation, bytes: ctx.acc.bytes },
   };
 }
 
@@ -455,16 +464,7 @@ function trainResultCheck(secure: boolean, expectedBytes: number) {
 }
 
 /** The train stage: the strategy's sample trains from the global weights; returns the accepted results. */
-async function trainStage(
-  o: FederationOptions,
-  round: number,
-  global: Float32Array,
-  expectedBytes: number,
-  random: () => number,
-  timeoutMs: number,
-  privacy: PrivacyRunState,
-  acc: RoundAccounting,
-): Promise<FitResult[]> {
+async function trainStage({ o, round, random, timeoutMs, privacy, acc }: RoundContext, global: Float32Array, expectedBytes: number): Promise<FitResult[]> {
   const { config: cfg, strategy, grid, runId } = o;
   const secure = cfg.secure_aggregation !== 'none';
   const targets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
@@ -529,15 +529,7 @@ interface Aggregated {
 }
 
 /** The new global weights: the strategy's aggregate of the updates, or with SecAgg+ / HE of their weighted mean only. */
-async function aggregateStage(
-  o: FederationOptions,
-  round: number,
-  global: Float32Array,
-  fitResults: readonly FitResult[],
-  timeoutMs: number,
-  now: () => number,
-  acc: RoundAccounting,
-): Promise<Aggregated> {
+async function aggregateStage({ o, round, timeoutMs, now, acc }: RoundContext, global: Float32Array, fitResults: readonly FitResult[]): Promise<Aggregated> {
   const { config: cfg, strategy } = o;
   if (cfg.secure_aggregation === 'none') {
     const aggStart = now();
@@ -565,14 +557,7 @@ async function aggregateStage(
  * The evaluate stage: sampled among every connected hospital (min_available_clients counts the
  * federation, not the round), less those dropped earlier in this round.
  */
-async function evaluateStage(
-  o: FederationOptions,
-  round: number,
-  weights: Float32Array,
-  random: () => number,
-  timeoutMs: number,
-  acc: RoundAccounting,
-): Promise<EvaluateResult[]> {
+async function evaluateStage({ o, round, random, timeoutMs, acc }: RoundContext, weights: Float32Array): Promise<EvaluateResult[]> {
   const { config: cfg, strategy, grid, runId } = o;
   const targets = sample(() => strategy.sampleEvaluate(grid.available(), random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !acc.out.has(h));
   const bytes = weightsToBytes(weights);
@@ -600,13 +585,10 @@ async function evaluateStage(
 
 /** The round's seed spec 6.1 metrics and each hospital's own figures. */
 function roundMetrics(
-  o: FederationOptions,
-  round: number,
+  { o, round, privacy, acc }: RoundContext,
   fitResults: readonly FitResult[],
   evalResults: readonly EvaluateResult[],
   aggregated: Aggregated,
-  privacy: PrivacyRunState,
-  acc: RoundAccounting,
   durationSeconds: number,
 ): { metrics: Record<string, number>; perHospital: Record<string, Record<string, number>> } {
   const { config: cfg, strategy } = o;

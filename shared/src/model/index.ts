@@ -25,7 +25,7 @@ export {
   type LstmStackOptions,
   type LstmWeights,
 } from './lstm';
-export { addParam, dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
+export { addMany, addParam, dropout, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights, type DropoutSeeds } from './nn';
 export { countParams, disposeParams, type Param } from './params';
 export { GradRecorder, type DirectUse, type LinearUse, type ParamUse } from './recorder';
 export {

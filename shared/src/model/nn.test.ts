@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights } from './nn';
+import { addMany, dropoutMask, layerNorm, linear, multiHeadSelfAttention, type AttentionWeights } from './nn';
 
 const rand = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
@@ -63,5 +63,29 @@ describe('nn', () => {
       expect(maxAbsDiff(yp, tf.gather(y, perm, 1))).toBeLessThan(1e-5);
       expect(() => multiHeadSelfAttention(x, w, 3)).toThrow(/not divisible/);
     });
+  });
+});
+
+describe('addMany', () => {
+  it.each([1, 2, 7, 8, 21, 50])('adds %i tensors exactly as tf.addN, in groups a WebGPU kernel can bind', async (n) => {
+    const ts = Array.from({ length: n }, (_, i) => tf.tensor1d([i + 1, -2 * i, 0.5 * i]));
+    const want = tf.addN(ts);
+    let got!: tf.Tensor;
+    const profile = await tf.profile(() => {
+      got = tf.keep(addMany(ts));
+    });
+    const adds = profile.kernels.filter((k) => k.name === 'AddN');
+    if (n > 1) expect(adds.length).toBeGreaterThan(0);
+    for (const k of adds) expect(k.inputShapes.length).toBeLessThanOrEqual(7);
+    const plain = (a: ArrayLike<number>) => Array.from(a, (v) => v + 0); // −0 and 0 alike
+    expect(plain(await got.data())).toEqual(plain(await want.data()));
+    // a new tensor even for one input: disposing it leaves the input alive
+    got.dispose();
+    expect(ts[0]!.isDisposed).toBe(false);
+    tf.dispose([want, ...ts]);
+  });
+
+  it('refuses an empty list', () => {
+    expect(() => addMany([])).toThrow(/nothing to add/);
   });
 });

@@ -6,6 +6,31 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradRecorder } from './recorder';
 
+/** Inputs one AddN kernel takes here: WebGPU binds each input as a storage buffer, 8 per shader stage by default (one is the output). */
+const ADD_N_GROUP = 7;
+
+/**
+ * Σ of same-shaped tensors, as `tf.addN` but in groups of at most 7: on WebGPU one AddN kernel
+ * binds every input as a storage buffer, and a device allows 8 per shader stage unless it asks
+ * for more (TF.js does not), so `tf.addN` of 21 tensors fails pipeline validation there.
+ */
+export function addMany<T extends tf.Tensor>(tensors: readonly T[]): T {
+  if (tensors.length === 0) throw new Error('addMany: nothing to add');
+  return tf.tidy(() => {
+    let level: tf.Tensor[] = [...tensors];
+    while (level.length > 1) {
+      const next: tf.Tensor[] = [];
+      for (let i = 0; i < level.length; i += ADD_N_GROUP) {
+        const group = level.slice(i, i + ADD_N_GROUP);
+        next.push(group.length === 1 ? group[0]! : tf.addN(group));
+      }
+      level = next;
+    }
+    // A lone input comes back as a new tensor, like tf.addN's result, so callers may dispose it.
+    return (level[0] === tensors[0] ? tf.clone(level[0]!) : level[0]!) as T;
+  });
+}
+
 /**
  * y = x W + b for x [N, I], W [I, O], b [O]. The backward uses explicit transposes instead of the
  * transposeA/transposeB matMul flags that autograd's MatMul gradient uses, which are 10–20× slower

@@ -22,6 +22,7 @@
  * dropout that is exactly the naive per-example computation.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { addMany } from '../model/nn';
 import type { FeatureBatch } from '../data/features';
 import { GradRecorder, type LinearUse, type ParamUse } from '../model/recorder';
 import type { ClippedSum } from './dp';
@@ -78,7 +79,7 @@ export async function clipRecorded(uses: readonly ParamUse[], params: readonly t
     }
   });
   try {
-    const sq = tf.tidy(() => tf.addN(parts.map((p) => p.squares)));
+    const sq = tf.tidy(() => addMany(parts.map((p) => p.squares)));
     const sqData = await sq.data();
     sq.dispose();
     const norms = Array.from(sqData, (s) => Math.sqrt(Math.max(0, s)));

@@ -16,6 +16,7 @@
  * example, the reference the fast path is tested against.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { addMany } from '../model/nn';
 import type { FeatureBatch } from '../data/features';
 import { cryptoRandom, gaussians, type RandomSource } from '../util/csprng';
 import { disposeInputs, inputsFor, type TrainableModel } from './train';
@@ -76,7 +77,7 @@ export async function clippedGradientSum(model: TrainableModel, batch: FeatureBa
     disposeInputs(inputs);
     label.dispose();
     const gs = vars.map((v) => grads[v.name] as tf.Tensor);
-    const sq = tf.tidy(() => tf.addN(gs.map((g) => tf.sum(tf.square(g)))));
+    const sq = tf.tidy(() => addMany(gs.map((g) => tf.sum(tf.square(g)))));
     const [norm, loss] = await Promise.all([sq.data(), value.data()]);
     sq.dispose();
     value.dispose();

@@ -27,7 +27,12 @@ describe('one training step as numbers, compared across backends', () => {
     expect(c.finite).toBe(true);
     expect(c.lossRelativeError).toBeLessThan(1e-5);
     expect(c.worstRelativeError).toBeLessThan(1e-5);
+    expect(c.normRelativeError).toBeLessThan(1e-5);
     expect(c.agrees).toBe(true);
+    // the DP pass clipped: some examples' gradients are longer than C = 1, and the clipped sum is not the plain one
+    expect(wasm.norms).toHaveLength(8);
+    expect(wasm.norms.some((n) => n > 1)).toBe(true);
+    expect(wasm.clipped.map((g) => g.name)).toEqual(wasm.grads.map((g) => g.name));
   });
 
   it('leaves no tensor behind and gives the same numbers twice on one backend', async () => {
@@ -39,6 +44,7 @@ describe('one training step as numbers, compared across backends', () => {
     const c = compareSteps(again, wasm);
     expect(c.worstRelativeError).toBe(0);
     expect(c.maxAbsError).toBe(0);
+    expect(c.normRelativeError).toBe(0);
   });
 
   it('names the parameter whose gradient is wrong: one recurrent kernel scaled by 1.01, or one gate block zeroed', () => {
@@ -61,6 +67,15 @@ describe('one training step as numbers, compared across backends', () => {
     expect(zeroed.agrees).toBe(false);
     expect(zeroed.worstParam).toBe('lab.lstm1.kernel');
     expect(zeroed.worstRelativeError).toBeGreaterThan(100 * STEP_CHECK_TOLERANCE);
+  });
+
+  it('names a wrong clipped sum (the DP path) and a wrong per-example norm', () => {
+    const clipped = compareSteps({ ...wasm, clipped: wasm.clipped.map((g, k) => (k === 5 ? { name: g.name, values: g.values.map((x) => x * 1.01) } : g)) }, cpu);
+    expect(clipped.agrees).toBe(false);
+    expect(clipped.worstParam).toBe(`dp: ${wasm.clipped[5]!.name}`);
+    const norms = compareSteps({ ...wasm, norms: wasm.norms.map((n, i) => (i === 2 ? n * 1.01 : n)) }, cpu);
+    expect(norms.agrees).toBe(false);
+    expect(norms.normRelativeError).toBeCloseTo(0.01, 3);
   });
 
   it('fails on a non-finite gradient and on a different loss, and refuses a different model', () => {

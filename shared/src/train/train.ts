@@ -4,6 +4,7 @@
  * prediction and evaluation. Tensors are created per minibatch and disposed at once.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { addMany } from '../model/nn';
 import type { FeatureBatch } from '../data/features';
 import { Rng } from '../util/random';
 import { classificationMetrics, type ClassificationMetrics } from './metrics';
@@ -130,7 +131,7 @@ export async function trainLocal(
   const objective = (inputs: ModelInputs, labels: tf.Tensor1D): tf.Scalar => {
     const base = model.loss(inputs, labels, { training: true });
     if (anchors.length === 0) return base;
-    const prox = tf.addN(varList.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i] as tf.Tensor)))) as tf.Scalar;
+    const prox = addMany(varList.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i] as tf.Tensor)))) as tf.Scalar;
     return tf.add(base, tf.mul(prox, cfg.proximalMu / 2));
   };
   try {

@@ -21,8 +21,8 @@ import type { BackendName, WorkerMessage, WorkerReplies, WorkerRequest } from '.
 interface WorkerScope {
   onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
   postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
-  /** For the e2e tests (Playwright evaluates in the worker): what a lost GPU does, on demand. */
-  fedcareTestHooks?: { loseGpuDevice(): boolean };
+  /** For the e2e tests (Playwright evaluates in the worker): what a lost GPU does, on demand; live tensors. */
+  fedcareTestHooks?: { loseGpuDevice(): boolean; liveTensors(): number };
 }
 const scope = self as unknown as WorkerScope;
 
@@ -37,7 +37,7 @@ function post(message: WorkerMessage, transfer: Transferable[] = []): void {
 }
 
 guard.onFailure = (backend, reason) => post({ kind: 'backend', message: `${backend} failed: ${reason}` });
-scope.fedcareTestHooks = { loseGpuDevice: () => guard.loseDevice() };
+scope.fedcareTestHooks = { loseGpuDevice: () => guard.loseDevice(), liveTensors: () => tf.memory().numTensors };
 
 /** The hospital's privacy ledger in IndexedDB: a reload, a new tab or a re-import cannot reset the budget. */
 function indexedDbLedger(hospitalId: string): PrivacyLedgerStore {
