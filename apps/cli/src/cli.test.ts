@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../bin/fedcare.mjs');
-const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures/fhir/synthea');
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../fixtures/fhir/synthea');
 
 function fedcare(...args: string[]) {
   const res = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });

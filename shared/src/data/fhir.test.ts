@@ -1,4 +1,5 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +16,8 @@ import { fitAndEncode } from './features';
 import { parseNdjsonStrict, parseRecord, toNdjson } from './records';
 import type { PatientRecord } from './schema';
 
-// The fixtures live beside the clone: <repo>/../shared/fixtures/fhir/synthea (see SOURCE.md there).
-const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../shared/fixtures/fhir/synthea');
+// The fixtures: <repo>/fixtures/fhir/synthea (where they come from and their licence: SOURCE.md there).
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../fixtures/fhir/synthea');
 
 const SOURCE_A = ['Arturo47', 'Omega729', 'Olimpia983', 'Lonny638', 'Ward668', 'Lucien408', 'Casimira119', 'Nigel915'];
 const SOURCE_B = ['Bradly_Douglas', 'Jordan_Cruickshank', 'Loyd_Connelly', 'Randolph_Wisoky'];
@@ -33,6 +34,23 @@ function loadSupport(): unknown[] {
     .filter((f) => f.endsWith('.json'))
     .map((f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as unknown);
 }
+
+describe('the Synthea fixtures in the repository', () => {
+  it('are the files SOURCE.md names, byte for byte (their git blob ids), with the licence beside them', () => {
+    const source = readFileSync(path.join(FIXTURES, 'SOURCE.md'), 'utf8');
+    const listed = [...source.matchAll(/^\s+([0-9a-f]{40})\s+(\d+)\s+\S*\/([^/\s]+\.json)$/gm)].map((m) => ({ blob: m[1]!, bytes: Number(m[2]), name: m[3]! }));
+    expect(listed).toHaveLength(14); // 12 patient bundles + 2 support files
+    for (const f of listed) {
+      const file = path.join(FIXTURES, f.name.startsWith('hospitalInformation') || f.name.startsWith('practitionerInformation') ? 'support' : '', f.name);
+      const bytes = readFileSync(file);
+      expect(bytes.length, f.name).toBe(f.bytes);
+      // what `git hash-object FILE` prints
+      expect(createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex'), f.name).toBe(f.blob);
+    }
+    expect(existsSync(path.join(FIXTURES, 'LICENSE-Apache-2.0.txt'))).toBe(true);
+    expect(readFileSync(path.join(FIXTURES, 'LICENSE-Apache-2.0.txt'), 'utf8')).toMatch(/Apache License\s+Version 2\.0, January 2004[\s\S]*END OF TERMS AND CONDITIONS/);
+  });
+});
 
 describe('importFhirBundles on the 12 Synthea fixtures', () => {
   let fixtures: { name: string; json: unknown }[];

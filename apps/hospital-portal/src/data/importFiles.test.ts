@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { generateHospital, toNdjson, type PatientRecord } from '@fedcare/shared/data';
 import { importFiles, type ImportIssue } from './importFiles';
-// Real Synthea bundles from beside the clone (<repo>/../shared/fixtures/fhir/synthea, SOURCE.md
+// Real Synthea bundles (<repo>/fixtures/fhir/synthea, SOURCE.md
 // there), read as text through Vite's ?raw imports: the portal's tsconfig has no Node types, so
 // node:fs would not typecheck here.
-import nigelText from '../../../../../shared/fixtures/fhir/synthea/Nigel915_Reilly981_fc7fb56f-f384-f6ae-4266-ce3282cd2069.json?raw';
-import wardText from '../../../../../shared/fixtures/fhir/synthea/Ward668_Pagac496_0d8e1873-e236-522b-fddd-2501205c0662.json?raw';
-import lucienText from '../../../../../shared/fixtures/fhir/synthea/Lucien408_Herzog843_9c67d64e-d36e-e626-16e9-75aa668b9835.json?raw';
-import bradlyText from '../../../../../shared/fixtures/fhir/synthea/Bradly_Douglas_18468941-bdaf-42a0-8648-cba7cafc27ce.json?raw';
-import hospitalInfoText from '../../../../../shared/fixtures/fhir/synthea/support/hospitalInformation1648909404773.json?raw';
-import practitionerInfoText from '../../../../../shared/fixtures/fhir/synthea/support/practitionerInformation1648909404773.json?raw';
+import nigelText from '../../../../fixtures/fhir/synthea/Nigel915_Reilly981_fc7fb56f-f384-f6ae-4266-ce3282cd2069.json?raw';
+import wardText from '../../../../fixtures/fhir/synthea/Ward668_Pagac496_0d8e1873-e236-522b-fddd-2501205c0662.json?raw';
+import lucienText from '../../../../fixtures/fhir/synthea/Lucien408_Herzog843_9c67d64e-d36e-e626-16e9-75aa668b9835.json?raw';
+import bradlyText from '../../../../fixtures/fhir/synthea/Bradly_Douglas_18468941-bdaf-42a0-8648-cba7cafc27ce.json?raw';
+import hospitalInfoText from '../../../../fixtures/fhir/synthea/support/hospitalInformation1648909404773.json?raw';
+import practitionerInfoText from '../../../../fixtures/fhir/synthea/support/practitionerInformation1648909404773.json?raw';
 
 // Tests break records and bundles on purpose, so they handle them as untyped JSON.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
