@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson } from '@fedcare/shared/data';
-import { ADMIN, BIN, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
+import { ADMIN, BIN, CspWatch, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 describe('dashboard in Chromium', () => {
   let server: RunningServer;
@@ -17,10 +17,12 @@ describe('dashboard in Chromium', () => {
   let page: Page;
   const pageErrors: string[] = [];
   const clients: ChildProcess[] = [];
+  let csp: CspWatch;
 
   beforeAll(async () => {
     const started = await startE2eServer();
     server = started.server;
+    csp = new CspWatch(server);
     const dir = started.dir;
     for (const h of Object.keys(TOKENS)) {
       const file = path.join(dir, `${h}.ndjson`);
@@ -38,6 +40,7 @@ describe('dashboard in Chromium', () => {
 
   it('signs in, starts a 3-round run from the form and shows it complete with all hospitals', async () => {
     page = await (await browser.newContext({ viewport: { width: 1400, height: 1800 } })).newPage();
+    csp.watch(page);
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(`${server.url}/dashboard/`);
     await page.getByLabel('Token').fill(ADMIN);
@@ -123,4 +126,12 @@ describe('dashboard in Chromium', () => {
     expect((await whoami()).status).toBe(401);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('met no Content-Security-Policy violation (none reported, none logged), and the dashboard is served with its policy and nosniff', async () => {
+    const headers = (await fetch(`${server.url}/dashboard/`)).headers;
+    expect(headers.get('content-security-policy')).toMatch(/default-src 'none'.*script-src 'self'/);
+    expect(headers.get('x-content-type-options')).toBe('nosniff');
+    expect(csp.reports).toEqual([]);
+    expect(csp.console).toEqual([]);
+  });
 });

@@ -17,7 +17,7 @@ import { createClassifier, flattenWeights, sha256Hex, weightsToBytes } from '@fe
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { STEP_CHECK_TOLERANCE } from '@fedcare/shared/train';
 import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex } from '@fedcare/shared/secagg';
-import { ADMIN, OUT, ROOT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
+import { ADMIN, CspWatch, OUT, ROOT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 const HOSPITALS = ['H1', 'H2', 'H3'] as const;
 const BACKENDS: Record<(typeof HOSPITALS)[number], string> = { H1: 'wasm', H2: 'webgl', H3: 'auto' };
@@ -142,11 +142,13 @@ describe('hospital portals and the dashboard in Chromium', () => {
   const records = new Map<string, PatientRecord[]>();
   let dashboard: Page;
   const dashboardErrors: string[] = [];
-  /** H3's tab as the SecAgg+ test reopened it (the HE test reuses the three joined tabs). */
+  /** H2's tab as the SecAgg+ test reopened it (the HE test reuses the three joined tabs). */
   let secaggTab: HospitalTab | undefined;
+  let csp: CspWatch;
 
   beforeAll(async () => {
     ({ server, dir } = await startE2eServer());
+    csp = new CspWatch(server);
     for (const h of HOSPITALS) {
       const recs = generateHospital(h, { seed: 23, patients: PATIENTS }).records;
       records.set(h, recs);
@@ -163,6 +165,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
   it('lists a malformed NDJSON line and a broken FHIR Observation with where and which field, and keeps the valid records', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 1600 } });
     const page = await context.newPage();
+    csp.watch(page);
     await page.goto(`${server.url}/hospital/?hospital=H1`);
     // A token of another hospital is refused by name.
     await signIn(page, TOKENS.H2 as string);
@@ -211,6 +214,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     for (const id of HOSPITALS) {
       const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
       const page = await context.newPage();
+      csp.watch(page);
       const tab: HospitalTab = { id, context, page, capture: capture(context, page), errors: [] };
       page.on('pageerror', (e) => tab.errors.push(e.message));
       tabs.push(tab);
@@ -221,6 +225,11 @@ describe('hospital portals and the dashboard in Chromium', () => {
       await expect.poll(() => page.getByTestId('cohort-count').textContent(), { timeout: 60_000 }).toBe(String(PATIENTS));
       await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
     }
+    // The portal is cross-origin isolated (COOP + COEP) and carries its security headers.
+    for (const t of tabs) expect(await t.page.evaluate(() => globalThis.crossOriginIsolated), t.id).toBe(true);
+    const portalHeaders = (await fetch(`${server.url}/hospital/`)).headers;
+    expect(portalHeaders.get('content-security-policy')).toMatch(/script-src 'self' 'wasm-unsafe-eval'/);
+    expect(portalHeaders.get('x-content-type-options')).toBe('nosniff');
     // The backend on screen is the one asked for; automatic selection took WebGPU and says the adapter is a software one.
     expect(await tabs[0]!.page.getByTestId('backend').textContent()).toBe('wasm');
     expect(await tabs[1]!.page.getByTestId('backend').textContent()).toBe('webgl');
@@ -246,6 +255,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     for (const t of tabs) await t.page.getByRole('button', { name: 'Join round' }).click();
 
     dashboard = await (await browser.newContext({ viewport: { width: 1400, height: 2000 } })).newPage();
+    csp.watch(dashboard);
     dashboard.on('pageerror', (e) => dashboardErrors.push(e.message));
     await dashboard.goto(`${server.url}/dashboard/`);
     await dashboard.getByLabel('Token').fill(ADMIN);
@@ -366,6 +376,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(await seriousA11yViolations(tabs[2]!.page)).toEqual([]);
     expect(await seriousA11yViolations(dashboard)).toEqual([]);
     const fresh = await (await browser.newContext()).newPage();
+    csp.watch(fresh);
     await fresh.goto(`${server.url}/hospital/`);
     expect(await seriousA11yViolations(fresh)).toEqual([]);
     await fresh.goto(`${server.url}/dashboard/`);
@@ -450,6 +461,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     // H2's tab was closed in the dropout test: a new one (WebGL again) imports and joins.
     const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
     const page = await context.newPage();
+    csp.watch(page);
     const h2: HospitalTab = { id: 'H2', context, page, capture: capture(context, page), errors: [] };
     page.on('pageerror', (e) => h2.errors.push(e.message));
     await page.goto(`${server.url}/hospital/?hospital=H2`);
@@ -581,6 +593,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     const created = await server.store.createToken({ role: 'hospital', hospitalId: 'H1' });
     const context = await browser.newContext({ viewport: { width: 1280, height: 1600 } });
     const page = await context.newPage();
+    csp.watch(page);
     await page.goto(`${server.url}/hospital/?hospital=H1`);
     await signIn(page, created.token);
     await page.getByTestId('import-input').setInputFiles({ name: 'H1-few.ndjson', mimeType: 'application/x-ndjson', buffer: Buffer.from(toNdjson((records.get('H1') ?? []).slice(0, 12))) });
@@ -600,4 +613,9 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(page, 'portal-token-revoked');
     await context.close();
   }, 240_000);
+
+  it('no page or worker met a Content-Security-Policy violation (none reported to the coordinator, none logged by Chromium)', () => {
+    expect(csp.reports).toEqual([]);
+    expect(csp.console).toEqual([]);
+  });
 });

@@ -41,6 +41,28 @@ export async function startE2eServer(): Promise<{ server: RunningServer; dir: st
   return { server, dir };
 }
 
+/**
+ * Content-Security-Policy violations, as the coordinator received them (report-uri) and as the
+ * browser logged them in any page or worker: an e2e suite fails on any.
+ */
+export class CspWatch {
+  readonly reports: unknown[] = [];
+  readonly console: string[] = [];
+
+  constructor(server: RunningServer) {
+    server.events.on('cspViolation', (r: unknown) => this.reports.push(r));
+  }
+
+  /** Listens to a page and every worker it starts. */
+  watch(page: Page): void {
+    const note = (text: string) => {
+      if (/Content Security Policy|Content-Security-Policy/i.test(text)) this.console.push(text);
+    };
+    page.on('console', (m) => note(m.text()));
+    page.on('worker', (w) => w.on('console', (m) => note(m.text())));
+  }
+}
+
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
 }

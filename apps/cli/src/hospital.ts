@@ -21,6 +21,8 @@ export type HospitalSocketClient = Socket<HospitalServerToClient, HospitalClient
 
 export interface HeadlessHospitalOptions {
   server: string;
+  /** PEM certificate(s) of a private CA to trust for an https:// coordinator (besides the system's). */
+  ca?: Buffer;
   hospitalId: string;
   token: string;
   records: readonly PatientRecord[];
@@ -65,6 +67,8 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   const socket: HospitalSocketClient = io(`${o.server}${HOSPITAL_NAMESPACE}`, {
     auth: { token: o.token, hospital_id: o.hospitalId, client_version: PROTOCOL_VERSION, num_records: client.numTrainExamples, host: 'node' },
     transports: ['websocket'],
+    // `ca` reaches Node's TLS through engine.io-client (a Node-only option its types leave out).
+    ...((o.ca ? { ca: o.ca } : {}) as object),
     reconnection: true,
     reconnectionDelay: 250,
     reconnectionDelayMax: 5000,

@@ -3,7 +3,9 @@ export { startServer, MAX_MESSAGE_BYTES, type RunningServer, type ServerOptions 
 export { Coordinator, RunConflictError } from './coordinator';
 export { SocketGrid } from './grid';
 export { openApiDocument } from './openapi';
-export { openSqliteStore } from './store/sqlite';
+export { openSqliteStore, openStore, type StoreSpec } from './store';
 export { TokenAuthority, generateToken, parseHospitalTokens } from './store/tokens';
 export { serveStatic, type StaticApp } from './static';
 export { tokenJson } from './http';
+export { parseAllowedOrigins } from './security';
+export { writeRoundEmf, roundMetricValues, EMF_NAMESPACE, type EmfOptions } from './emf';

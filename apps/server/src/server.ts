@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger as PinoLogger } from 'pino';
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
@@ -22,7 +23,9 @@ import {
 } from '@fedcare/shared/protocol';
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
-import { apiRoutes, bearer, createHttpHandler, forbidden, unauthorized } from './http';
+import { writeRoundEmf, type EmfOptions } from './emf';
+import { apiRoutes, bearer, createHttpHandler, forbidden, HttpError, unauthorized } from './http';
+import { originRefusal, securityHeaders, surfaceOf } from './security';
 import { serveStatic, type StaticApp } from './static';
 import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
@@ -38,8 +41,16 @@ export { MAX_MESSAGE_BYTES };
 export interface ServerOptions {
   port?: number;
   host?: string;
-  /** SQLite file (':memory:' for tests). */
-  db: string;
+  /** SQLite file (':memory:' for tests); used when no `store` is given. */
+  db?: string;
+  /** An opened Store (the aws store, say); the server closes it on close(). */
+  store?: Store;
+  /** HTTPS and WSS with this certificate (PEM); TLS 1.2 minimum, 1.3 offered. Without it, plain HTTP (TLS ends at a load balancer). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Browser origins answered besides the coordinator's own (FEDCARE_ALLOWED_ORIGINS). */
+  allowedOrigins?: readonly string[];
+  /** One CloudWatch Embedded Metric Format record per completed round (seed spec 6.2). */
+  cloudwatchEmf?: EmfOptions;
   env?: Record<string, string | undefined>;
   logLevel?: string;
   /** Pino destination; defaults to stdout. */
@@ -57,14 +68,26 @@ export interface RunningServer {
   tokens: TokenAuthority;
   log: PinoLogger;
   http: HttpServer;
-  /** 'round' (RoundReport), 'stage' (StageProgress), 'status' (ServerStatus), 'runEnd' (FederationSummary). */
+  /** 'round' (RoundReport), 'stage' (StageProgress), 'status' (ServerStatus), 'runEnd' (FederationSummary), 'cspViolation' (the browser's report). */
   events: EventEmitter;
-  close(): Promise<void>;
+  /**
+   * Drains and stops: /readyz answers 503 at once (a load balancer stops sending new work), for
+   * `drainMs` the process keeps serving (default 0), then a running run is interrupted (it resumes
+   * at the next start) and everything closes.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = pino({ level: o.logLevel ?? 'info', base: { service: 'fedcare-coordinator' } }, o.logStream ?? process.stdout);
-  const store = openSqliteStore(o.db);
+  if (!o.store && o.db === undefined) throw new Error('startServer: give a store or a SQLite file (db)');
+  const store = o.store ?? openSqliteStore(o.db as string);
+  const tls = o.tls !== undefined;
+  const allowedOrigins = o.allowedOrigins ?? [];
+  const setSecurityHeaders = securityHeaders(tls);
+  /** false while starting (store opened, run not yet resumed) and while draining: /readyz answers 503. */
+  let ready = false;
+  let draining = false;
   const tokens = TokenAuthority.fromEnv(store, o.env ?? process.env);
 
   const registry = new Registry();
@@ -77,14 +100,54 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const cBytes = new Counter({ name: 'fedcare_communication_bytes_total', help: 'Bytes moved with hospitals during rounds', labelNames: ['direction'], registers: [registry] });
   const cRejected = new Counter({ name: 'fedcare_rejected_messages_total', help: 'Hospital messages rejected', labelNames: ['code'], registers: [registry] });
   const cDenied = new Counter({ name: 'fedcare_auth_denied_total', help: 'Refused credentials', labelNames: ['surface', 'status'], registers: [registry] });
+  const cOrigin = new Counter({ name: 'fedcare_origin_refused_total', help: 'Browser requests refused for their Origin', labelNames: ['surface'], registers: [registry] });
+  const cCsp = new Counter({ name: 'fedcare_csp_violations_total', help: 'Content-Security-Policy violation reports received', registers: [registry] });
 
-  const http = createHttpServer();
+  const http = tls ? createHttpsServer({ cert: o.tls!.cert, key: o.tls!.key, minVersion: 'TLSv1.2' }) : createHttpServer();
   // REST is registered before Socket.IO attaches: engine.io then hands it only the requests that are
   // not its own. Registered after, it also answered /socket.io/ polling requests (404) while engine.io
   // was answering them, and engine.io's second writeHead threw: one polling GET killed the process.
   let rest: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => void res.writeHead(503).end();
-  http.on('request', (req, res) => rest(req, res));
-  const io = new Server(http, { maxHttpBufferSize: MAX_MESSAGE_BYTES, serveClient: false, cors: { origin: true } });
+  http.on('request', (req, res) => {
+    const surface = surfaceOf(new URL(req.url ?? '/', 'http://localhost').pathname);
+    setSecurityHeaders(req, res, surface);
+    const why = originRefusal(req, allowedOrigins, tls);
+    if (why) {
+      cOrigin.inc({ surface });
+      res.writeHead(403, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: { code: 'FORBIDDEN', message: why } }));
+      return;
+    }
+    const origin = req.headers.origin?.toLowerCase();
+    if (origin !== undefined && allowedOrigins.includes(origin)) {
+      // A listed origin (a dashboard served elsewhere) may call the API; nobody else is echoed.
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'origin');
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, { 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
+        return;
+      }
+    }
+    rest(req, res);
+  });
+  const io = new Server(http, {
+    maxHttpBufferSize: MAX_MESSAGE_BYTES,
+    serveClient: false,
+    // No CORS answer at all: a browser page of another origin gets no session (checked for every
+    // transport, WebSocket included — CORS does not apply to WebSocket, so allowRequest does it).
+    cors: { origin: (origin, callback) => callback(null, origin !== undefined && allowedOrigins.includes(origin.toLowerCase())) },
+    allowRequest: (req, callback) => {
+      const why = originRefusal(req, allowedOrigins, tls);
+      if (why) {
+        cOrigin.inc({ surface: 'socket' });
+        log.warn({ origin: req.headers.origin, address: req.socket.remoteAddress }, 'socket.io connection refused: origin not allowed');
+      }
+      callback(why ?? null, why === undefined);
+    },
+  });
+  io.engine.on('headers', (headers: Record<string, string>) => {
+    headers['x-content-type-options'] = 'nosniff';
+    headers['cache-control'] = 'no-store';
+  });
   const audit = (entry: Parameters<Store['appendAudit']>[0]) => {
     store.appendAudit(entry).catch((e: unknown) => log.error({ err: (e as Error).message }, 'audit write failed'));
   };
@@ -183,6 +246,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
     onRound: (r) => {
       events.emit('round', r);
+      if (o.cloudwatchEmf) writeRoundEmf(r, o.cloudwatchEmf).catch((e: unknown) => log.error({ err: (e as Error).message }, 'CloudWatch EMF record not written'));
       gRound.set(r.round);
       if (Number.isFinite(r.metrics.test_accuracy)) gAccuracy.set(r.metrics.test_accuracy as number);
       if (Number.isFinite(r.metrics.auc_roc)) gAuc.set(r.metrics.auc_roc as number);
@@ -250,8 +314,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       }
       if (o.staticApps && serveStatic(o.staticApps, req, res, url)) return true;
       if (url.pathname === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' });
+        // Alive: the process answers (a load balancer's liveness, the image's HEALTHCHECK).
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         res.end('{"ok":true}');
+        return true;
+      }
+      if (url.pathname === '/readyz') {
+        // Ready: the store is open, an interrupted run has been resumed, and the process is not draining.
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify({ ready, ...(ready ? {} : { reason: draining ? 'shutting down' : 'starting' }) }));
+        return true;
+      }
+      if (url.pathname === '/csp-report' && req.method === 'POST') {
+        const report = await readReport(req);
+        cCsp.inc();
+        log.warn({ report }, 'Content-Security-Policy violation reported by a browser');
+        events.emit('cspViolation', report);
+        res.writeHead(204).end();
         return true;
       }
       return false;
@@ -259,11 +338,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     denied,
   );
 
-  await new Promise<void>((resolve) => http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', resolve));
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
   const port = (http.address() as AddressInfo).port;
-  const url = `http://127.0.0.1:${port}`;
-  log.info({ url, db: o.db }, 'coordinator listening');
+  const url = `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${port}`;
+  log.info({ url, store: o.store ? 'given' : o.db, tls }, 'coordinator listening');
   await coordinator.boot();
+  ready = true;
 
   return {
     url,
@@ -275,11 +361,31 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log,
     http,
     events,
-    async close() {
+    async close(options: { drainMs?: number } = {}) {
+      draining = true;
+      ready = false;
+      if (options.drainMs) await new Promise((resolve) => setTimeout(resolve, options.drainMs));
       // A running run is interrupted, not stopped: the next start on this database resumes it.
       await coordinator.shutdown().catch(() => undefined);
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await store.close();
     },
   };
+}
+
+/** A browser's CSP report (report-uri: application/csp-report JSON), at most 16 KiB; malformed ones are kept as text. */
+async function readReport(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 16 * 1024) throw new HttpError(413, 'MESSAGE_TOO_LARGE', 'CSP report over 16 KiB');
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text.slice(0, 2000);
+  }
 }

@@ -66,6 +66,8 @@ export interface RoundReport {
   participation: Participation[];
   /** Bytes per hospital over the whole round. */
   bytes: Record<string, { up: number; down: number }>;
+  /** Size of the global model's weights on the wire (float32); the round engine always sets it. */
+  modelBytes?: number;
 }
 
 export interface StageProgress {
@@ -440,7 +442,7 @@ async function runRound(
   return {
     weights: aggregated.weights,
     startedAt,
-    report: { runId: o.runId, round, metrics, perHospital, participation: ctx.acc.participation, bytes: ctx.acc.bytes },
+    report: { runId: o.runId, round, metrics, perHospital, participation: ctx.acc.participation, bytes: ctx.acc.bytes, modelBytes: aggregated.weights.length * 4 },
   };
 }
 

@@ -1,4 +1,5 @@
 /** `fedcare client`: a headless hospital (Node host of the shared client pipeline). */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CliError } from '../io';
 import { parseFault } from '../faults';
@@ -9,7 +10,7 @@ import { ProgressBar } from '../progress';
 import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore, readRoster } from '../privacy-ledger-file';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
+         [--ca FILE] [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
@@ -20,7 +21,8 @@ With secure aggregation, the other hospitals' identity keys are pinned on first 
 (default: H1.pins.json beside the data); a later substitute is refused. --roster FILE instead
 trusts no key on first use: a JSON object {"H1": "<hex key>", …} of the federation's identity keys,
 exchanged between operators out of band (each prints its own with \`fedcare identity\`); a hospital
-not in it, or with another key, is refused from the first round on.`;
+not in it, or with another key, is refused from the first round on. --ca FILE (or FEDCARE_CA) trusts a
+private certificate authority (PEM) for an https:// coordinator, besides the system's.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -28,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     strict: true,
     options: {
       server: { type: 'string' },
+      ca: { type: 'string', default: process.env.FEDCARE_CA },
       hospital: { type: 'string' },
       token: { type: 'string', default: process.env.FEDCARE_TOKEN },
       data: { type: 'string' },
@@ -56,11 +59,13 @@ export async function run(argv: string[]): Promise<number> {
   if (maxEpsilon !== undefined && !(maxEpsilon > 0)) throw new CliError(`--max-epsilon must be a number > 0, got "${values['max-epsilon']}"`, 2);
   if (values.pins && values.roster) throw new CliError('--pins and --roster exclude each other: a roster replaces trust on first use', 2);
   const roster = values.roster === undefined ? undefined : readRoster(values.roster);
+  const ca = values.ca === undefined ? undefined : readCa(values.ca);
   await initTf('wasm');
   const log = (msg: string) => !values.quiet && process.stderr.write(`${msg}\n`);
   let bar: ProgressBar | undefined;
   const hospital = startHospital({
     server: values.server as string,
+    ...(ca ? { ca } : {}),
     hospitalId,
     token: values.token as string,
     records,
@@ -96,4 +101,16 @@ export async function run(argv: string[]): Promise<number> {
     hospital.close();
   }
   return 0;
+}
+
+/** A PEM CA bundle, read now: a missing file or one without a certificate fails here, in one line. */
+function readCa(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (e) {
+    throw new CliError(`--ca: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
+  if (!pem.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) throw new CliError(`--ca: ${file} holds no PEM certificate`, 2);
+  return pem;
 }

@@ -1,30 +1,47 @@
-/** `fedcare serve`: the coordinator on a port, on embedded defaults (SQLite file, local logs). */
+/** `fedcare serve`: the coordinator on a port — on embedded defaults (SQLite file, local logs), or configured by the environment alone in a container. */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startServer } from '@fedcare/server';
-import { CliError, defaultDbPath } from '../io';
+import { openStore, parseAllowedOrigins, startServer } from '@fedcare/server';
+import { CliError } from '../io';
+import { booleanSetting, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
 import { webApps } from '../web';
 
-const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--db .fedcare/fedcare.db] [--log-level info]
+const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--store sqlite|aws] [--db .fedcare/fedcare.db]
+                     [--create-missing] [--tls-cert FILE --tls-key FILE] [--cloudwatch-emf] [--log-level info]
 
-Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metrics. Credentials:
-\`fedcare token create\`, or FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS="H1:tok,…".
+Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metrics, /healthz, /readyz,
+and the web apps (/hospital/, /dashboard/). Every flag has an environment variable (a flag wins):
+PORT or FEDCARE_PORT, FEDCARE_HOST, FEDCARE_STORE, FEDCARE_DB, FEDCARE_CREATE_MISSING, FEDCARE_TLS_CERT,
+FEDCARE_TLS_KEY, FEDCARE_CLOUDWATCH_EMF, FEDCARE_LOG_LEVEL; and FEDCARE_ALLOWED_ORIGINS (browser origins
+besides the coordinator's own), FEDCARE_DEPLOYMENT (the EMF Deployment dimension).
+
+Store: sqlite (a file) or aws — DynamoDB tables FEDCARE_DYNAMODB_TABLE_PREFIX + fl-training-metadata, …
+and the S3 bucket FEDCARE_S3_BUCKET; endpoints from AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3,
+region from AWS_REGION. --create-missing creates the tables and the bucket (local use; a deployment owns them).
+TLS: HTTPS and WSS, TLS 1.2 minimum, 1.3 offered, HSTS (behind a load balancer TLS ends there: no flags).
+--cloudwatch-emf: one CloudWatch Embedded Metric Format record per completed round on stdout.
+Credentials: \`fedcare token create\`, or FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS="H1:tok,…".
 /metrics is open (for a scraper on a private network) unless FEDCARE_METRICS_TOKEN is set; then
 it needs that bearer token or the admin token.
 A run left running by a crashed coordinator resumes from its last completed round; SIGTERM or
-Ctrl-C interrupts a run without ending it (the next start on the same database resumes it), while
+Ctrl-C interrupts a run without ending it (the next start on the same store resumes it), while
 an admin's POST /api/v1/train/stop ends it.`;
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
-      port: { type: 'string', default: '8080' },
-      host: { type: 'string', default: '0.0.0.0' },
-      db: { type: 'string', default: defaultDbPath() },
-      'log-level': { type: 'string', default: 'info' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      store: { type: 'string' },
+      db: { type: 'string' },
+      'create-missing': { type: 'boolean' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'cloudwatch-emf': { type: 'boolean' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -32,11 +49,49 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port must be 0–65535, got "${values.port}"`, 2);
-  if (values.db !== ':memory:') mkdirSync(path.dirname(path.resolve(values.db)), { recursive: true });
-  const server = await startServer({ port, host: values.host, db: values.db, logLevel: values['log-level'], staticApps: webApps() });
-  process.stderr.write(`fedcare coordinator on ${server.url} (db ${values.db})\n`);
+  // Every setting is checked before anything is opened.
+  const port = portSetting(values.port, env);
+  const host = setting(values.host, '--host', env, SERVER_ENV.host, '0.0.0.0').value as string;
+  const logLevel = setting(values['log-level'], '--log-level', env, SERVER_ENV.logLevel, 'info').value as string;
+  const spec = storeSpec(values, env);
+  const tls = tlsFiles(values, env);
+  let allowedOrigins: string[];
+  try {
+    allowedOrigins = parseAllowedOrigins(env.FEDCARE_ALLOWED_ORIGINS);
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
+  const emf = booleanSetting(values['cloudwatch-emf'], env, SERVER_ENV.cloudwatchEmf);
+  const deployment = env.FEDCARE_DEPLOYMENT;
+
+  if (spec.kind === 'sqlite' && spec.file !== ':memory:') mkdirSync(path.dirname(path.resolve(spec.file)), { recursive: true });
+  let store;
+  try {
+    store = await openStore(spec);
+  } catch (e) {
+    throw new CliError(`cannot open the ${spec.kind} store: ${(e as Error).message}`, 1);
+  }
+  let server;
+  try {
+    server = await startServer({
+      port,
+      host,
+      store,
+      logLevel,
+      staticApps: webApps(),
+      ...(tls ? { tls } : {}),
+      allowedOrigins,
+      ...(emf ? { cloudwatchEmf: { write: (line: string) => process.stdout.write(`${line}\n`), ...(deployment ? { deployment } : {}) } } : {}),
+      env,
+    });
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new CliError(`port ${port} on ${host} is in use`, 1);
+    if (tls && /PEM|key|certificate/i.test(err.message)) throw new CliError(`the TLS certificate or key is not usable: ${err.message}`, 2);
+    throw e;
+  }
+  process.stderr.write(`fedcare coordinator on ${server.url} (${spec.kind === 'sqlite' ? `db ${spec.file}` : `aws store: tables ${spec.tablePrefix}*, bucket ${spec.bucket}`}${tls ? ', TLS' : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -4,12 +4,12 @@
  * global model's metrics on the pooled test split.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, createWriteStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { generateToken, startServer } from '@fedcare/server';
+import { generateToken, openStore, startServer, type StoreSpec } from '@fedcare/server';
 import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
 import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/shared/fl';
 import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
@@ -24,13 +24,14 @@ import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
+import { storeSpec } from '../server-config';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
          [--dp --noise-multiplier 1.1 --max-grad-norm 1.0 --target-epsilon 1.0 --delta 1e-5]
          [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
-         [--plot metrics.svg] [--json]
+         [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--json]
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
@@ -39,6 +40,9 @@ take it past --target-epsilon, and the run ends when too few hospitals have budg
 consistency-check, unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
 --secure-aggregation he encrypts the updates (BFV, node-seal): stages he-keys, he-setup, he-input,
 he-decrypt; a hospital holds the key, the coordinator adds ciphertexts (FedAvg / FedProx only).
+--store aws keeps the run in DynamoDB + S3 as a deployed coordinator does (FEDCARE_S3_BUCKET,
+FEDCARE_DYNAMODB_TABLE_PREFIX, AWS_ENDPOINT_URL_DYNAMODB / _S3; --create-missing makes tables and
+bucket). --cloudwatch-emf FILE writes one CloudWatch Embedded Metric Format record per round to FILE.
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;
@@ -77,6 +81,9 @@ export const SIMULATE_OPTIONS = {
   'target-epsilon': { type: 'string', default: '1.0' },
   delta: { type: 'string', default: '1e-5' },
   db: { type: 'string' },
+  store: { type: 'string' },
+  'create-missing': { type: 'boolean', default: false },
+  'cloudwatch-emf': { type: 'string' },
   plot: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -89,14 +96,27 @@ type SimulateValues = ReturnType<typeof parseArgs<{ args: string[]; strict: true
  * from --data, the faults to inject (each naming a simulated hospital), one process per hospital.
  * Errors name what is missing.
  */
-export function simulationInputs(values: Pick<SimulateValues, 'data' | 'hospitals' | 'fault' | 'db'>): Omit<SimulationOptions, 'config'> & { hospitals: string[] } {
+export function simulationInputs(
+  values: Pick<SimulateValues, 'data' | 'hospitals' | 'fault' | 'db' | 'store' | 'create-missing' | 'cloudwatch-emf'>,
+  env: Record<string, string | undefined> = process.env,
+): Omit<SimulationOptions, 'config'> & { hospitals: string[] } {
   const hospitals = values.hospitals.split(',').map((h) => h.trim()).filter(Boolean);
   const faults = values.fault.map(parseFault);
   for (const f of faults) if (!hospitals.includes(f.hospital)) throw new CliError(`--fault names ${f.hospital}, which is not simulated (${hospitals.join(', ')})`, 2);
   const all = loadRecords(values.data);
   const missing = hospitals.filter((h) => !all.some((r) => r.hospital_id === h));
   if (missing.length) throw new CliError(`no records for ${missing.join(', ')} in ${values.data}`, 2);
-  return { hospitals, records: all.filter((r) => hospitals.includes(r.hospital_id)), faults, clients: 'process', data: values.data, ...(values.db ? { db: values.db } : {}) };
+  // The coordinator's store: a throwaway SQLite file unless --db or --store aws says otherwise.
+  const store = values.store === 'aws' || values.db ? storeSpec({ store: values.store, db: values.db, 'create-missing': values['create-missing'] }, env) : undefined;
+  return {
+    hospitals,
+    records: all.filter((r) => hospitals.includes(r.hospital_id)),
+    faults,
+    clients: 'process',
+    data: values.data,
+    ...(store ? { store } : {}),
+    ...(values['cloudwatch-emf'] ? { emfFile: values['cloudwatch-emf'] } : {}),
+  };
 }
 
 /** The run configuration the options describe, validated (a CliError naming the field otherwise). */
@@ -212,7 +232,10 @@ export interface SimulationOptions {
   clients: 'process' | 'inprocess';
   /** Directory of <H>.ndjson files (process clients read their own file). */
   data?: string;
-  db?: string;
+  /** Where the coordinator keeps the run (default: a SQLite file in a temporary directory). */
+  store?: StoreSpec;
+  /** Writes one CloudWatch EMF record per round to this file. */
+  emfFile?: string;
   onRound?: (r: RoundReport) => void;
   onStage?: (p: StageProgress) => void;
   onInfo?: (msg: string) => void;
@@ -229,10 +252,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const tokens = Object.fromEntries(o.hospitals.map((h) => [h, generateToken()]));
   const admin = generateToken();
   const logFile = path.join(work, 'coordinator.log');
+  const store = await openStore(o.store ?? { kind: 'sqlite', file: path.join(work, 'fedcare.db') }).catch((e: unknown) => {
+    throw new CliError(`cannot open the ${o.store?.kind ?? 'sqlite'} store: ${(e as Error).message}`);
+  });
+  if (o.emfFile) writeFileSync(o.emfFile, '');
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
-    db: o.db ?? path.join(work, 'fedcare.db'),
+    store,
+    ...(o.emfFile ? { cloudwatchEmf: { write: (line: string) => appendFileSync(o.emfFile as string, `${line}\n`) } } : {}),
     env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: o.hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
     logLevel: 'info',
     logStream: createWriteStream(logFile),

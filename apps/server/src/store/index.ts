@@ -1,5 +1,11 @@
-/** The coordinator's Store: SQLite by default, plus credentials (DB and env tokens). The Store contract and its types live in @fedcare/shared/fl. */
+/**
+ * The coordinator's Store: SQLite by default or DynamoDB + S3 (openStore picks by spec), plus
+ * credentials (DB and env tokens). The Store contract and its types live in @fedcare/shared/fl.
+ * The AWS SDK is loaded only when an aws store is opened.
+ */
 export { openSqliteStore, SqliteStore, SCHEMA_VERSION, MIGRATIONS, type SqliteStoreOptions } from './sqlite';
+export { openAwsStore, AwsStore, AWS_TABLES, type AwsStoreOptions } from './aws';
+export { openStore, type StoreSpec } from './open';
 export {
   TokenAuthority,
   TokenConfigError,

@@ -16,14 +16,9 @@
  * The methods do their work synchronously and return resolved (or rejected) promises, as the
  * host-agnostic Store interface asks.
  */
-import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import {
-  AUDIT_OUTCOMES,
-  BEST_METRIC,
-  PARTICIPATION_STATUSES,
-  RUN_STATUSES,
   StoreError,
   type AuditEntry,
   type AuditEntryInput,
@@ -46,7 +41,19 @@ import {
   type TokenRole,
   type TokenSpec,
 } from '@fedcare/shared/fl';
-import { MAX_TOKEN_LENGTH, generateToken, generateTokenId, hashToken, isValidHospitalId } from './tokens';
+import { generateToken, generateTokenId, hashToken } from './tokens';
+import {
+  plausibleToken,
+  selectedRound,
+  validateAuditEntry,
+  validateAuditQuery,
+  validateCommit,
+  validateNewRun,
+  validateRoundFilter,
+  validateRunStatus,
+  validateTokenSpec,
+  jsonText,
+} from './validate';
 
 interface Migration {
   version: number;
@@ -259,8 +266,6 @@ interface TokenRow {
   revoked_at: string | null;
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -273,36 +278,6 @@ function encodeValue(v: number): number | null {
 }
 function decodeValue(v: number | null): number {
   return v === null ? Number.NaN : v;
-}
-function invalid(message: string): never {
-  throw new StoreError('invalid', message);
-}
-function checkId(what: string, id: unknown): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200) invalid(`${what} must be a non-empty string of at most 200 characters`);
-}
-function checkIso(what: string, s: unknown): asserts s is string {
-  if (typeof s !== 'string' || Number.isNaN(Date.parse(s))) invalid(`${what} must be an ISO-8601 timestamp, got ${JSON.stringify(s)}`);
-}
-function checkMetrics(what: string, m: unknown): asserts m is Record<string, number> {
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) invalid(`${what} must be an object of metric name → number`);
-  for (const [name, v] of Object.entries(m)) {
-    if (name.length === 0) invalid(`${what} has an empty metric name`);
-    if (typeof v !== 'number') invalid(`${what}.${name} must be a number, got ${typeof v}`);
-  }
-}
-function jsonText(what: string, value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (e) {
-    invalid(`${what} is not JSON-serialisable: ${(e as Error).message}`);
-  }
-  if (text === undefined) invalid(`${what} is not JSON-serialisable`);
-  return text;
-}
-
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 export class SqliteStore implements Store {
@@ -364,10 +339,7 @@ export class SqliteStore implements Store {
 
   createRun(runId: string, config: Record<string, unknown>, totalRounds: number): Promise<RunRecord> {
     return this.call(() => {
-      checkId('runId', runId);
-      if (typeof config !== 'object' || config === null || Array.isArray(config)) invalid('config must be a JSON object');
-      const configJson = jsonText('config', config);
-      if (!Number.isSafeInteger(totalRounds) || totalRounds < 1) invalid(`totalRounds must be a positive integer, got ${totalRounds}`);
+      const configJson = validateNewRun(runId, config, totalRounds);
       return this.db
         .transaction(() => {
           if (this.runRow(runId) !== undefined) throw new StoreError('conflict', `run ${JSON.stringify(runId)} already exists`);
@@ -403,8 +375,7 @@ export class SqliteStore implements Store {
 
   setRunStatus(runId: string, status: RunStatus, reason?: string): Promise<RunRecord> {
     return this.call(() => {
-      if (!RUN_STATUSES.includes(status)) invalid(`status must be one of ${RUN_STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
-      if (reason !== undefined && typeof reason !== 'string') invalid('reason must be a string');
+      validateRunStatus(status, reason);
       return this.db
         .transaction(() => {
           const row = this.requireRun(runId);
@@ -422,25 +393,7 @@ export class SqliteStore implements Store {
 
   commitRound(c: RoundCommit): Promise<RunRecord> {
     return this.call(() => {
-      checkId('runId', c.runId);
-      if (!Number.isSafeInteger(c.round) || c.round < 1) invalid(`round must be a positive integer, got ${c.round}`);
-      checkIso('startedAt', c.startedAt);
-      checkIso('completedAt', c.completedAt);
-      checkMetrics('metrics', c.metrics);
-      if (typeof c.perHospital !== 'object' || c.perHospital === null) invalid('perHospital must be an object');
-      for (const [hospitalId, m] of Object.entries(c.perHospital)) {
-        if (hospitalId.length === 0) invalid('perHospital has an empty hospital id');
-        checkMetrics(`perHospital.${hospitalId}`, m);
-      }
-      if (!Array.isArray(c.participation)) invalid('participation must be an array');
-      c.participation.forEach((p, i) => checkParticipation(`participation[${i}]`, p));
-      if (!(c.model?.bytes instanceof Uint8Array)) invalid('model.bytes must be a Uint8Array');
-      if (typeof c.model.sha256 !== 'string' || !SHA256_HEX.test(c.model.sha256)) invalid('model.sha256 must be 64 lower-case hex characters');
-      const actualSha = sha256Hex(c.model.bytes);
-      if (actualSha !== c.model.sha256) invalid(`model.sha256 ${c.model.sha256} does not match the weights (their SHA-256 is ${actualSha})`);
-      if (!(c.strategyState instanceof Uint8Array)) invalid('strategyState must be a Uint8Array');
-      const valLoss = c.metrics[BEST_METRIC];
-      if (c.best && (valLoss === undefined || !Number.isFinite(valLoss))) invalid(`a best round needs a finite ${BEST_METRIC} metric`);
+      const valLoss = validateCommit(c);
 
       return this.db
         .transaction(() => {
@@ -501,7 +454,7 @@ export class SqliteStore implements Store {
 
   getRoundMetrics(runId: string, round?: number): Promise<RoundMetrics[]> {
     return this.call(() => {
-      if (round !== undefined && !Number.isSafeInteger(round)) invalid(`round must be an integer, got ${round}`);
+      validateRoundFilter(round);
       return this.db.transaction(() => {
         const from = round ?? 1;
         const to = round ?? Number.MAX_SAFE_INTEGER;
@@ -551,12 +504,8 @@ export class SqliteStore implements Store {
       this.db.transaction(() => {
         const run = this.runRow(runId);
         if (run === undefined) return undefined;
-        let round: number | null;
-        if (which === 'latest') round = run.last_completed_round === 0 ? null : run.last_completed_round;
-        else if (which === 'best') round = run.best_round;
-        else if (Number.isSafeInteger(which)) round = which;
-        else invalid(`which must be 'latest', 'best' or a round number, got ${JSON.stringify(which)}`);
-        if (round === null) return undefined;
+        const round = selectedRound(which, run.last_completed_round, run.best_round ?? undefined);
+        if (round === undefined) return undefined;
         const blob = this.s.getBlob.get({ runId, round });
         return blob === undefined ? undefined : { round: blob.round, sha256: blob.sha256, bytes: toBytes(blob.weights) };
       })(),
@@ -605,10 +554,7 @@ export class SqliteStore implements Store {
 
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
     return this.call(() => {
-      if (typeof entry.actor !== 'string' || entry.actor.length === 0) invalid('audit actor must be a non-empty string');
-      if (typeof entry.action !== 'string' || entry.action.length === 0) invalid('audit action must be a non-empty string');
-      if (!AUDIT_OUTCOMES.includes(entry.outcome)) invalid(`audit outcome must be one of ${AUDIT_OUTCOMES.join(', ')}`);
-      const detailJson = entry.detail === undefined ? null : jsonText('audit detail', entry.detail);
+      const detailJson = validateAuditEntry(entry);
       const at = this.iso();
       const info = this.s.insertAudit.run({
         at,
@@ -627,13 +573,7 @@ export class SqliteStore implements Store {
 
   listAudit(query: AuditQuery): Promise<AuditEntry[]> {
     return this.call(() => {
-      const { limit, since } = query;
-      if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000) invalid(`limit must be an integer in 1..100000, got ${limit}`);
-      let sinceIso = '';
-      if (since !== undefined) {
-        checkIso('since', since);
-        sinceIso = new Date(since).toISOString();
-      }
+      const { limit, sinceIso } = validateAuditQuery(query);
       return this.s.listAudit.all({ since: sinceIso, limit }).map((r) => {
         const out: AuditEntry = { id: r.id, at: r.at, actor: r.actor, action: r.action, outcome: r.outcome };
         if (r.run_id !== null) out.runId = r.run_id;
@@ -647,13 +587,7 @@ export class SqliteStore implements Store {
 
   createToken(spec: TokenSpec): Promise<CreatedToken> {
     return this.call(() => {
-      if (spec.role === 'hospital') {
-        if (!isValidHospitalId(spec.hospitalId)) invalid(`hospitalId ${JSON.stringify(spec.hospitalId)} is not valid (a letter, then letters, digits, '_' or '-'; at most 32 characters)`);
-      } else if (spec.role === 'admin') {
-        if (spec.hospitalId !== undefined) invalid('an admin token names no hospital');
-      } else {
-        invalid(`role must be 'hospital' or 'admin'`);
-      }
+      validateTokenSpec(spec);
       const token = generateToken();
       const tokenId = generateTokenId();
       this.s.insertToken.run({ tokenId, hash: hashToken(token), role: spec.role, hospitalId: spec.hospitalId ?? null, now: this.iso() });
@@ -663,7 +597,7 @@ export class SqliteStore implements Store {
 
   verifyToken(token: string): Promise<TokenPrincipal | undefined> {
     return this.call(() => {
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined;
+      if (!plausibleToken(token)) return undefined;
       const row = this.s.findToken.get(hashToken(token));
       if (row === undefined) return undefined;
       if (row.role === 'admin') return { role: 'admin' };
@@ -690,17 +624,6 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     if (this.db.open) this.db.close();
     return Promise.resolve();
-  }
-}
-
-function checkParticipation(what: string, p: Participation): void {
-  if (typeof p !== 'object' || p === null) invalid(`${what} must be an object`);
-  if (typeof p.hospitalId !== 'string' || p.hospitalId.length === 0) invalid(`${what}.hospitalId must be a non-empty string`);
-  if (typeof p.stage !== 'string' || p.stage.length === 0) invalid(`${what}.stage must be a non-empty string`);
-  if (!PARTICIPATION_STATUSES.includes(p.status)) invalid(`${what}.status must be one of ${PARTICIPATION_STATUSES.join(', ')}`);
-  if (p.reason !== undefined && typeof p.reason !== 'string') invalid(`${what}.reason must be a string`);
-  for (const k of ['bytesUp', 'bytesDown'] as const) {
-    if (!Number.isSafeInteger(p[k]) || p[k] < 0) invalid(`${what}.${k} must be a non-negative integer`);
   }
 }
 

@@ -22,7 +22,7 @@ import {
   type StageName,
   type StageResult,
 } from '@fedcare/shared/protocol';
-import { startServer, type RunningServer } from '../server';
+import { startServer, type RunningServer, type ServerOptions } from '../server';
 
 export type AckResponse = { ok: true; value: unknown } | { ok: false; error: ProtocolErrorPayload };
 export type TrainInstruction = Extract<Instruction, { stage: 'train' }>;
@@ -264,9 +264,10 @@ export const HOSPITAL_TOKENS: Record<string, string> = {
 };
 
 /** A coordinator on port 0 with the test tokens (and `env` besides), on a fresh SQLite file. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<RunningServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: Partial<ServerOptions> = {}): Promise<RunningServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fc-proto-'));
   return startServer({
+    ...options,
     port: 0,
     host: '127.0.0.1',
     db: path.join(dir, 'fedcare.db'),
