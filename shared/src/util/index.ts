@@ -2,3 +2,4 @@ export { Rng, hashUnit } from './random';
 export { stringifyMetrics } from './json';
 export { sha256Hex, toHex } from './bytes';
 export { cryptoRandom, seededRandom, gaussians, type RandomSource } from './csprng';
+export { withoutEval } from './csp';

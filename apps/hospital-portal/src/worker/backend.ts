@@ -47,6 +47,11 @@ setWasmPaths({
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 });
+// WASM on one thread for now (the backend in use and the backend check's reference alike). The
+// portal is cross-origin isolated, so TF.js would pick its threaded build, which starts its threads
+// as blob: workers that the worker's CSP (worker-src 'self') refuses; threads come with the speed
+// work, together with that policy.
+tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
 
 /** Software rasterisers that browsers expose as WebGPU adapters: correct, not fast. */
 const SOFTWARE_ADAPTERS = /swiftshader|llvmpipe|lavapipe|warp|software/i;
@@ -117,7 +122,7 @@ function detail(name: BackendName, adapter: { text: string; software: boolean } 
     const f32 = tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
     return `WebGL ${tf.env().getNumber('WEBGL_VERSION')}, ${f32 ? 'float32' : 'float16'} textures`;
   }
-  if (name === 'wasm') return `WebAssembly${typeof SharedArrayBuffer !== 'undefined' ? ' (threads possible)' : ''}, SIMD where supported`;
+  if (name === 'wasm') return 'WebAssembly, one thread, SIMD where supported';
   if (name === 'webgpu') return adapter ? `WebGPU on ${adapter.text}${adapter.software ? ' — a software adapter: correct, not fast' : ''}` : 'WebGPU';
   return 'plain JavaScript';
 }

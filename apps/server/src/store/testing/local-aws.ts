@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- the stand-ins ship no types; hosts that import this file (the CLI tests) need the declarations too
+/// <reference path="./stand-ins.d.ts" />
 /**
  * Local stand-ins for the aws store's tests: dynalite (DynamoDB, in memory) and s3rver (S3, files in
  * a temporary directory), both on 127.0.0.1 port 0, each behind a small front of ours that adds what
