@@ -21,18 +21,37 @@ function run(cmd, args) {
   }
 }
 
-// --browser: the end-to-end tests drive Debian's Chromium (never a downloaded browser build).
+// --browser (what `npm test` needs besides node_modules): the end-to-end tests drive Debian's
+// Chromium (never a downloaded browser build), and the image test (apps/cli/src/image.test.ts)
+// builds the coordinator's container image with buildah where no Docker daemon answers, on a
+// Debian base made by mmdebstrap where no registry is reachable. One apt-get for all that is missing.
 if (process.argv.includes('--browser')) {
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  if (!existsSync(chromium)) {
+  const missing = existsSync(chromium) ? [] : ['chromium'];
+  const imageTools = ['buildah', 'mmdebstrap'].filter((tool) => !onPath(tool));
+  if (imageTools.length > 0 && !dockerDaemon()) missing.push(...imageTools);
+  if (missing.length > 0) {
     const root = typeof process.getuid === 'function' && process.getuid() === 0;
-    if (!root || !existsSync('/usr/bin/apt-get')) {
+    if (root && existsSync('/usr/bin/apt-get')) {
+      run('apt-get', ['update', '-qq']);
+      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing]);
+    } else if (missing.includes('chromium')) {
       process.stderr.write(`[ensure-deps] ${chromium} is missing: install Debian's chromium package (apt-get install chromium) or set CHROMIUM_PATH\n`);
       process.exit(1);
+    } else {
+      process.stderr.write(`[ensure-deps] ${missing.join(' and ')} missing and no Docker daemon answers: the container image test needs them (apt-get install ${missing.join(' ')}, as root); it is skipped without buildah\n`);
     }
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium']);
   }
+}
+
+/** Whether an executable of this name is on PATH. */
+function onPath(name) {
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && existsSync(path.join(dir, name)));
+}
+
+/** Whether a Docker daemon answers (then the image is built with docker, not buildah). */
+function dockerDaemon() {
+  return onPath('docker') && spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
 }
 
 // Native addons (better-sqlite3) are built for the Node that runs: a new lock file or another Node

@@ -107,6 +107,7 @@ describe('fedcare serve in a deployment', () => {
       [{ FEDCARE_STORE: 'aws' }, [], /the aws store needs FEDCARE_S3_BUCKET/, 2],
       [{ FEDCARE_ALLOWED_ORIGINS: 'evil.example' }, [], /FEDCARE_ALLOWED_ORIGINS: "evil\.example" is not an origin/, 2],
       [{ FEDCARE_CLOUDWATCH_EMF: 'maybe' }, [], /FEDCARE_CLOUDWATCH_EMF must be 1\/true or 0\/false, got "maybe"/, 2],
+      [{ FEDCARE_DRAIN_SECONDS: '-1' }, [], /FEDCARE_DRAIN_SECONDS must be seconds 0–3600, got "-1"/, 2],
       // a DynamoDB endpoint nobody answers: serve exits non-zero naming it (and is never ready)
       [{ FEDCARE_STORE: 'aws', FEDCARE_S3_BUCKET: 'fedcare-models', AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' }, [], /cannot open the aws store: .*127\.0\.0\.1:9/, 1],
     ];

@@ -24,6 +24,7 @@ export const SERVER_ENV = {
   allowedOrigins: ['FEDCARE_ALLOWED_ORIGINS'],
   cloudwatchEmf: ['FEDCARE_CLOUDWATCH_EMF'],
   deployment: ['FEDCARE_DEPLOYMENT'],
+  drainSeconds: ['FEDCARE_DRAIN_SECONDS'],
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -100,4 +101,13 @@ export function tlsFiles(flags: TlsFlags, env: Env): { cert: Buffer; key: Buffer
   if (!/-----BEGIN [A-Z ]*CERTIFICATE-----/.test(out.cert.toString('latin1'))) throw new CliError(`${cert.from}: ${cert.value} holds no PEM certificate`, 2);
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(out.key.toString('latin1'))) throw new CliError(`${key.from}: ${key.value} holds no PEM private key`, 2);
   return out;
+}
+
+/** Seconds between SIGTERM and closing, while /readyz answers 503 (FEDCARE_DRAIN_SECONDS; default 0). */
+export function drainSetting(env: Env): number {
+  const e = fromEnv(env, SERVER_ENV.drainSeconds);
+  if (!e) return 0;
+  const s = Number(e.value);
+  if (!(Number.isFinite(s) && s >= 0 && s <= 3600)) throw new CliError(`${e.name} must be seconds 0–3600, got "${e.value}"`, 2);
+  return s;
 }

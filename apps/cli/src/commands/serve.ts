@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore, parseAllowedOrigins, startServer } from '@fedcare/server';
 import { CliError } from '../io';
-import { booleanSetting, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
+import { booleanSetting, drainSetting, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
 import { webApps } from '../web';
 
 const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--store sqlite|aws] [--db .fedcare/fedcare.db]
@@ -14,7 +14,8 @@ Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metric
 and the web apps (/hospital/, /dashboard/). Every flag has an environment variable (a flag wins):
 PORT or FEDCARE_PORT, FEDCARE_HOST, FEDCARE_STORE, FEDCARE_DB, FEDCARE_CREATE_MISSING, FEDCARE_TLS_CERT,
 FEDCARE_TLS_KEY, FEDCARE_CLOUDWATCH_EMF, FEDCARE_LOG_LEVEL; and FEDCARE_ALLOWED_ORIGINS (browser origins
-besides the coordinator's own), FEDCARE_DEPLOYMENT (the EMF Deployment dimension).
+besides the coordinator's own), FEDCARE_DEPLOYMENT (the EMF Deployment dimension), FEDCARE_DRAIN_SECONDS
+(after SIGTERM, answer /readyz 503 and keep serving this long before closing; default 0).
 
 Store: sqlite (a file) or aws — DynamoDB tables FEDCARE_DYNAMODB_TABLE_PREFIX + fl-training-metadata, …
 and the S3 bucket FEDCARE_S3_BUCKET; endpoints from AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3,
@@ -63,6 +64,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   }
   const emf = booleanSetting(values['cloudwatch-emf'], env, SERVER_ENV.cloudwatchEmf);
   const deployment = env.FEDCARE_DEPLOYMENT;
+  const drainSeconds = drainSetting(env);
 
   if (spec.kind === 'sqlite' && spec.file !== ':memory:') mkdirSync(path.dirname(path.resolve(spec.file)), { recursive: true });
   let store;
@@ -97,6 +99,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await server.close();
+  // Not ready at once; serving on for FEDCARE_DRAIN_SECONDS lets a load balancer that polls /readyz move off first.
+  await server.close({ drainMs: drainSeconds * 1000 });
   return 0;
 }
