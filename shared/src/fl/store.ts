@@ -145,12 +145,19 @@ export interface AuditQuery {
   since?: string;
 }
 
-export type TokenRole = 'hospital' | 'admin';
+/**
+ * admin: everything. observer: reads what the dashboard shows (every hospital's metrics), never
+ * credentials, never run control. hospital: its own metrics and the global ones, nothing of another
+ * hospital's.
+ */
+export type TokenRole = 'hospital' | 'admin' | 'observer';
+export const TOKEN_ROLES: readonly TokenRole[] = ['hospital', 'admin', 'observer'];
 
-/** Who a verified token speaks for. A hospital token always names its hospital; an admin token none. */
-export type TokenPrincipal = { role: 'admin'; hospitalId?: undefined } | { role: 'hospital'; hospitalId: string };
+/** Who a verified token speaks for. A hospital token always names its hospital; the others none. */
+export type TokenPrincipal = { role: 'admin' | 'observer'; hospitalId?: undefined } | { role: 'hospital'; hospitalId: string };
 
-export type TokenSpec = { role: 'admin'; hospitalId?: undefined } | { role: 'hospital'; hospitalId: string };
+/** `expiresAt` (ISO-8601): after it the token verifies as unknown; without it the token lasts until revoked. */
+export type TokenSpec = ({ role: 'admin' | 'observer'; hospitalId?: undefined } | { role: 'hospital'; hospitalId: string }) & { expiresAt?: string };
 
 export interface CreatedToken {
   /** Public handle for listing and revoking; not a secret. */
@@ -165,6 +172,13 @@ export interface TokenInfo {
   hospitalId?: string;
   createdAt: string;
   revokedAt?: string;
+  expiresAt?: string;
+}
+
+/** What pruneAudit keeps: at most the newest `maxRows` entries, none older than `maxAgeMs`. */
+export interface AuditRetention {
+  maxRows: number;
+  maxAgeMs?: number;
 }
 
 export type StoreErrorCode =
@@ -223,13 +237,19 @@ export interface Store {
   saveFeatureStats(runId: string, stats: unknown): Promise<void>;
   getFeatureStats(runId: string): Promise<unknown>;
 
-  /** Append-only: entries can be added, never changed or removed. */
+  /** Append-only: entries can be added, never changed; only pruneAudit removes them, oldest first. */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;
   listAudit(query: AuditQuery): Promise<AuditEntry[]>;
+  /**
+   * Retention: removes the oldest entries beyond `maxRows` and those older than `maxAgeMs`; the
+   * newest `maxRows` younger entries stay exactly as they were, and ids keep growing. Resolves to
+   * how many were removed.
+   */
+  pruneAudit(retention: AuditRetention): Promise<number>;
 
   /** Creates a credential; the plaintext is returned once and only its SHA-256 is stored. */
   createToken(spec: TokenSpec): Promise<CreatedToken>;
-  /** The principal of a valid, unrevoked token; undefined otherwise. */
+  /** The principal of a valid, unrevoked, unexpired token; undefined otherwise. */
   verifyToken(token: string): Promise<TokenPrincipal | undefined>;
   /** Revokes by tokenId; false when no such unrevoked token exists. */
   revokeToken(tokenId: string): Promise<boolean>;

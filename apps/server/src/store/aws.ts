@@ -26,10 +26,11 @@
  *                           'lock'         'running'    run_id of the one running run (kept in step with the
  *                                                       run's status in the same transactions)
  *                           'counter'      'audit' | 'run' | 'token'   value (N), taken with an atomic ADD
- *                           'audit'        <id, 16 digits>   one audit entry (written once; nothing here updates
- *                                                       or deletes them: give the coordinator's IAM role no
- *                                                       dynamodb:UpdateItem/DeleteItem on pk 'audit' to enforce it)
- *                           'token'        <token_id>   token metadata (role, hospital_id, created_at, revoked_at, token_sha256)
+ *                           'audit'        <id, 16 digits>   one audit entry (written once, never updated: give the
+ *                                                       coordinator's IAM role no dynamodb:UpdateItem on pk 'audit';
+ *                                                       only pruneAudit deletes them, oldest first, for retention)
+ *                           'token'        <token_id>   token metadata (role, hospital_id, created_at, revoked_at,
+ *                                                       token_expires_at, token_sha256)
  *                           'token-sha256' <sha256>     hash → principal, verifyToken's lookup
  *
  * S3 objects in `bucket` (<run> is the run id with every byte but [A-Za-z0-9_-] percent-encoded, or
@@ -79,6 +80,7 @@ import {
   type AuditEntryInput,
   type AuditOutcome,
   type AuditQuery,
+  type AuditRetention,
   type CreatedToken,
   type ModelSelector,
   type ModelVersion,
@@ -103,6 +105,8 @@ import {
   sha256Hex,
   validateAuditEntry,
   validateAuditQuery,
+  validateAuditRetention,
+  unexpired,
   validateCommit,
   validateNewRun,
   validateRoundFilter,
@@ -1198,6 +1202,56 @@ export class AwsStore implements Store {
     return out.slice(0, limit);
   }
 
+  async pruneAudit(retention: AuditRetention): Promise<number> {
+    this.live();
+    const { maxRows, maxAgeMs } = validateAuditRetention(retention);
+    const counter = await this.getItem(this.tables.coordinator, { pk: S('counter'), sk: S('audit') });
+    const lastId = counter === undefined ? 0 : new Row(counter, `${this.tables.coordinator} counter audit`).int('value');
+    const byCount = lastId - maxRows;
+    const cutoff = maxAgeMs === undefined ? undefined : new Date(this.now().getTime() - maxAgeMs).toISOString();
+    let removed = 0;
+    let start: Item | undefined;
+    // Oldest first; stops at the first entry that is both within the newest maxRows and young enough.
+    for (;;) {
+      const page = await this.dynamodb.send(
+        new this.sdk.ddb.QueryCommand({
+          TableName: this.tables.coordinator,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': S('audit') },
+          ProjectionExpression: 'pk, sk, id, #at',
+          ExpressionAttributeNames: { '#at': 'at' },
+          ScanIndexForward: true,
+          ConsistentRead: true,
+          Limit: 500,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      const items = page.Items ?? [];
+      const expired = [];
+      let done = false;
+      for (const item of items) {
+        const r = new Row(item, `${this.tables.coordinator} audit`);
+        if (r.int('id') <= byCount || (cutoff !== undefined && r.s('at') < cutoff)) expired.push({ pk: item.pk as AttributeValue, sk: item.sk as AttributeValue });
+        else {
+          done = true;
+          break;
+        }
+      }
+      for (let i = 0; i < expired.length; i += BATCH_WRITE_ITEMS) {
+        let pending: WriteRequest[] = expired.slice(i, i + BATCH_WRITE_ITEMS).map((Key) => ({ DeleteRequest: { Key } }));
+        for (let attempt = 0; pending.length > 0; attempt++) {
+          if (attempt === 5) throw new StoreError('conflict', `${this.tables.coordinator}: ${pending.length} expired audit entries stayed unprocessed; prune again later`);
+          if (attempt > 0) await sleep(50 * 2 ** attempt);
+          const out = await this.dynamodb.send(new this.sdk.ddb.BatchWriteItemCommand({ RequestItems: { [this.tables.coordinator]: pending } }));
+          pending = out.UnprocessedItems?.[this.tables.coordinator] ?? [];
+        }
+        removed += Math.min(BATCH_WRITE_ITEMS, expired.length - i);
+      }
+      start = page.LastEvaluatedKey;
+      if (done || !start) return removed;
+    }
+  }
+
   // ---- tokens --------------------------------------------------------------------------------
 
   async createToken(spec: TokenSpec): Promise<CreatedToken> {
@@ -1207,7 +1261,11 @@ export class AwsStore implements Store {
     const tokenId = generateTokenId();
     const hash = hashToken(token);
     const seq = await this.nextCounter('token');
-    const principal: Item = { role: S(spec.role), ...(spec.hospitalId === undefined ? {} : { hospital_id: S(spec.hospitalId) }) };
+    const principal: Item = {
+      role: S(spec.role),
+      ...(spec.hospitalId === undefined ? {} : { hospital_id: S(spec.hospitalId) }),
+      ...(spec.expiresAt === undefined ? {} : { token_expires_at: S(new Date(spec.expiresAt).toISOString()) }),
+    };
     // Only the SHA-256 is written, under both keys, together.
     const codes = await this.transact([
       {
@@ -1236,8 +1294,9 @@ export class AwsStore implements Store {
     const item = await this.getItem(this.tables.coordinator, { pk: S('token-sha256'), sk: S(hashToken(token)) });
     if (item === undefined || item.revoked_at !== undefined) return undefined;
     const r = new Row(item, `${this.tables.coordinator} token`);
+    if (!unexpired(r.optS('token_expires_at'), this.now())) return undefined;
     const role = r.s('role') as TokenRole;
-    if (role === 'admin') return { role: 'admin' };
+    if (role === 'admin' || role === 'observer') return { role };
     const hospitalId = r.optS('hospital_id');
     return hospitalId === undefined ? undefined : { role: 'hospital', hospitalId };
   }
@@ -1268,7 +1327,7 @@ export class AwsStore implements Store {
       TableName: this.tables.coordinator,
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': S('token') },
-      ProjectionExpression: 'token_id, #role, hospital_id, created_at, revoked_at, seq',
+      ProjectionExpression: 'token_id, #role, hospital_id, created_at, revoked_at, token_expires_at, seq',
       ExpressionAttributeNames: { '#role': 'role' },
     });
     const rows = items.map((item) => new Row(item, `${this.tables.coordinator} token`));
@@ -1277,8 +1336,10 @@ export class AwsStore implements Store {
       const out: TokenInfo = { tokenId: r.s('token_id'), role: r.s('role') as TokenRole, createdAt: r.s('created_at') };
       const hospitalId = r.optS('hospital_id');
       const revokedAt = r.optS('revoked_at');
+      const expiresAt = r.optS('token_expires_at');
       if (hospitalId !== undefined) out.hospitalId = hospitalId;
       if (revokedAt !== undefined) out.revokedAt = revokedAt;
+      if (expiresAt !== undefined) out.expiresAt = expiresAt;
       return out;
     });
   }

@@ -426,6 +426,26 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect((await store.listAudit({ limit: 1000 })).slice(1)).toEqual(listed);
     });
 
+    it('keeps bounded rows by retention: the newest maxRows unchanged, the oldest removed, ids still growing', async () => {
+      const written = [];
+      for (let i = 0; i < 30; i++) written.push(await store.appendAudit({ actor: `a${i}`, action: 'x', outcome: 'ok', detail: { i } }));
+      expect(await store.pruneAudit({ maxRows: 50 })).toBe(0);
+      expect(await store.pruneAudit({ maxRows: 10 })).toBe(20);
+      expect(await store.listAudit({ limit: 1000 })).toEqual(written.slice(20).reverse());
+      expect(await store.pruneAudit({ maxRows: 10 })).toBe(0);
+      const next = await store.appendAudit({ actor: 'later', action: 'x', outcome: 'ok' });
+      expect(next.id).toBe(31);
+      await reopened();
+      expect((await store.listAudit({ limit: 1000 })).map((e) => e.id)).toEqual([31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+      // By age: everything written before the sleep goes, the entry after it stays.
+      await sleep(30);
+      const young = await store.appendAudit({ actor: 'young', action: 'x', outcome: 'ok' });
+      expect(await store.pruneAudit({ maxRows: 1000, maxAgeMs: 20 })).toBe(11);
+      expect(await store.listAudit({ limit: 1000 })).toEqual([young]);
+      await rejectsWith(store.pruneAudit({ maxRows: 0 }), 'invalid', /maxRows/);
+      await rejectsWith(store.pruneAudit({ maxRows: 5, maxAgeMs: -1 }), 'invalid', /maxAgeMs/);
+    });
+
     it.each([
       [{ limit: 0 }, /limit/],
       [{ limit: 1.5 }, /limit/],
@@ -470,7 +490,28 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect(after[1]?.revokedAt).toBeUndefined();
     });
 
+    it('observer tokens, and tokens that expire', async () => {
+      const observer = await store.createToken({ role: 'observer' });
+      const soon = new Date(Date.now() + 60_000).toISOString();
+      const lasting = await store.createToken({ role: 'hospital', hospitalId: 'H1', expiresAt: soon });
+      const expired = await store.createToken({ role: 'admin', expiresAt: new Date(Date.now() - 1000).toISOString() });
+      expect(await store.verifyToken(observer.token)).toEqual({ role: 'observer' });
+      expect(await store.verifyToken(lasting.token)).toEqual({ role: 'hospital', hospitalId: 'H1' });
+      expect(await store.verifyToken(expired.token)).toBeUndefined();
+      const list = await store.listTokens();
+      expect(list.map(({ tokenId, role, expiresAt }) => ({ tokenId, role, expiresAt }))).toEqual([
+        { tokenId: observer.tokenId, role: 'observer', expiresAt: undefined },
+        { tokenId: lasting.tokenId, role: 'hospital', expiresAt: soon },
+        { tokenId: expired.tokenId, role: 'admin', expiresAt: expect.stringMatching(/Z$/) as unknown },
+      ]);
+      await reopened();
+      expect(await store.verifyToken(expired.token)).toBeUndefined();
+      expect(await store.verifyToken(observer.token)).toEqual({ role: 'observer' });
+    });
+
     it.each([
+      [{ role: 'observer', hospitalId: 'H1' }],
+      [{ role: 'hospital', hospitalId: 'H1', expiresAt: 'tomorrow' }],
       [{ role: 'hospital', hospitalId: '' }],
       [{ role: 'hospital', hospitalId: 'H 1' }],
       [{ role: 'hospital' }],

@@ -1,11 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CreatedToken } from '@fedcare/shared/fl';
 import { describeStoreContract, rejectsWith } from './contract';
-import { openSqliteStore, SCHEMA_VERSION, type SqliteStore } from './sqlite';
+import { MIGRATIONS, openSqliteStore, SCHEMA_VERSION, type SqliteStore } from './sqlite';
+import { hashToken } from './tokens';
 import { commitFor, sha256Hex } from './testing/rounds';
 
 /** Every table's full contents, for "nothing changed" checks. */
@@ -60,7 +61,10 @@ describe('SqliteStore: the file', () => {
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const versions = db.prepare('SELECT version, name FROM schema_migrations').all();
-      expect(versions).toEqual([{ version: 1, name: 'initial schema' }]);
+      expect(versions).toEqual([
+        { version: 1, name: 'initial schema' },
+        { version: 2, name: 'observer tokens, token expiry, audit retention' },
+      ]);
     } finally {
       db.close();
     }
@@ -145,6 +149,42 @@ describe('SqliteStore: the file', () => {
       db.close();
     }
     expect(await store.listAudit({ limit: 10 })).toEqual(before);
+  });
+
+  it('creates the database, its WAL and shared-memory files 0600 from the start (never world-readable)', async () => {
+    await store.appendAudit({ actor: 'a', action: 'x', outcome: 'ok' });
+    const files = readdirSync(dir);
+    expect(files).toEqual(expect.arrayContaining(['fedcare.db', 'fedcare.db-wal', 'fedcare.db-shm']));
+    for (const f of files) expect({ f, mode: statSync(join(dir, f)).mode & 0o777 }).toEqual({ f, mode: 0o600 });
+  });
+
+  it('retention deletes below the horizon only: any other DELETE is still refused', async () => {
+    for (let i = 0; i < 5; i++) await store.appendAudit({ actor: `a${i}`, action: 'x', outcome: 'ok' });
+    expect(await store.pruneAudit({ maxRows: 3 })).toBe(2);
+    const db = new Database(file);
+    try {
+      expect(() => db.prepare('DELETE FROM audit_log WHERE id = 3').run()).toThrow(/append-only: DELETE refused/);
+    } finally {
+      db.close();
+    }
+    expect((await store.listAudit({ limit: 10 })).map((e) => e.id)).toEqual([5, 4, 3]);
+  });
+
+  it('migrates a version-1 file: tokens kept (no expiry), the observer role allowed', async () => {
+    await store.close();
+    const old = join(dir, 'v1.db');
+    const db = new Database(old);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    db.exec(MIGRATIONS[0]?.sql ?? '');
+    db.prepare(`INSERT INTO schema_migrations VALUES (1, 'initial schema', '2026-01-01T00:00:00.000Z')`).run();
+    const token = 'fct_' + 'a'.repeat(43);
+    db.prepare(`INSERT INTO tokens VALUES ('tok_000000000001', ?, 'hospital', 'H1', '2026-01-01T00:00:00.000Z', NULL)`).run(hashToken(token));
+    db.close();
+    store = openSqliteStore(old);
+    expect(store.schemaVersion()).toBe(2);
+    expect(await store.verifyToken(token)).toEqual({ role: 'hospital', hospitalId: 'H1' });
+    const observer = await store.createToken({ role: 'observer' });
+    expect(await store.verifyToken(observer.token)).toEqual({ role: 'observer' });
   });
 
   it('keeps token hashes in token_sha256 and no plaintext in the file after the WAL is checkpointed', async () => {

@@ -16,6 +16,7 @@
  * The methods do their work synchronously and return resolved (or rejected) promises, as the
  * host-agnostic Store interface asks.
  */
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import {
@@ -24,6 +25,7 @@ import {
   type AuditEntryInput,
   type AuditOutcome,
   type AuditQuery,
+  type AuditRetention,
   type CreatedToken,
   type ModelSelector,
   type ModelVersion,
@@ -52,6 +54,8 @@ import {
   validateRoundFilter,
   validateRunStatus,
   validateTokenSpec,
+  validateAuditRetention,
+  unexpired,
   jsonText,
 } from './validate';
 
@@ -187,6 +191,36 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'observer tokens, token expiry, audit retention',
+    sql: `
+      -- SQLite cannot change a CHECK: the tokens table is rebuilt with the observer role and expires_at.
+      CREATE TABLE tokens_v2 (
+        token_id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE CHECK (length(token_sha256) = 64),
+        role TEXT NOT NULL CHECK (role IN ('hospital', 'admin', 'observer')),
+        hospital_id TEXT,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT,
+        expires_at TEXT,
+        CHECK ((role = 'hospital') = (hospital_id IS NOT NULL))
+      );
+      INSERT INTO tokens_v2 (token_id, token_sha256, role, hospital_id, created_at, revoked_at)
+        SELECT token_id, token_sha256, role, hospital_id, created_at, revoked_at FROM tokens ORDER BY rowid;
+      DROP TABLE tokens;
+      ALTER TABLE tokens_v2 RENAME TO tokens;
+
+      -- Retention: rows at or below the horizon may be deleted (pruneAudit raises it, oldest first,
+      -- in the same transaction); every other DELETE is still refused.
+      CREATE TABLE audit_prune_horizon (id INTEGER PRIMARY KEY CHECK (id = 1), horizon INTEGER NOT NULL);
+      INSERT INTO audit_prune_horizon (id, horizon) VALUES (1, 0);
+      DROP TRIGGER audit_log_no_delete;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        WHEN OLD.id > (SELECT horizon FROM audit_prune_horizon WHERE id = 1)
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
@@ -264,6 +298,7 @@ interface TokenRow {
   hospital_id: string | null;
   created_at: string;
   revoked_at: string | null;
+  expires_at: string | null;
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {
@@ -291,6 +326,9 @@ export class SqliteStore implements Store {
     this.file = file;
     this.now = options.now ?? (() => new Date());
     this.hooks = options.testHooks ?? {};
+    // Created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database's mode):
+    // it holds patient-derived metrics and the model; never world-readable, not even for a moment.
+    if (file !== ':memory:' && file !== '') closeSync(openSync(file, 'a', 0o600));
     this.db = new Database(file);
     try {
       this.db.pragma('journal_mode = WAL');
@@ -583,6 +621,23 @@ export class SqliteStore implements Store {
     });
   }
 
+  pruneAudit(retention: AuditRetention): Promise<number> {
+    return this.call(() => {
+      const { maxRows, maxAgeMs } = validateAuditRetention(retention);
+      return this.db
+        .transaction(() => {
+          const byCount = (this.s.auditMaxId.get()?.id ?? 0) - maxRows;
+          const cutoff = maxAgeMs === undefined ? '' : new Date(this.now().getTime() - maxAgeMs).toISOString();
+          const byAge = cutoff === '' ? 0 : (this.s.auditLastBefore.get(cutoff)?.id ?? 0);
+          const horizon = Math.max(byCount, byAge, 0);
+          if (horizon === 0) return 0;
+          this.s.setAuditHorizon.run(horizon);
+          return this.s.pruneAudit.run(horizon).changes;
+        })
+        .immediate();
+    });
+  }
+
   // ---- tokens --------------------------------------------------------------------------------
 
   createToken(spec: TokenSpec): Promise<CreatedToken> {
@@ -590,7 +645,8 @@ export class SqliteStore implements Store {
       validateTokenSpec(spec);
       const token = generateToken();
       const tokenId = generateTokenId();
-      this.s.insertToken.run({ tokenId, hash: hashToken(token), role: spec.role, hospitalId: spec.hospitalId ?? null, now: this.iso() });
+      const expiresAt = spec.expiresAt === undefined ? null : new Date(spec.expiresAt).toISOString();
+      this.s.insertToken.run({ tokenId, hash: hashToken(token), role: spec.role, hospitalId: spec.hospitalId ?? null, now: this.iso(), expiresAt });
       return { tokenId, token };
     });
   }
@@ -599,8 +655,8 @@ export class SqliteStore implements Store {
     return this.call(() => {
       if (!plausibleToken(token)) return undefined;
       const row = this.s.findToken.get(hashToken(token));
-      if (row === undefined) return undefined;
-      if (row.role === 'admin') return { role: 'admin' };
+      if (row === undefined || !unexpired(row.expires_at, this.now())) return undefined;
+      if (row.role === 'admin' || row.role === 'observer') return { role: row.role };
       if (row.hospital_id === null) return undefined;
       return { role: 'hospital', hospitalId: row.hospital_id };
     });
@@ -616,6 +672,7 @@ export class SqliteStore implements Store {
         const out: TokenInfo = { tokenId: r.token_id, role: r.role, createdAt: r.created_at };
         if (r.hospital_id !== null) out.hospitalId = r.hospital_id;
         if (r.revoked_at !== null) out.revokedAt = r.revoked_at;
+        if (r.expires_at !== null) out.expiresAt = r.expires_at;
         return out;
       }),
     );
@@ -746,14 +803,19 @@ function prepare(db: Db) {
     listAudit: p<[{ since: string; limit: number }], AuditRow>(
       'SELECT * FROM audit_log WHERE at >= @since ORDER BY id DESC LIMIT @limit',
     ),
-    insertToken: p<[{ tokenId: string; hash: string; role: TokenRole; hospitalId: string | null; now: string }]>(
-      `INSERT INTO tokens (token_id, token_sha256, role, hospital_id, created_at) VALUES (@tokenId, @hash, @role, @hospitalId, @now)`,
+    auditMaxId: p<[], { id: number }>('SELECT max(id) AS id FROM audit_log'),
+    /** The newest entry older than the cutoff (ids and times grow together). */
+    auditLastBefore: p<[string], { id: number }>('SELECT max(id) AS id FROM audit_log WHERE at < ?'),
+    setAuditHorizon: p<[number]>('UPDATE audit_prune_horizon SET horizon = max(horizon, ?) WHERE id = 1'),
+    pruneAudit: p<[number]>('DELETE FROM audit_log WHERE id <= ?'),
+    insertToken: p<[{ tokenId: string; hash: string; role: TokenRole; hospitalId: string | null; now: string; expiresAt: string | null }]>(
+      `INSERT INTO tokens (token_id, token_sha256, role, hospital_id, created_at, expires_at) VALUES (@tokenId, @hash, @role, @hospitalId, @now, @expiresAt)`,
     ),
-    findToken: p<[string], { role: TokenRole; hospital_id: string | null }>(
-      'SELECT role, hospital_id FROM tokens WHERE token_sha256 = ? AND revoked_at IS NULL',
+    findToken: p<[string], { role: TokenRole; hospital_id: string | null; expires_at: string | null }>(
+      'SELECT role, hospital_id, expires_at FROM tokens WHERE token_sha256 = ? AND revoked_at IS NULL',
     ),
     revokeToken: p<[{ tokenId: string; now: string }]>('UPDATE tokens SET revoked_at = @now WHERE token_id = @tokenId AND revoked_at IS NULL'),
-    listTokens: p<[], TokenRow>('SELECT token_id, role, hospital_id, created_at, revoked_at FROM tokens ORDER BY created_at, rowid'),
+    listTokens: p<[], TokenRow>('SELECT token_id, role, hospital_id, created_at, revoked_at, expires_at FROM tokens ORDER BY created_at, rowid'),
   };
 }
 

@@ -52,7 +52,7 @@ export function generateTokenId(): string {
 
 /** Audit-log actor for a principal: 'admin' or 'hospital:H1'. */
 export function describePrincipal(p: TokenPrincipal): string {
-  return p.role === 'admin' ? 'admin' : `hospital:${p.hospitalId}`;
+  return p.role === 'hospital' ? `hospital:${p.hospitalId}` : p.role;
 }
 
 export class TokenConfigError extends Error {
@@ -209,7 +209,7 @@ export class TokenAuthority {
     for (const e of this.env) {
       if (timingSafeEqual(d, e.digest) && match === undefined) match = e.principal;
     }
-    if (match !== undefined) return match.role === 'admin' ? { role: 'admin' } : { role: 'hospital', hospitalId: match.hospitalId };
+    if (match !== undefined) return match.role === 'hospital' ? { role: 'hospital', hospitalId: match.hospitalId } : { role: match.role };
     return this.store.verifyToken(token);
   }
 }

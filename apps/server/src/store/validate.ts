@@ -15,6 +15,7 @@ import {
   type Participation,
   type RoundCommit,
   type RunStatus,
+  type AuditRetention,
   type TokenSpec,
 } from '@fedcare/shared/fl';
 import { MAX_TOKEN_LENGTH, isValidHospitalId } from './tokens';
@@ -142,11 +143,25 @@ export function validateAuditQuery(query: AuditQuery): { limit: number; sinceIso
 export function validateTokenSpec(spec: TokenSpec): void {
   if (spec.role === 'hospital') {
     if (!isValidHospitalId(spec.hospitalId)) invalid(`hospitalId ${JSON.stringify(spec.hospitalId)} is not valid (a letter, then letters, digits, '_' or '-'; at most 32 characters)`);
-  } else if (spec.role === 'admin') {
-    if (spec.hospitalId !== undefined) invalid('an admin token names no hospital');
+  } else if (spec.role === 'admin' || spec.role === 'observer') {
+    const role = spec.role;
+    if (spec.hospitalId !== undefined) invalid(`an ${role} token names no hospital`);
   } else {
-    invalid(`role must be 'hospital' or 'admin'`);
+    invalid(`role must be 'hospital', 'admin' or 'observer', got ${JSON.stringify((spec as unknown as { role: unknown }).role)}`);
   }
+  if (spec.expiresAt !== undefined) checkIso('expiresAt', spec.expiresAt);
+}
+
+/** pruneAudit's retention: maxRows a positive integer, maxAgeMs (if given) a positive number of milliseconds. */
+export function validateAuditRetention(r: AuditRetention): { maxRows: number; maxAgeMs: number | undefined } {
+  if (!Number.isSafeInteger(r.maxRows) || r.maxRows < 1) invalid(`maxRows must be a positive integer, got ${r.maxRows}`);
+  if (r.maxAgeMs !== undefined && !(Number.isFinite(r.maxAgeMs) && r.maxAgeMs > 0)) invalid(`maxAgeMs must be a positive number, got ${r.maxAgeMs}`);
+  return { maxRows: r.maxRows, maxAgeMs: r.maxAgeMs };
+}
+
+/** Whether a token with this expiry (ISO-8601 or none) is still valid at `now`. */
+export function unexpired(expiresAt: string | null | undefined, now: Date): boolean {
+  return expiresAt === null || expiresAt === undefined || Date.parse(expiresAt) > now.getTime();
 }
 
 /** Whether a presented token is worth hashing and looking up at all. */
