@@ -76,7 +76,7 @@ describe('GetStatus over Socket.IO', () => {
       if (res.ok) {
         expect(res.value.status).toBe('idle');
         expect(res.value.active_clients).toEqual(['H1']);
-        expect(res.value.protocol_version).toBe(2);
+        expect(res.value.protocol_version).toBe(3);
       }
       // a dashboard that connects later is told at once who is connected
       const { io } = await import('socket.io-client');

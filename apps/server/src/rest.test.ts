@@ -101,7 +101,7 @@ describe('read routes: any valid token', () => {
       const status = await call('GET', '/api/v1/status', { token });
       expect(status.status).toBe(200);
       expect(status.headers.get('content-type')).toMatch(/^application\/json/);
-      expect(status.body).toMatchObject({ protocol_version: 2, run_id: completedRunId, status: 'completed', current_round: 1, total_rounds: 1, active_clients: [], privacy_budget: null });
+      expect(status.body).toMatchObject({ protocol_version: 3, run_id: completedRunId, status: 'completed', current_round: 1, total_rounds: 1, active_clients: [], privacy_budget: null });
 
       const metrics = await call('GET', `/api/v1/metrics?run_id=${completedRunId}`, { token });
       expect(metrics.status).toBe(200);

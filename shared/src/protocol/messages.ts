@@ -51,8 +51,9 @@ import {
  * Hospitals and coordinator must speak the same version (checked at connect). 2: secure
  * aggregation gained the consistency-check stage (unmask requests carry signatures) and secure
  * preprocessing (a preprocess reply without sums); a version-1 hospital would fail those rounds.
+ * 3: SecAgg+ shares are signed by their dealers (larger sealed shares, a signature per revealed share).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const HOSPITAL_NAMESPACE = '/hospital';
 export const DASHBOARD_NAMESPACE = '/dashboard';
 

@@ -338,3 +338,38 @@ export async function signSurvivors(identityPrivate: Key, set: SurvivorSet): Pro
 export async function verifySurvivors(identityPublic: Key, set: SurvivorSet, signature: Uint8Array): Promise<boolean> {
   return identityVerify(identityPublic, survivorSetMessage(set), signature);
 }
+
+/**
+ * A Shamir share as its dealer signed it in share-keys (Bell et al. 2020, SecAgg+, §3 active
+ * security: shares are authenticated so a holder cannot alter one): who dealt it, to whom, of
+ * which secret (b: self-mask seed, s: mask key), and the encoded share itself. At unmask the
+ * server checks the dealer's signature, so a corrupted share names the holder that revealed it.
+ */
+export interface DealtShare {
+  readonly run_id: string;
+  readonly round: number;
+  readonly dealer: string;
+  readonly holder: string;
+  readonly kind: 'b' | 's';
+  /** encodeShare(share): [index, threshold, value]. */
+  readonly share: Uint8Array;
+}
+
+/** Domain tag, run, round, dealer, holder and kind, length-prefixed, then the encoded share (last, so the encoding stays injective). */
+export function dealtShareMessage(d: DealtShare): Uint8Array {
+  checkRound(d.round);
+  const head = encodeFields(['fedcare/secagg/share/v1', d.run_id, String(d.round), d.dealer, d.holder, d.kind]);
+  const out = new Uint8Array(head.length + d.share.length);
+  out.set(head);
+  out.set(d.share, head.length);
+  return out;
+}
+
+export async function signShare(identityPrivate: Key, d: DealtShare): Promise<Uint8Array> {
+  return identitySign(identityPrivate, dealtShareMessage(d));
+}
+
+/** True iff `signature` is the dealer's identity signature of exactly this share, dealt to this holder. */
+export async function verifyShare(identityPublic: Key, d: DealtShare, signature: Uint8Array): Promise<boolean> {
+  return identityVerify(identityPublic, dealtShareMessage(d), signature);
+}

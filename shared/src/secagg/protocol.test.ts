@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CHI2_255_P001, chiSquareOfBytes } from '../testing/chi-square';
 import { seededRandom } from '../util/csprng';
 import { Rng } from '../util/random';
-import { KeySignatureError, SecAggCryptoError, agree, exportIdentityPublicKey, generateIdentityKeyPair, importPrivateKey, importPublicKey, signKeys, type KeyPair, type RoundKeyPairs } from './keys';
+import { KeySignatureError, SecAggCryptoError, agree, exportIdentityPublicKey, generateIdentityKeyPair, importPrivateKey, importPublicKey, signKeys, signShare, type KeyPair, type RoundKeyPairs } from './keys';
 import {
   PinMismatchError,
   RevealRefusedError,
@@ -11,6 +11,7 @@ import {
   SecAggClient,
   SecAggProtocolError,
   SecAggServer,
+  SEALED_SHARES_BYTES,
   bytesToWords,
   checkConfig,
   encodeInput,
@@ -24,6 +25,7 @@ import {
   type SecAggResult,
   type SecAggStage,
   type ShareKeysRequest,
+  type UnmaskReply,
   type UnmaskRequest,
 } from './protocol';
 import { neighbourGraph } from './graph';
@@ -454,7 +456,8 @@ describe('the server’s view', () => {
       const words = bytesToWords(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
       for (const input of inputs) expect(words.filter((w, i) => w === input[i]).length).toBeLessThan(L / 1000);
     }
-    expect(Math.max(...binaries.filter((b) => b.byteLength <= 1024).map((b) => b.byteLength))).toBeLessThanOrEqual(128);
+    // The largest small item is a sealed pair of signed shares (IV, 2 × (share + dealer signature), tag).
+    expect(Math.max(...binaries.filter((b) => b.byteLength <= 1024).map((b) => b.byteLength))).toBeLessThanOrEqual(SEALED_SHARES_BYTES);
   });
 });
 
@@ -645,6 +648,108 @@ describe('unmask: never both shares of one client', () => {
     await expect((round.clients.get('H1') as SecAggClient).unmask(edit(requests.get('H1') as UnmaskRequest))).rejects.toThrow(error);
   });
 });
+
+describe('authenticated shares (Bell et al. 2020 SecAgg+, malicious clients): a corrupted share names the client that revealed it', () => {
+  type Edit = (reply: UnmaskReply) => UnmaskReply;
+  const flip = (b: Uint8Array, at: number) => b.map((x, i) => (i === at ? x ^ 0x5a : x));
+  /** One b share (of `dealer`) in the reply with a changed value byte, its signature kept. */
+  const alterB =
+    (dealer: string): Edit =>
+    (r) => ({ ...r, b_shares: r.b_shares.map((e) => (e.client_id === dealer ? { ...e, share: flip(e.share, 5) } : e)) });
+  const alterS =
+    (dealer: string): Edit =>
+    (r) => ({ ...r, s_shares: r.s_shares.map((e) => (e.client_id === dealer ? { ...e, share: flip(e.share, 9) } : e)) });
+
+  /** A round to its unmask stage; then every reply goes to the server, `hostile`'s through `edit`; the server's rejections are collected. */
+  async function unmaskWith(drops: Options['drops'], hostile: string, edit: Edit, opts: Partial<Options> = {}) {
+    const round = await Round.create({ n: 5, L: 300, ...(drops ? { drops } : {}), ...opts });
+    await round.advertise();
+    await round.shareKeys();
+    await round.maskedInput();
+    await round.consistencyCheck();
+    const rejected: { id: string; error: unknown }[] = [];
+    for (const [id, req] of await round.unmaskRequests()) {
+      if (!round.alive(id, 'unmask')) continue;
+      const honest = await (round.clients.get(id) as SecAggClient).unmask(req);
+      const reply = overWire(id === hostile ? edit(honest) : honest);
+      await round.server.receiveUnmask(id, reply).catch((error: unknown) => rejected.push({ id, error }));
+    }
+    return { round, rejected };
+  }
+
+  it('an altered self-mask share: discarded, its sender named, and the survivors’ sum is exact from the others’ shares', async () => {
+    const { round, rejected } = await unmaskWith(undefined, 'H3', alterB('H1'));
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]?.id).toBe('H3');
+    expect(rejected[0]?.error).toBeInstanceOf(SecAggProtocolError);
+    expect(rejected[0]?.error).toMatchObject({ clientId: 'H3', message: expect.stringMatching(/unmask reply from H3: its self-mask share of H1 does not carry the dealer's signature: altered by H3, discarded/) });
+    const result = await round.server.result();
+    round.checkResult(result); // every input in, the sum within n·Δ: H1's seed rebuilt from H1, H2, H4, H5
+    expect(result.rejected).toEqual([{ client_id: 'H3', stage: 'unmask', reason: expect.stringMatching(/self-mask share of H1 .*altered by H3/) }]);
+  });
+
+  it('an altered mask-key share of a dropped client: discarded, its sender named, the dropped client’s masks still removed', async () => {
+    const { round, rejected } = await unmaskWith({ H2: 'masked-input' }, 'H4', alterS('H2'));
+    expect(rejected.map((r) => r.id)).toEqual(['H4']);
+    expect(rejected[0]?.error).toMatchObject({ clientId: 'H4', message: expect.stringMatching(/its mask-key share of H2 does not carry the dealer's signature: altered by H4/) });
+    const result = await round.server.result();
+    round.checkResult(result);
+    expect(result.recovered).toEqual(['H2']);
+    expect(result.rejected.map((r) => r.client_id)).toEqual(['H4']);
+  });
+
+  it.each([
+    { name: 'a share re-signed with the holder’s own key', edit: async (r: UnmaskReply) => ({ ...r, b_shares: await Promise.all(r.b_shares.map(async (e) => (e.client_id === 'H2' ? { ...e, share: flip(e.share, 3), signature: await signAsHolder(e.share) } : e))) }) },
+    { name: 'a share given as another holder’s (index changed)', edit: async (r: UnmaskReply) => ({ ...r, b_shares: r.b_shares.map((e) => (e.client_id === 'H2' ? { ...e, share: flip(e.share, 0) } : e)) }) },
+    { name: 'a signature of another share', edit: async (r: UnmaskReply) => ({ ...r, b_shares: r.b_shares.map((e, _i, all) => (e.client_id === 'H2' ? { ...e, signature: (all.find((x) => x.client_id === 'H4') as typeof e).signature } : e)) }) },
+  ])('$name is caught the same way', async ({ edit }) => {
+    const round = await Round.create({ n: 5, L: 100 });
+    await round.advertise();
+    await round.shareKeys();
+    await round.maskedInput();
+    await round.consistencyCheck();
+    const errors: unknown[] = [];
+    for (const [id, req] of await round.unmaskRequests()) {
+      const honest = await (round.clients.get(id) as SecAggClient).unmask(req);
+      await round.server.receiveUnmask(id, id === 'H5' ? await edit(honest) : honest).catch((e: unknown) => errors.push(e));
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ clientId: 'H5', message: expect.stringMatching(/share of H2 does not carry the dealer's signature: altered by H5/) });
+    round.checkResult(await round.server.result());
+  });
+
+  it('too few valid shares left: the round aborts naming the client whose shares were discarded, never the honest dealer', async () => {
+    // H1 and H2 leave at unmask; H3 alters its share of H4: H4's seed has H4's and H5's valid shares, t = 3.
+    const { round, rejected } = await unmaskWith({ H1: 'unmask', H2: 'unmask' }, 'H3', alterB('H4'));
+    expect(rejected.map((r) => r.id)).toEqual(['H3']);
+    const run = round.server.result();
+    await expect(run).rejects.toThrow(SecAggAbortError);
+    await expect(run).rejects.toMatchObject({ clientId: 'H3', message: expect.stringMatching(/2 of its 5 share holders answered unmask with a valid share \(discarded: H3's forged shares\), threshold 3/) });
+  });
+
+  it('a dealer’s shares are checked when its neighbour opens them: one not signed by the dealer is refused, naming the dealer', async () => {
+    // H2 is given its own identity for the advertisement but signs the shares it deals with another key.
+    const other = await generateIdentityKeyPair('Ed25519');
+    const h2identity = await identityOf('H2');
+    const round = await Round.create({ n: 5, L: 50 });
+    const h2 = new SecAggClient({ clientId: 'H2', identity: h2identity });
+    round.clients.set('H2', h2);
+    await round.advertise();
+    // After advertising, H2's key object is swapped: what it signs from now on no longer verifies under its advertised key.
+    (h2 as unknown as { identity: KeyPair }).identity = { publicKey: h2identity.publicKey, privateKey: other.privateKey };
+    await round.shareKeys();
+    const masked = round.server.maskedInputRequests();
+    const h1 = round.clients.get('H1') as SecAggClient;
+    const attempt = h1.maskedInput(masked.get('H1'), round.updates.get('H1') as Float32Array, 5);
+    await expect(attempt).rejects.toThrow(SecAggProtocolError);
+    await expect(attempt).rejects.toMatchObject({ clientId: 'H2', message: expect.stringMatching(/the self-mask share from H2 to H1 does not carry H2's identity signature/) });
+  });
+});
+
+/** A signature by H5 (the hostile holder) over a share, as if it were the dealer. */
+async function signAsHolder(share: Uint8Array): Promise<Uint8Array> {
+  return signShare((await identityOf('H5')).privateKey, { run_id: RUN, round: ROUND, dealer: 'H2', holder: 'H5', kind: 'b', share });
+}
 
 describe('validation of what the other side sends', () => {
   it('server: unknown, duplicate, mislabelled, malformed, mis-sized and late replies are rejected without changing the round', async () => {

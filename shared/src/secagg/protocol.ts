@@ -12,8 +12,10 @@
  *                      clients that advertised (graph.ts; a client lost in stage 1 is simply not
  *                      in the graph). C verifies every signature and pinned identity key, draws a
  *                      self-mask seed b, Shamir-splits b and its s private key t-of-(k + 1) among
- *                      its k neighbours and itself, and sends each neighbour its two shares
- *                      AES-GCM-sealed under HKDF(X25519(c_i, c_j)), AAD = (run, round, from, to).
+ *                      its k neighbours and itself, signs each share with its identity key
+ *                      (dealer, holder, kind, share: keys.ts signShare), and sends each neighbour
+ *                      its two signed shares AES-GCM-sealed under HKDF(X25519(c_i, c_j)), AAD =
+ *                      (run, round, from, to). The holder checks both signatures on opening.
  *   3. masked-input    S→C the sealed shares addressed to it (from the neighbours that completed
  *                      stage 2: exactly the neighbours it masks with). C sends
  *                      y = [q(w·clip(x)), w] + PRG(b) + Σ_j ±PRG(HKDF(X25519(s_i, s_j)))  mod 2^32.
@@ -25,9 +27,13 @@
  *                      s_j for each dropped neighbour, never both for one client (it remembers
  *                      what it revealed in the round and refuses any other split), and only when
  *                      the split is the one its signed U3 implies and ≥ t of its share-holding
- *                      neighbourhood (itself included) signed that same U3. S rebuilds each
- *                      survivor's b (removes its self mask) and each dropped client's s (recomputes
- *                      and removes the pairwise masks it shared with survivors).
+ *                      neighbourhood (itself included) signed that same U3. Each revealed share
+ *                      carries its dealer's signature: S verifies it before using the share,
+ *                      discards one that fails and names the client that revealed it (not the
+ *                      dealer, whose signature proves what it dealt), and rebuilds each survivor's
+ *                      b (removes its self mask) and each dropped client's s (recomputes and
+ *                      removes the pairwise masks it shared with survivors) from the ≥ t valid
+ *                      shares left.
  *
  * The server ends with Σ_{survivors} w_i·clip(x_i) (Float64Array, within n·Δ per coordinate) and
  * Σ w_i. It adds each masked vector into a running sum on receipt and never stores, or sees, an
@@ -82,7 +88,11 @@
  * - Sparse graphs under an active server that partitions the clients (above): Bell et al.'s full
  *   active-security analysis is not reproduced here.
  * - Malicious clients: a client can send any y (the sum's integrity is not protected), and inputs
- *   are not range-proved. Differential privacy is what bounds one update's influence.
+ *   are not range-proved. Differential privacy is what bounds one update's influence. What a
+ *   malicious client cannot do is corrupt the unmasking of others: the shares it reveals are signed
+ *   by their dealers (Bell et al. 2020, SecAgg+, §3 "malicious clients": authenticated shares), so
+ *   a wrong one is discarded and its sender named (`SecAggResult.rejected`); a dealer that signs
+ *   inconsistent shares of its own secrets is named as the dealer when they do not interpolate.
  * - Side channels on the client host (Shamir's table lookups are not constant-time, shamir.ts).
  *
  * Use one SecAggClient and one SecAggServer per round. Replies and requests are validated
@@ -117,7 +127,9 @@ import {
   pairwiseMaskSeed,
   seal,
   signKeys,
+  signShare,
   signSurvivors,
+  verifyShare,
   verifySurvivors,
   type AdvertisedKeys,
   type Key,
@@ -364,10 +376,17 @@ export interface UnmaskRequest extends Header<'unmask'> {
 }
 export interface UnmaskReply extends Header<'unmask'> {
   readonly client_id: string;
-  /** encodeShare of the share of b_j, for each survivor j. */
-  readonly b_shares: readonly { readonly client_id: string; readonly share: Uint8Array }[];
-  /** encodeShare of the share of s_j's private key, for each dropped j. */
-  readonly s_shares: readonly { readonly client_id: string; readonly share: Uint8Array }[];
+  /** encodeShare of the share of b_j, for each survivor j, with j's signature over it as dealt (keys.ts signShare). */
+  readonly b_shares: readonly RevealedShare[];
+  /** encodeShare of the share of s_j's private key, for each dropped j, with j's signature over it as dealt. */
+  readonly s_shares: readonly RevealedShare[];
+}
+
+/** A share revealed at unmask: whose secret (the dealer), the encoded share, and the dealer's signature (64 bytes). */
+export interface RevealedShare {
+  readonly client_id: string;
+  readonly share: Uint8Array;
+  readonly signature: Uint8Array;
 }
 
 export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskRequest;
@@ -376,8 +395,11 @@ export type SecAggReply = AdvertiseKeysReply | ShareKeysReply | MaskedInputReply
 const SEED_BYTES = 32;
 /** An encoded share of a 32-byte secret: [index, threshold, 32 bytes]. */
 export const ENCODED_SHARE_BYTES = 2 + SEED_BYTES;
-/** The sealed (b, s) share pair one client sends a neighbour: IV ‖ 2 encoded shares ‖ tag. */
-export const SEALED_SHARES_BYTES = GCM_IV_BYTES + 2 * ENCODED_SHARE_BYTES + GCM_TAG_BYTES;
+const SIGNATURE_BYTES = 64;
+/** A share as dealt: its encoding, then the dealer's identity signature over it (keys.ts signShare). */
+export const SIGNED_SHARE_BYTES = ENCODED_SHARE_BYTES + SIGNATURE_BYTES;
+/** The sealed (b, s) share pair one client sends a neighbour: IV ‖ 2 signed encoded shares ‖ tag. */
+export const SEALED_SHARES_BYTES = GCM_IV_BYTES + 2 * SIGNED_SHARE_BYTES + GCM_TAG_BYTES;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 const isBinary = (v: unknown): v is ArrayBuffer | ArrayBufferView => v instanceof ArrayBuffer || ArrayBuffer.isView(v);
@@ -469,7 +491,7 @@ export const unmaskRequestSchema = z.object({
   dropped: z.array(idSchema).max(MAX_SHARES),
   signatures: z.array(z.object({ client_id: idSchema, signature: fixedBytes(64) })).max(MAX_SHARES),
 });
-const revealedShares = z.array(z.object({ client_id: idSchema, share: fixedBytes(ENCODED_SHARE_BYTES) })).max(MAX_SHARES);
+const revealedShares = z.array(z.object({ client_id: idSchema, share: fixedBytes(ENCODED_SHARE_BYTES), signature: fixedBytes(SIGNATURE_BYTES) })).max(MAX_SHARES);
 export const unmaskReplySchema = z.object({ ...header('unmask'), client_id: idSchema, b_shares: revealedShares, s_shares: revealedShares });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string, clientId?: string): T {
@@ -578,6 +600,14 @@ export interface SecAggClientOptions {
 
 type ClientPhase = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
 
+/** A share as its holder keeps it: the share and its dealer's signature over it (keys.ts signShare). */
+interface SignedShare {
+  readonly share: Share;
+  readonly signature: Uint8Array;
+}
+
+const reveal = (dealer: string, s: SignedShare): RevealedShare => ({ client_id: dealer, share: encodeShare(s.share), signature: s.signature });
+
 interface Neighbour {
   readonly sPk: Uint8Array;
   readonly channel: Key;
@@ -609,9 +639,10 @@ export class SecAggClient {
   private keys: RoundKeyPairs | undefined;
   private neighbours = new Map<string, Neighbour>();
   private selfSeed: Uint8Array | undefined;
-  private ownShare: Share | undefined;
-  /** Neighbours that completed share-keys (whose shares it holds; it masks with exactly these). */
-  private held = new Map<string, { readonly b: Share; readonly s: Share }>();
+  /** Its own share of b, signed by itself as dealer (revealed when it survives). */
+  private ownShare: SignedShare | undefined;
+  /** Neighbours that completed share-keys (whose shares it holds; it masks with exactly these), each share with its dealer's signature. */
+  private held = new Map<string, { readonly b: SignedShare; readonly s: SignedShare }>();
   private revealed: { readonly survivors: ReadonlySet<string>; readonly dropped: ReadonlySet<string>; readonly reply: UnmaskReply } | undefined;
   /** U3 as it signed it in consistency-check: unmask must agree with it. */
   private signedSurvivors: ReadonlySet<string> | undefined;
@@ -685,15 +716,26 @@ export class SecAggClient {
       const bShares = split(this.selfSeed, cfg.threshold, holders.length, this.random);
       const sShares = split(sk, cfg.threshold, holders.length, this.random);
       sk.fill(0);
-      this.ownShare = bShares[holders.indexOf(this.clientId)];
+      // Every share is signed as dealt (dealer, holder, kind): a holder that alters one at unmask is caught and named.
+      const deal = async (holder: string, kind: 'b' | 's', share: Share): Promise<Uint8Array> => {
+        const encoded = encodeShare(share);
+        const signature = await signShare(this.identity.privateKey, { run_id: this.runId, round: this.round, dealer: this.clientId, holder, kind, share: encoded });
+        const out = new Uint8Array(SIGNED_SHARE_BYTES);
+        out.set(encoded);
+        out.set(signature, ENCODED_SHARE_BYTES);
+        encoded.fill(0);
+        return out;
+      };
+      const own = bShares[holders.indexOf(this.clientId)] as Share;
+      this.ownShare = { share: own, signature: (await deal(this.clientId, 'b', own)).slice(ENCODED_SHARE_BYTES) };
       const shares: { to: string; ciphertext: Uint8Array }[] = [];
       for (const ad of req.neighbours) {
         const channel = await channelKey(await agree(keys.c.privateKey, ad.c_pk), { runId: this.runId, round: this.round, clients: [this.clientId, ad.client_id] });
         this.neighbours.set(ad.client_id, { sPk: ad.s_pk, channel, identity: identities.get(ad.client_id) as Key });
         const at = holders.indexOf(ad.client_id);
-        const plaintext = new Uint8Array(2 * ENCODED_SHARE_BYTES);
-        plaintext.set(encodeShare(bShares[at] as Share));
-        plaintext.set(encodeShare(sShares[at] as Share), ENCODED_SHARE_BYTES);
+        const plaintext = new Uint8Array(2 * SIGNED_SHARE_BYTES);
+        plaintext.set(await deal(ad.client_id, 'b', bShares[at] as Share));
+        plaintext.set(await deal(ad.client_id, 's', sShares[at] as Share), SIGNED_SHARE_BYTES);
         shares.push({ to: ad.client_id, ciphertext: await seal(channel, plaintext, shareAad(this.runId, this.round, this.clientId, ad.client_id)) });
         plaintext.fill(0);
       }
@@ -731,12 +773,32 @@ export class SecAggClient {
         } catch (err) {
           throw new SecAggCryptoError(`the shares from ${from} to ${this.clientId} fail authentication (${(err as Error).message})`);
         }
-        if (plaintext.length !== 2 * ENCODED_SHARE_BYTES) throw new SecAggProtocolError(`the shares from ${from} are ${plaintext.length} bytes, expected ${2 * ENCODED_SHARE_BYTES}`, from);
-        const b = decodeShare(plaintext.subarray(0, ENCODED_SHARE_BYTES));
-        const s = decodeShare(plaintext.subarray(ENCODED_SHARE_BYTES));
-        plaintext.fill(0);
-        if (b.index !== s.index || b.threshold !== cfg.threshold || s.threshold !== cfg.threshold) {
-          throw new SecAggProtocolError(`the shares from ${from} are malformed (index ${b.index}/${s.index}, threshold ${b.threshold}/${s.threshold}, expected ${cfg.threshold})`, from);
+        if (plaintext.length !== 2 * SIGNED_SHARE_BYTES) throw new SecAggProtocolError(`the shares from ${from} are ${plaintext.length} bytes, expected ${2 * SIGNED_SHARE_BYTES}`, from);
+        const signed = async (at: number, kind: 'b' | 's'): Promise<SignedShare> => {
+          const encoded = plaintext.slice(at, at + ENCODED_SHARE_BYTES);
+          const signature = plaintext.slice(at + ENCODED_SHARE_BYTES, at + SIGNED_SHARE_BYTES);
+          // The dealer's signature is checked now, so this client never reveals a share it could be blamed for.
+          const dealt = { run_id: this.runId, round: this.round, dealer: from, holder: this.clientId, kind, share: encoded };
+          if (!(await verifyShare(neighbour.identity, dealt, signature))) {
+            throw new SecAggProtocolError(`the ${kind === 'b' ? 'self-mask' : 'mask-key'} share from ${from} to ${this.clientId} does not carry ${from}'s identity signature`, from);
+          }
+          const share = decodeShare(encoded);
+          encoded.fill(0);
+          return { share, signature };
+        };
+        let b: SignedShare;
+        let s: SignedShare;
+        try {
+          b = await signed(0, 'b');
+          s = await signed(SIGNED_SHARE_BYTES, 's');
+        } finally {
+          plaintext.fill(0);
+        }
+        if (b.share.index !== s.share.index || b.share.threshold !== cfg.threshold || s.share.threshold !== cfg.threshold) {
+          throw new SecAggProtocolError(
+            `the shares from ${from} are malformed (index ${b.share.index}/${s.share.index}, threshold ${b.share.threshold}/${s.share.threshold}, expected ${cfg.threshold})`,
+            from,
+          );
         }
         this.held.set(from, { b, s });
       }
@@ -850,8 +912,8 @@ export class SecAggClient {
         run_id: this.runId,
         round: this.round,
         client_id: this.clientId,
-        b_shares: [...survivors].sort().map((j) => ({ client_id: j, share: encodeShare(j === this.clientId ? (this.ownShare as Share) : (this.held.get(j) as { b: Share }).b) })),
-        s_shares: [...dropped].sort().map((j) => ({ client_id: j, share: encodeShare((this.held.get(j) as { s: Share }).s) })),
+        b_shares: [...survivors].sort().map((j) => reveal(j, j === this.clientId ? (this.ownShare as SignedShare) : (this.held.get(j) as { b: SignedShare }).b)),
+        s_shares: [...dropped].sort().map((j) => reveal(j, (this.held.get(j) as { s: SignedShare }).s)),
       };
       this.revealed = { survivors, dropped, reply };
       this.phase = 'unmasked';
@@ -914,6 +976,8 @@ export interface SecAggResult {
   readonly dropped: readonly { readonly client_id: string; readonly stage: SecAggStage }[];
   /** Clients lost after share-keys whose pairwise masks were removed with their rebuilt mask keys. */
   readonly recovered: readonly string[];
+  /** Clients that revealed a share without its dealer's valid signature at unmask (the share was discarded; the client's own input stays in the sum). */
+  readonly rejected: readonly { readonly client_id: string; readonly stage: SecAggStage; readonly reason: string }[];
   /** |sum − Σ w_i·clip(x_i)| < errorBound per coordinate: |survivors|·Δ, Δ = 2·W·R/(2^b − 1); with fixed point |survivors|·2^−(F+1) (plus float64's last place of the sum). */
   readonly errorBound: number;
 }
@@ -938,6 +1002,10 @@ export class SecAggServer {
   private readonly lost: { client_id: string; stage: SecAggStage }[] = [];
 
   private readonly ads = new Map<string, Advertisement>();
+  /** The identity keys of the advertisements, imported (they verify the dealers' signatures on revealed shares). */
+  private readonly identityKeys = new Map<string, Key>();
+  /** Clients whose replies carried forged or altered shares, and what was wrong. */
+  private readonly rejected: { client_id: string; stage: SecAggStage; reason: string }[] = [];
   private graph: NeighbourGraph = new Map();
   /** from → to → sealed shares. Keys: the clients that completed share-keys (U2). */
   private readonly sealed = new Map<string, ReadonlyMap<string, Uint8Array>>();
@@ -990,6 +1058,7 @@ export class SecAggServer {
     await assertKeysSigned(identity, { run_id: this.runId, round: this.round, client_id: clientId, c_pk: msg.c_pk, s_pk: msg.s_pk }, msg.signature);
     if (this.phase !== 'advertise-keys' || this.ads.has(clientId)) throw new SecAggProtocolError(`advertise-keys reply from ${clientId} came twice or late`, clientId);
     this.ads.set(clientId, { client_id: clientId, c_pk: msg.c_pk, s_pk: msg.s_pk, identity_pk: msg.identity_pk, signature: msg.signature });
+    this.identityKeys.set(clientId, identity);
   }
 
   /** Closes advertise-keys: builds the graph over the clients that advertised; one request per client. */
@@ -1123,7 +1192,7 @@ export class SecAggServer {
     const msg = parse(unmaskReplySchema, reply, `unmask reply from ${clientId}`, clientId);
     this.checkReply(msg, clientId);
     const asked = this.asked.get(clientId) as { survivors: ReadonlySet<string>; dropped: ReadonlySet<string> };
-    const decode = (entries: readonly { client_id: string; share: Uint8Array }[], expected: ReadonlySet<string>, what: string) => {
+    const decode = (entries: readonly RevealedShare[], expected: ReadonlySet<string>, what: string) => {
       const ids = distinct(
         entries.map((e) => e.client_id),
         `unmask reply from ${clientId} (${what})`,
@@ -1140,14 +1209,37 @@ export class SecAggServer {
           throw new SecAggProtocolError(`unmask reply from ${clientId}: bad share of ${e.client_id}: ${(err as Error).message}`, clientId);
         }
         if (share.threshold !== this.config.threshold) throw new SecAggProtocolError(`unmask reply from ${clientId}: share of ${e.client_id} has threshold ${share.threshold}, not ${this.config.threshold}`, clientId);
-        return [e.client_id, share] as const;
+        return { dealer: e.client_id, share, encoded: e.share, signature: e.signature };
       });
     };
     const b = decode(msg.b_shares, asked.survivors, 'self-mask shares');
     const s = decode(msg.s_shares, asked.dropped, 'mask-key shares');
-    for (const [j, share] of b) this.bShares.set(j, [...(this.bShares.get(j) ?? []), share]);
-    for (const [j, share] of s) this.sShares.set(j, [...(this.sShares.get(j) ?? []), share]);
+    // Each share must carry its dealer's signature over (dealer, this holder, kind, share): one that
+    // does not was altered by the holder that revealed it (the dealer's key is not its to use). It is
+    // discarded, the holder named; its valid shares are kept, and the secrets rebuild from the rest.
+    const forged: string[] = [];
+    const valid = async (entries: ReturnType<typeof decode>, kind: 'b' | 's'): Promise<{ dealer: string; share: Share }[]> => {
+      const out: { dealer: string; share: Share }[] = [];
+      for (const e of entries) {
+        const key = this.identityKeys.get(e.dealer);
+        const dealt = { run_id: this.runId, round: this.round, dealer: e.dealer, holder: clientId, kind, share: e.encoded };
+        const ok = key !== undefined && (await verifyShare(key, dealt, e.signature).catch(() => false));
+        if (ok) out.push({ dealer: e.dealer, share: e.share });
+        else forged.push(`${kind === 'b' ? 'self-mask' : 'mask-key'} share of ${e.dealer}`);
+      }
+      return out;
+    };
+    const bValid = await valid(b, 'b');
+    const sValid = await valid(s, 's');
+    if (this.phase !== 'unmask' || this.answered.has(clientId)) throw new SecAggProtocolError(`unmask reply from ${clientId} came twice or late`, clientId);
+    for (const { dealer, share } of bValid) this.bShares.set(dealer, [...(this.bShares.get(dealer) ?? []), share]);
+    for (const { dealer, share } of sValid) this.sShares.set(dealer, [...(this.sShares.get(dealer) ?? []), share]);
     this.answered.add(clientId);
+    if (forged.length > 0) {
+      const reason = `its ${forged.join(', ')} ${forged.length === 1 ? 'does' : 'do'} not carry the dealer's signature: altered by ${clientId}, discarded`;
+      this.rejected.push({ client_id: clientId, stage: 'unmask', reason });
+      throw new SecAggProtocolError(`unmask reply from ${clientId}: ${reason}`, clientId);
+    }
   }
 
   /** Closes unmask: rebuilds every survivor's b and every dropped client's s, removes their masks, dequantises. */
@@ -1160,12 +1252,14 @@ export class SecAggServer {
       const got = this.bShares.get(j)?.length ?? 0;
       if (got < t) {
         const holders = [j, ...this.aliveNeighbours(j, this.u3)].length;
-        this.abort(`cannot rebuild the self mask of survivor ${j}: ${got} of its ${holders} share holders answered unmask, threshold ${t}`, j);
+        this.abort(`cannot rebuild the self mask of survivor ${j}: ${got} of its ${holders} share holders answered unmask${this.rejectedNote()}, threshold ${t}`, this.rejected[0]?.client_id ?? j);
       }
     }
     for (const d of [...this.dropped].sort()) {
       const got = this.sShares.get(d)?.length ?? 0;
-      if (got < t) this.abort(`cannot rebuild the mask key of dropped client ${d}: ${got} of its ${this.aliveNeighbours(d, this.u3).length} surviving neighbours answered unmask, threshold ${t}`, d);
+      if (got < t) {
+        this.abort(`cannot rebuild the mask key of dropped client ${d}: ${got} of its ${this.aliveNeighbours(d, this.u3).length} surviving neighbours answered unmask${this.rejectedNote()}, threshold ${t}`, this.rejected[0]?.client_id ?? d);
+      }
     }
     const sum = this.sum as Uint32Array;
     try {
@@ -1173,7 +1267,7 @@ export class SecAggServer {
       for (const d of [...this.dropped].sort()) {
         const sk = await importPrivateKey(this.rebuild(this.sShares.get(d) as Share[], d, 'mask key'));
         const advertised = (this.ads.get(d) as Advertisement).s_pk;
-        if (!equalBytes(await agree(sk, BASE_POINT), advertised)) this.abort(`the mask key rebuilt for ${d} does not match the public key it advertised: some unmask share was wrong`, d);
+        if (!equalBytes(await agree(sk, BASE_POINT), advertised)) this.abort(`the mask key rebuilt for ${d} does not match the public key it advertised: ${d} signed shares of another key`, d);
         const publicKeys = await Promise.all(this.aliveNeighbours(d, this.u3).map(async (v) => [v, await importPublicKey((this.ads.get(v) as Advertisement).s_pk)] as const));
         for (const [v, pk] of publicKeys) {
           const seed = await pairwiseMaskSeed(await agree(sk, pk), { runId: this.runId, round: this.round, clients: [v, d] });
@@ -1205,6 +1299,7 @@ export class SecAggServer {
       survivors,
       dropped: this.lost.slice(),
       recovered: [...this.dropped].sort(),
+      rejected: this.rejected.map((r) => ({ ...r })),
       errorBound: fp ? fixedPointErrorBound(fp, survivors.length) : sumErrorBound(quantizationOf(this.config), survivors.length),
     };
   }
@@ -1214,7 +1309,8 @@ export class SecAggServer {
     try {
       secret = combine(shares);
     } catch (err) {
-      if (err instanceof ShamirError) this.abort(`cannot rebuild the ${what} of ${clientId}: ${err.message}`, clientId);
+      // Every share used carries its dealer's signature: shares that do not interpolate were dealt so by clientId itself.
+      if (err instanceof ShamirError) this.abort(`cannot rebuild the ${what} of ${clientId}: ${err.message} (all signed by ${clientId} as dealt)`, clientId);
       throw err;
     }
     if (secret.length !== PRIVATE_KEY_BYTES) this.abort(`the ${what} rebuilt for ${clientId} has ${secret.length} bytes, not ${PRIVATE_KEY_BYTES}`, clientId);
@@ -1244,6 +1340,11 @@ export class SecAggServer {
       const rest = [...this.u3].filter((v) => !seen.has(v)).sort();
       this.abort(`the survivors' neighbour graph is split ([${[...seen].sort().join(', ')}] | [${rest.join(', ')}]): unmasking would reveal each part's sum`);
     }
+  }
+
+  /** " with a valid share (discarded: H3's forged shares)" when some client revealed forged shares, for the abort messages (which then name that client). */
+  private rejectedNote(): string {
+    return this.rejected.length === 0 ? '' : ` with a valid share (discarded: ${this.rejected.map((r) => `${r.client_id}'s forged shares`).join(', ')})`;
   }
 
   private markLost(before: readonly string[], after: ReadonlySet<string>, stage: SecAggStage): void {
