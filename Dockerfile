@@ -1,5 +1,5 @@
 # The fedcare coordinator, `fedcare serve`, configured by environment variables alone:
-#   PORT or FEDCARE_PORT (8080), FEDCARE_HOST, FEDCARE_STORE (sqlite | aws), FEDCARE_DB (/data/fedcare.db),
+#   PORT or FEDCARE_PORT (8080), FEDCARE_HOST (0.0.0.0 here: outside a container serve binds 127.0.0.1), FEDCARE_STORE (sqlite | aws), FEDCARE_DB (/data/fedcare.db),
 #   FEDCARE_ADMIN_TOKEN, FEDCARE_HOSPITAL_TOKENS="H1:tok,…", FEDCARE_METRICS_TOKEN, FEDCARE_LOG_LEVEL,
 #   FEDCARE_TLS_CERT / FEDCARE_TLS_KEY, FEDCARE_ALLOWED_ORIGINS, FEDCARE_CLOUDWATCH_EMF, FEDCARE_DEPLOYMENT;
 #   aws store: FEDCARE_S3_BUCKET, FEDCARE_DYNAMODB_TABLE_PREFIX, FEDCARE_CREATE_MISSING, AWS_REGION,
@@ -57,7 +57,10 @@ RUN --mount=type=secret,id=npm_ca,required=false --mount=type=cache,id=fedcare-n
            node_modules/better-sqlite3/build/Release/.deps node_modules/better-sqlite3/build/deps
 
 FROM ${BASE_IMAGE} AS runtime
+# A container's port is reached through its own interface, so the image listens on all of them
+# (outside a container `fedcare serve` binds 127.0.0.1 unless told otherwise).
 ENV NODE_ENV=production \
+    FEDCARE_HOST=0.0.0.0 \
     FEDCARE_HOME=/data \
     FEDCARE_DB=/data/fedcare.db
 WORKDIR /app
@@ -70,7 +73,7 @@ COPY apps/cli apps/cli
 COPY --from=web /app/apps/dashboard/dist apps/dashboard/dist
 COPY --from=web /app/apps/hospital-portal/dist apps/hospital-portal/dist
 RUN ln -s /app/apps/cli/bin/fedcare.mjs /usr/local/bin/fedcare \
- && mkdir -p /data \
+ && mkdir -p -m 700 /data \
  && chown node:node /data
 USER node
 VOLUME /data

@@ -74,6 +74,8 @@ describe('Dockerfile', () => {
     expect(one('USER').map((i) => i.args)).toEqual(['node']);
     const env = one('ENV').map((i) => i.args).join(' ');
     expect(env).toMatch(/\bNODE_ENV=production\b/);
+    // serve binds 127.0.0.1 by default; in a container the port is reached through its own interface.
+    expect(env).toMatch(/\bFEDCARE_HOST=0\.0\.0\.0\b/);
     expect(env).toMatch(/\bFEDCARE_DB=\/data\/fedcare\.db\b/);
     // PORT would shadow FEDCARE_PORT (serve reads PORT first): the image leaves both to the deployer.
     expect(env).not.toMatch(/\b(PORT|FEDCARE_PORT)=/);

@@ -379,7 +379,7 @@ describe.skipIf(!canBuild)('the container image (npm run image)', () => {
     expect(Object.keys(config.ExposedPorts ?? {})).toEqual(['8080/tcp']);
     expect(config.Healthcheck?.Test?.[0]).toBe('CMD');
     expect(config.Healthcheck?.Test?.join(' ')).toContain('/healthz');
-    expect(config.Env).toEqual(expect.arrayContaining(['NODE_ENV=production', 'FEDCARE_DB=/data/fedcare.db']));
+    expect(config.Env).toEqual(expect.arrayContaining(['NODE_ENV=production', 'FEDCARE_HOST=0.0.0.0', 'FEDCARE_DB=/data/fedcare.db']));
   });
 
   it('holds the build secret (the npm CA bundle) in no layer, history entry or setting', () => {

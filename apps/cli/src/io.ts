@@ -2,12 +2,23 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
+export interface WriteOptions {
+  /** The file's mode from its creation (the temporary file is created with it; nothing is chmod-ed after). */
+  mode?: number;
+  /** The mode of directories created on the way. */
+  dirMode?: number;
+}
+
+/** Secrets and patient records: 0600 files in 0700 directories, from the start. */
+export const PRIVATE: WriteOptions = { mode: 0o600, dirMode: 0o700 };
+
 /** Writes via a temporary file in the same directory and renames, so readers never see half a file. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+export function writeFileAtomic(file: string, data: string | Uint8Array, options: WriteOptions = {}): void {
+  mkdirSync(path.dirname(path.resolve(file)), { recursive: true, ...(options.dirMode === undefined ? {} : { mode: options.dirMode }) });
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   try {
-    writeFileSync(tmp, data);
+    // 'wx': a fresh file, so the mode is the one it is created with (an existing one is never reused).
+    writeFileSync(tmp, data, { flag: 'wx', ...(options.mode === undefined ? {} : { mode: options.mode }) });
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -1,9 +1,9 @@
 /** The headless hospital's privacy ledger and SecAgg+ pins on disk: JSON files written atomically (mode 0600). */
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PinStore, PrivacyLedgerState, PrivacyLedgerStore } from '@fedcare/shared/fl';
 import { parseRoster } from '@fedcare/shared/secagg';
-import { CliError, writeFileAtomic } from './io';
+import { CliError, PRIVATE, writeFileAtomic } from './io';
 
 export function fileLedgerStore(file: string): PrivacyLedgerStore {
   return {
@@ -17,8 +17,7 @@ export function fileLedgerStore(file: string): PrivacyLedgerStore {
       }
     },
     save: async (state) => {
-      writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`);
-      chmodSync(file, 0o600);
+      writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`, PRIVATE);
     },
   };
 }
@@ -44,8 +43,7 @@ export function filePinStore(file: string): PinStore {
       return Object.fromEntries(Object.entries(raw).map(([h, hex]) => [h, Uint8Array.from(Buffer.from(hex, 'hex'))]));
     },
     save: async (pins) => {
-      writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(Object.entries(pins).map(([h, pk]) => [h, Buffer.from(pk).toString('hex')])), null, 2)}\n`);
-      chmodSync(file, 0o600);
+      writeFileAtomic(file, `${JSON.stringify(Object.fromEntries(Object.entries(pins).map(([h, pk]) => [h, Buffer.from(pk).toString('hex')])), null, 2)}\n`, PRIVATE);
     },
   };
 }

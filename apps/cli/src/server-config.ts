@@ -5,7 +5,7 @@
  * setting, before anything is opened or written.
  */
 import { readFileSync } from 'node:fs';
-import type { StoreSpec } from '@fedcare/server';
+import type { ServerLimits, StoreSpec } from '@fedcare/server';
 import { CliError, defaultDbPath } from './io';
 
 /** Every environment variable the coordinator reads (README "Deploy" lists them with their meaning). */
@@ -25,6 +25,12 @@ export const SERVER_ENV = {
   cloudwatchEmf: ['FEDCARE_CLOUDWATCH_EMF'],
   deployment: ['FEDCARE_DEPLOYMENT'],
   drainSeconds: ['FEDCARE_DRAIN_SECONDS'],
+  maxConnections: ['FEDCARE_MAX_CONNECTIONS'],
+  maxConnectionsPerIp: ['FEDCARE_MAX_CONNECTIONS_PER_IP'],
+  authFailuresPerMinute: ['FEDCARE_AUTH_FAILURES_PER_MINUTE'],
+  trustProxy: ['FEDCARE_TRUST_PROXY'],
+  auditMaxRows: ['FEDCARE_AUDIT_MAX_ROWS'],
+  auditMaxAgeDays: ['FEDCARE_AUDIT_MAX_AGE_DAYS'],
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -110,4 +116,28 @@ export function drainSetting(env: Env): number {
   const s = Number(e.value);
   if (!(Number.isFinite(s) && s >= 0 && s <= 3600)) throw new CliError(`${e.name} must be seconds 0–3600, got "${e.value}"`, 2);
   return s;
+}
+
+/** A positive integer setting from the environment, within [1, max]; undefined when unset (the coordinator's default applies). */
+function positiveInt(env: Env, names: readonly string[], max: number): number | undefined {
+  const e = fromEnv(env, names);
+  if (!e) return undefined;
+  const n = Number(e.value);
+  if (!(Number.isSafeInteger(n) && n >= 1 && n <= max)) throw new CliError(`${e.name} must be an integer 1–${max}, got "${e.value}"`, 2);
+  return n;
+}
+
+/** Strangers' limits and audit retention (README "Deploy"); unset ones keep the coordinator's defaults. */
+export function limitSettings(env: Env): Partial<ServerLimits> {
+  const out: Partial<ServerLimits> = {};
+  const set = <K extends keyof ServerLimits>(key: K, value: ServerLimits[K] | undefined) => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('maxConnections', positiveInt(env, SERVER_ENV.maxConnections, 1_000_000));
+  set('maxConnectionsPerIp', positiveInt(env, SERVER_ENV.maxConnectionsPerIp, 1_000_000));
+  set('authFailuresPerMinute', positiveInt(env, SERVER_ENV.authFailuresPerMinute, 1_000_000));
+  set('auditMaxRows', positiveInt(env, SERVER_ENV.auditMaxRows, 1_000_000_000));
+  set('auditMaxAgeDays', positiveInt(env, SERVER_ENV.auditMaxAgeDays, 36_500));
+  if (fromEnv(env, SERVER_ENV.trustProxy)) out.trustProxy = booleanSetting(undefined, env, SERVER_ENV.trustProxy);
+  return out;
 }

@@ -14,7 +14,17 @@ describe('csv', () => {
     ['a,b', '"a,b"'],
     ['say "hi"', '"say ""hi"""'],
     ['two\nlines', '"two\nlines"'],
+    ['=cmd|/C calc!A0', "'=cmd|/C calc!A0"],
   ])('csvField(%j) = %j', (v, want) => expect(csvField(v)).toBe(want));
+
+  it('escapes a hospital-chosen metric name or hospital id that starts a formula (OWASP CSV injection)', () => {
+    const evil: RoundRow[] = [{ round: 1, metrics: { '=HYPERLINK("http://x","y")': 1, test_accuracy: -0.5 }, per_hospital: { '@H9': { '+cmd': 2 } }, issues: [] }];
+    const csv = roundsToCsv('run-1', evil);
+    expect(csv.split('\r\n')[0]).toBe(`run_id,round_number,scope,timestamp,test_accuracy,'+cmd,"'=HYPERLINK(""http://x"",""y"")"`);
+    expect(csv).toContain("run-1,1,'@H9,,,2,");
+    expect(csv).toContain('run-1,1,global,,-0.5,,1');
+    for (const cell of csv.split(/[,\r\n]+/)) expect(cell).not.toMatch(/^[=+@]/);
+  });
 
   it('orders columns: seed 6.1 names first, then the rest alphabetically', () => {
     expect(metricColumns(rounds)).toEqual(['train_loss', 'test_accuracy', 'privacy_epsilon', 'accuracy', 'zeta']);

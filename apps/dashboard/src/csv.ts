@@ -4,6 +4,7 @@
  * (scope = hospital id); columns are the union of metric names, seed spec 6.1 names first. Missing
  * or null values are empty cells.
  */
+import { csvCell } from '@fedcare/shared/util';
 import type { RoundRow } from './metrics';
 
 const PREFERRED = [
@@ -13,12 +14,11 @@ const PREFERRED = [
   'noise_multiplier', 'performance_variance', 'min_hospital_accuracy', 'max_hospital_accuracy',
 ];
 
-/** RFC 4180 quoting: a field with a comma, quote, CR or LF is quoted and its quotes doubled. */
-export function csvField(v: string | number | null | undefined): string {
-  if (v === null || v === undefined) return '';
-  const s = String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
+/**
+ * RFC 4180 quoting, and formula-leading text (= + - @ tab CR) neutralised with a leading `'`
+ * (OWASP CSV injection): metric names and hospital ids are chosen by hospitals.
+ */
+export const csvField = csvCell;
 
 export function metricColumns(rounds: readonly RoundRow[]): string[] {
   const seen = new Set<string>();

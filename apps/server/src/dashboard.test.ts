@@ -15,7 +15,9 @@ const seen: Events = { 'dash:status': [], 'dash:stage': [], 'dash:round': [], 'd
 
 beforeAll(async () => {
   server = await startTestServer();
-  dash = io(`${server.url}${DASHBOARD_NAMESPACE}`, { auth: { token: HOSPITAL_TOKENS.H3 }, transports: ['websocket'], forceNew: true });
+  // An observer sees every hospital (a hospital's token sees only itself: adversarial/privilege.test.ts).
+  const { token } = await server.store.createToken({ role: 'observer' });
+  dash = io(`${server.url}${DASHBOARD_NAMESPACE}`, { auth: { token }, transports: ['websocket'], forceNew: true });
   for (const k of Object.keys(seen) as (keyof Events)[]) dash.on(k, ((m: never) => (seen[k] as unknown[]).push(m)) as never);
   await new Promise<void>((resolve, reject) => {
     dash.once('connect', () => resolve());

@@ -1,16 +1,24 @@
 /**
  * REST /api/v1 (seed spec 7.2) on node:http: a small route table with a role per route. Every
  * response is JSON; errors are `{ error: { code, message, field? } }`. 401 without a valid token,
- * 403 when the token's role may not use the route.
+ * 403 when the token's role may not use the route, 429 (with Retry-After) for an address blocked
+ * after repeated failed authentications, 500 with a correlation id only (the error is logged
+ * under that id, never sent).
+ *
+ * Roles (views.ts decides what each may read): 'any' routes are read by admin, observer and
+ * hospital tokens — a hospital sees the global figures and only its own per-hospital rows;
+ * 'admin' routes (run control, credentials) need the admin token.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hospitalIdSchema } from '@fedcare/shared/data';
-import type { Store, TokenInfo, TokenPrincipal } from '@fedcare/shared/fl';
+import type { Store, TokenInfo, TokenPrincipal, TokenSpec } from '@fedcare/shared/fl';
 import { validate, runConfigSchema } from '@fedcare/shared/protocol';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { z } from 'zod';
 import { RunConflictError, type Coordinator } from './coordinator';
 import { openApiDocument } from './openapi';
+import { viewRoundWire, viewStatus } from './views';
 
 export type Access = 'public' | 'any' | 'admin';
 
@@ -77,23 +85,34 @@ export interface ApiHooks {
   onRevoke?: () => Promise<number>;
 }
 
+/** An expiry in the future (ISO-8601 with an offset). */
+const expiresAtSchema = z.iso.datetime({ offset: true }).refine((s) => Date.parse(s) > Date.now(), 'expires_at must be in the future');
+
 const tokenSpecSchema = z.discriminatedUnion('role', [
-  z.strictObject({ role: z.literal('hospital'), hospital_id: hospitalIdSchema }),
-  z.strictObject({ role: z.literal('admin') }),
+  z.strictObject({ role: z.literal('hospital'), hospital_id: hospitalIdSchema, expires_at: expiresAtSchema.optional() }),
+  z.strictObject({ role: z.literal('admin'), expires_at: expiresAtSchema.optional() }),
+  z.strictObject({ role: z.literal('observer'), expires_at: expiresAtSchema.optional() }),
 ]);
 
 /** A stored credential as REST (and `fedcare token list`) shows it: never the secret. */
-export const tokenJson = (t: TokenInfo) => ({ token_id: t.tokenId, role: t.role, ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}), created_at: t.createdAt, ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}) });
+export const tokenJson = (t: TokenInfo) => ({
+  token_id: t.tokenId,
+  role: t.role,
+  ...(t.hospitalId ? { hospital_id: t.hospitalId } : {}),
+  created_at: t.createdAt,
+  ...(t.expiresAt ? { expires_at: t.expiresAt } : {}),
+  ...(t.revokedAt ? { revoked_at: t.revokedAt } : {}),
+});
 
 export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHooks = {}): Route[] {
   return [
     { method: 'GET', path: '/api/v1/openapi.json', access: 'public', handler: () => [200, openApiDocument] },
-    { method: 'GET', path: '/api/v1/status', access: 'any', handler: () => [200, coordinator.status()] },
+    { method: 'GET', path: '/api/v1/status', access: 'any', handler: ({ principal }) => [200, viewStatus(principal, coordinator.status())] },
     {
       method: 'GET',
       path: '/api/v1/whoami',
       access: 'any',
-      handler: ({ principal }) => [200, principal?.role === 'hospital' ? { role: 'hospital', hospital_id: principal.hospitalId } : { role: 'admin' }],
+      handler: ({ principal }) => [200, principal?.role === 'hospital' ? { role: 'hospital', hospital_id: principal.hospitalId } : { role: principal?.role ?? 'admin' }],
     },
     {
       method: 'GET',
@@ -118,7 +137,7 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       method: 'GET',
       path: '/api/v1/metrics',
       access: 'any',
-      handler: async ({ url }) => {
+      handler: async ({ url, principal }) => {
         const runId = url.searchParams.get('run_id');
         if (!runId) throw new HttpError(400, 'INVALID_PAYLOAD', 'run_id is required', 'run_id');
         const rawRound = url.searchParams.get('round_number');
@@ -130,7 +149,9 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
           200,
           {
             run_id: runId,
-            rounds: rounds.map((r) => ({ round_number: r.round, metrics: r.metrics, per_hospital: r.perHospital, participation: r.participation, timestamp: r.completedAt })),
+            rounds: rounds.map((r) =>
+              viewRoundWire(principal, { round_number: r.round, metrics: r.metrics, per_hospital: r.perHospital, participation: r.participation, timestamp: r.completedAt }),
+            ),
           },
         ];
       },
@@ -172,11 +193,14 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       handler: async ({ body, actor }) => {
         const parsed = validate(tokenSpecSchema, body ?? {});
         if (!parsed.ok) throw new HttpError(400, 'INVALID_PAYLOAD', parsed.message, parsed.field);
-        const spec = parsed.value.role === 'hospital' ? { role: 'hospital' as const, hospitalId: parsed.value.hospital_id } : { role: 'admin' as const };
+        const v = parsed.value;
+        const expiry = v.expires_at === undefined ? {} : { expiresAt: new Date(v.expires_at).toISOString() };
+        const spec: TokenSpec = v.role === 'hospital' ? { role: 'hospital', hospitalId: v.hospital_id, ...expiry } : { role: v.role, ...expiry };
         const created = await store.createToken(spec);
-        await store.appendAudit({ actor, action: 'token.create', outcome: 'ok', detail: { token_id: created.tokenId, role: spec.role, ...(spec.hospitalId ? { hospital_id: spec.hospitalId } : {}) } });
+        const shown = { role: spec.role, ...(spec.hospitalId ? { hospital_id: spec.hospitalId } : {}), ...(spec.expiresAt ? { expires_at: spec.expiresAt } : {}) };
+        await store.appendAudit({ actor, action: 'token.create', outcome: 'ok', detail: { token_id: created.tokenId, ...shown } });
         // The only time the token is shown: the database keeps its SHA-256.
-        return [201, { token_id: created.tokenId, token: created.token, role: spec.role, ...(spec.hospitalId ? { hospital_id: spec.hospitalId } : {}) }];
+        return [201, { token_id: created.tokenId, token: created.token, ...shown }];
       },
     },
     {
@@ -203,11 +227,25 @@ export function bearer(req: IncomingMessage): string | undefined {
   return m?.[1]?.trim();
 }
 
+/** 429 for an address blocked after repeated failed authentications (RFC 6585 §4, Retry-After in seconds). */
+export function rateLimited(retryAfterS: number): HttpError {
+  return new HttpError(429, 'RATE_LIMITED', `too many failed authentications from this address; try again in ${retryAfterS} s`, undefined, { 'retry-after': String(retryAfterS) });
+}
+
+export interface HttpGuard {
+  /** Seconds this request's address must wait (it is blocked), else undefined. */
+  retryAfter(req: IncomingMessage): Promise<number | undefined>;
+  /** A refused credential (401) or role (403); resolves to the seconds the address is now blocked for, if it is. */
+  denied(req: IncomingMessage, status: 401 | 403, path: string): Promise<number | undefined>;
+  /** An unexpected error, answered as 500 with `id` only: log it. */
+  internal(err: unknown, id: string, req: IncomingMessage): void;
+}
+
 export function createHttpHandler(
   routes: Route[],
   verify: (token: string | undefined) => Promise<TokenPrincipal | undefined>,
   extra: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean> | boolean,
-  onDenied: (req: IncomingMessage, status: number, path: string) => void,
+  guard: HttpGuard,
 ) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -225,24 +263,36 @@ export function createHttpHandler(
       }
       let principal: TokenPrincipal | undefined;
       if (route.access !== 'public') {
+        const wait = await guard.retryAfter(req);
+        if (wait !== undefined) {
+          await guard.denied(req, 401, url.pathname);
+          throw rateLimited(wait);
+        }
         const token = bearer(req);
         principal = await verify(token);
         if (!principal) {
-          onDenied(req, 401, url.pathname);
-          throw unauthorized(token);
+          const blocked = await guard.denied(req, 401, url.pathname);
+          throw blocked === undefined ? unauthorized(token) : rateLimited(blocked);
         }
         if (route.access === 'admin' && principal.role !== 'admin') {
-          onDenied(req, 403, url.pathname);
-          throw forbidden(`${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : 'another'} token`);
+          await guard.denied(req, 403, url.pathname);
+          throw forbidden(`${url.pathname} needs the admin token; this is ${principal.role === 'hospital' ? `hospital ${principal.hospitalId}'s` : `an ${principal.role}`} token`);
         }
       }
       const body = req.method === 'POST' ? await readBody(req) : undefined;
-      const actor = principal ? (principal.role === 'admin' ? 'admin' : `hospital:${principal.hospitalId}`) : 'anonymous';
+      const actor = principal ? (principal.role === 'hospital' ? `hospital:${principal.hospitalId}` : principal.role) : 'anonymous';
       const [status, value] = await route.handler({ url, body, principal, actor });
       send(status, value);
     } catch (e) {
       if (e instanceof HttpError) return send(e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } }, e.headers);
-      send(500, { error: { code: 'INTERNAL', message: (e as Error).message } });
+      // Never the message (it may name files, SQL or a stack): a correlation id the log has with the error.
+      const id = randomUUID();
+      guard.internal(e, id, req);
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      send(500, { error: { code: 'INTERNAL', message: `internal error; the coordinator's log has it under correlation id ${id}`, correlation_id: id } });
     }
   };
 }

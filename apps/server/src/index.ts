@@ -1,5 +1,5 @@
 /** @fedcare/server: the coordinator as a library, for the `fedcare serve` / `simulate` hosts. */
-export { startServer, MAX_MESSAGE_BYTES, type RunningServer, type ServerOptions } from './server';
+export { startServer, MAX_MESSAGE_BYTES, DEFAULT_LIMITS, type RunningServer, type ServerLimits, type ServerOptions } from './server';
 export { Coordinator, RunConflictError } from './coordinator';
 export { SocketGrid } from './grid';
 export { openApiDocument } from './openapi';

@@ -8,7 +8,12 @@ const error = {
     error: {
       type: 'object',
       required: ['code', 'message'],
-      properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        field: { type: 'string' },
+        correlation_id: { type: 'string', description: 'INTERNAL (500) only: the id the coordinator logged the error under; the error itself is never sent' },
+      },
     },
   },
 };
@@ -25,8 +30,16 @@ const errors = {
     headers: { 'WWW-Authenticate': { description: 'RFC 6750 challenge with `error="insufficient_scope"`', schema: { type: 'string' } } },
     content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
   },
+  '429': {
+    description: 'Too many failed authentications from this address: blocked for a minute (the limit is FEDCARE_AUTH_FAILURES_PER_MINUTE)',
+    headers: { 'Retry-After': { description: 'Seconds until the address may try again', schema: { type: 'integer' } } },
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  },
   '413': { description: 'Request body over 64 KiB', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
 };
+
+/** A token's expiry: ISO-8601 with an offset, in the future; without it the token lasts until revoked. */
+const expiresAt = { type: 'string', format: 'date-time', description: 'When the token stops working (ISO-8601, in the future)' };
 
 const metricsMap = { type: 'object', additionalProperties: { type: ['number', 'null'] } };
 
@@ -116,9 +129,10 @@ export const openApiDocument = {
         required: ['token_id', 'role', 'created_at'],
         properties: {
           token_id: { type: 'string' },
-          role: { type: 'string', enum: ['admin', 'hospital'] },
+          role: { type: 'string', enum: ['admin', 'observer', 'hospital'] },
           hospital_id: { type: 'string' },
           created_at: { type: 'string' },
+          expires_at: { type: 'string' },
           revoked_at: { type: 'string' },
         },
       },
@@ -142,7 +156,7 @@ export const openApiDocument = {
       get: {
         operationId: 'getStatus',
         summary: 'Current training status',
-        responses: { '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } }, '401': errors['401'] },
+        responses: { '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } }, '401': errors['401'], '429': errors['429'] },
       },
     },
     '/api/v1/whoami': {
@@ -157,12 +171,12 @@ export const openApiDocument = {
                 schema: {
                   type: 'object',
                   required: ['role'],
-                  properties: { role: { type: 'string', enum: ['admin', 'hospital'] }, hospital_id: { type: 'string' } },
+                  properties: { role: { type: 'string', enum: ['admin', 'observer', 'hospital'] }, hospital_id: { type: 'string' } },
                 },
               },
             },
           },
-          '401': errors['401'],
+          '401': errors['401'], '429': errors['429'],
         },
       },
     },
@@ -184,7 +198,7 @@ export const openApiDocument = {
             },
           },
           '400': errors['400'],
-          '401': errors['401'],
+          '401': errors['401'], '429': errors['429'],
           '404': { description: 'Unknown run', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
         },
       },
@@ -195,7 +209,7 @@ export const openApiDocument = {
         summary: 'Run history, newest first',
         responses: {
           '200': { description: 'Runs', content: { 'application/json': { schema: { type: 'object', properties: { runs: { type: 'array', items: { $ref: '#/components/schemas/Run' } } } } } } },
-          '401': errors['401'],
+          '401': errors['401'], '429': errors['429'],
         },
       },
     },
@@ -232,7 +246,7 @@ export const openApiDocument = {
         summary: 'Stored credentials, without their secrets (admin)',
         responses: {
           '200': { description: 'Tokens', content: { 'application/json': { schema: { type: 'object', required: ['tokens'], properties: { tokens: { type: 'array', items: { $ref: '#/components/schemas/TokenInfo' } } } } } } },
-          '401': errors['401'],
+          '401': errors['401'], '429': errors['429'],
           '403': errors['403'],
         },
       },
@@ -245,8 +259,9 @@ export const openApiDocument = {
             'application/json': {
               schema: {
                 oneOf: [
-                  { type: 'object', additionalProperties: false, required: ['role', 'hospital_id'], properties: { role: { const: 'hospital' }, hospital_id: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,31}$' } } },
-                  { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { const: 'admin' } } },
+                  { type: 'object', additionalProperties: false, required: ['role', 'hospital_id'], properties: { role: { const: 'hospital' }, hospital_id: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,31}$' }, expires_at: expiresAt } },
+                  { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { const: 'admin' }, expires_at: expiresAt } },
+                  { type: 'object', additionalProperties: false, required: ['role'], properties: { role: { const: 'observer' }, expires_at: expiresAt } },
                 ],
               },
             },
@@ -257,7 +272,7 @@ export const openApiDocument = {
             description: 'Created',
             content: {
               'application/json': {
-                schema: { type: 'object', required: ['token_id', 'token', 'role'], properties: { token_id: { type: 'string' }, token: { type: 'string' }, role: { type: 'string', enum: ['admin', 'hospital'] }, hospital_id: { type: 'string' } } },
+                schema: { type: 'object', required: ['token_id', 'token', 'role'], properties: { token_id: { type: 'string' }, token: { type: 'string' }, role: { type: 'string', enum: ['admin', 'observer', 'hospital'] }, hospital_id: { type: 'string' } } },
               },
             },
           },

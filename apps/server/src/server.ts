@@ -24,8 +24,11 @@ import {
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
 import { writeRoundEmf, type EmfOptions } from './emf';
-import { apiRoutes, bearer, createHttpHandler, forbidden, HttpError, unauthorized } from './http';
+import { AuthGuard, clientAddress, ConnectionCaps, DEFAULT_STRANGER_LIMITS, type StrangerLimits } from './auth-guard';
+import { apiRoutes, bearer, createHttpHandler, forbidden, HttpError, rateLimited, unauthorized } from './http';
+import { raiseMessageLimit, UNAUTHENTICATED_MESSAGE_BYTES } from './message-limit';
 import { originRefusal, securityHeaders, surfaceOf } from './security';
+import { viewClients, viewRound, viewStage, viewStatus } from './views';
 import { serveStatic, type StaticApp } from './static';
 import { openSqliteStore } from './store/sqlite';
 import { TokenAuthority } from './store/tokens';
@@ -38,9 +41,24 @@ import { TokenAuthority } from './store/tokens';
  */
 export { MAX_MESSAGE_BYTES };
 
+/** Strangers' limits (auth-guard.ts) and the audit log's retention. */
+export interface ServerLimits extends StrangerLimits {
+  /** The audit log keeps at most this many entries (default 100,000)… */
+  auditMaxRows: number;
+  /** …none older than this many days (default 365). */
+  auditMaxAgeDays: number;
+  /** How often retention runs (default 10 minutes; also once at start). */
+  auditPruneIntervalMs: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = { ...DEFAULT_STRANGER_LIMITS, auditMaxRows: 100_000, auditMaxAgeDays: 365, auditPruneIntervalMs: 600_000 };
+
 export interface ServerOptions {
   port?: number;
+  /** Interface to listen on; default 127.0.0.1 (a deployment says 0.0.0.0 on purpose: `--host`, FEDCARE_HOST). */
   host?: string;
+  /** Connection caps, the failed-authentication rate and audit retention; defaults in DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
   /** SQLite file (':memory:' for tests); used when no `store` is given. */
   db?: string;
   /** An opened Store (the aws store, say); the server closes it on close(). */
@@ -68,6 +86,10 @@ export interface RunningServer {
   tokens: TokenAuthority;
   log: PinoLogger;
   http: HttpServer;
+  /** Writes the refusals counted so far (one audit row per address) now, not at the end of the window. */
+  flushRefusals(): Promise<void>;
+  /** Runs audit retention now; resolves to how many entries it removed. */
+  pruneAudit(): Promise<number>;
   /** 'round' (RoundReport), 'stage' (StageProgress), 'status' (ServerStatus), 'runEnd' (FederationSummary), 'cspViolation' (the browser's report). */
   events: EventEmitter;
   /**
@@ -89,6 +111,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let ready = false;
   let draining = false;
   const tokens = TokenAuthority.fromEnv(store, o.env ?? process.env);
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -101,6 +124,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const cRejected = new Counter({ name: 'fedcare_rejected_messages_total', help: 'Hospital messages rejected', labelNames: ['code'], registers: [registry] });
   const cDenied = new Counter({ name: 'fedcare_auth_denied_total', help: 'Refused credentials', labelNames: ['surface', 'status'], registers: [registry] });
   const cOrigin = new Counter({ name: 'fedcare_origin_refused_total', help: 'Browser requests refused for their Origin', labelNames: ['surface'], registers: [registry] });
+  const cConnRefused = new Counter({ name: 'fedcare_connections_refused_total', help: 'Socket.IO connections refused by the per-address or total cap', registers: [registry] });
   const cCsp = new Counter({ name: 'fedcare_csp_violations_total', help: 'Content-Security-Policy violation reports received', registers: [registry] });
 
   const http = tls ? createHttpsServer({ cert: o.tls!.cert, key: o.tls!.key, minVersion: 'TLSv1.2' }) : createHttpServer();
@@ -129,8 +153,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }
     rest(req, res);
   });
+  const audit = (entry: Parameters<Store['appendAudit']>[0]): Promise<unknown> =>
+    store.appendAudit(entry).catch((e: unknown) => log.error({ err: (e as Error).message }, 'audit write failed'));
+  const guard = new AuthGuard(limits, audit);
+  const caps = new ConnectionCaps(limits);
+  const addressOf = (req: IncomingMessage) => clientAddress(req, limits.trustProxy);
   const io = new Server(http, {
-    maxHttpBufferSize: MAX_MESSAGE_BYTES,
+    // Strangers' limit: raised to MAX_MESSAGE_BYTES for a connection once a hospital's handshake is
+    // accepted (message-limit.ts). Anything larger before that closes the connection unread.
+    maxHttpBufferSize: UNAUTHENTICATED_MESSAGE_BYTES,
+    // A connection that joins no namespace is closed after this long (Socket.IO's default is 45 s).
+    connectTimeout: 10_000,
     serveClient: false,
     // No CORS answer at all: a browser page of another origin gets no session (checked for every
     // transport, WebSocket included — CORS does not apply to WebSocket, so allowRequest does it).
@@ -140,65 +173,117 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (why) {
         cOrigin.inc({ surface: 'socket' });
         log.warn({ origin: req.headers.origin, address: req.socket.remoteAddress }, 'socket.io connection refused: origin not allowed');
+        return callback(why, false);
       }
-      callback(why ?? null, why === undefined);
+      const full = caps.refusal(addressOf(req));
+      if (full) {
+        cConnRefused.inc();
+        guard.refused(addressOf(req), 'socket:TOO_MANY_CONNECTIONS');
+        return callback(full, false);
+      }
+      callback(null, true);
     },
+  });
+  // Counted from the handshake to the close, per address and in all.
+  io.engine.on('connection', (conn: { request: IncomingMessage; once(event: 'close', fn: () => void): void }) => {
+    conn.once('close', caps.open(addressOf(conn.request)));
+  });
+  // The default namespace serves nobody: hospitals use /hospital, dashboards /dashboard. Unknown
+  // namespaces are refused by Socket.IO itself (no dynamic namespaces).
+  io.of('/').use((socket, next) => {
+    guard.refused(addressOf(socket.request), 'socket:/');
+    const err = new Error('the default namespace is closed: hospitals connect to /hospital, dashboards to /dashboard') as Error & { data: ProtocolErrorPayload };
+    err.data = { code: 'FORBIDDEN', message: err.message, event: 'connect' };
+    next(err);
+    socket.conn.close();
   });
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['x-content-type-options'] = 'nosniff';
     headers['cache-control'] = 'no-store';
   });
-  const audit = (entry: Parameters<Store['appendAudit']>[0]) => {
-    store.appendAudit(entry).catch((e: unknown) => log.error({ err: (e as Error).message }, 'audit write failed'));
+  /** Refuses a blocked address's handshake with RATE_LIMITED and closes its connection. */
+  const refuseBlocked = (socket: { conn: { close(): void } }, next: (err?: Error) => void, retryAfterS: number) => {
+    const err = new Error(`too many failed authentications from this address; try again in ${retryAfterS} s`) as Error & { data: ProtocolErrorPayload };
+    err.data = { code: 'RATE_LIMITED', message: err.message, field: 'token', event: 'connect', retry_after_s: retryAfterS };
+    next(err);
+    socket.conn.close();
   };
 
   // Hospitals: a credential bound to one hospital; nobody can act as another.
   const hospitals = io.of(HOSPITAL_NAMESPACE) as unknown as HospitalNamespace;
   hospitals.use((socket, next) => {
+    const address = addressOf(socket.request);
+    // Refusals are audited in aggregate (one row per address per window, AuthGuard), not one row each.
     const deny = (code: ProtocolErrorPayload['code'], message: string, field?: string) => {
       const err = new Error(message) as Error & { data: ProtocolErrorPayload };
       err.data = { code, message, ...(field ? { field } : {}), event: 'connect' };
       cDenied.inc({ surface: 'socket', status: code });
-      audit({ actor: socket.handshake.address, action: 'join', outcome: 'rejected', detail: { code, message } });
-      log.warn({ address: socket.handshake.address, code, message }, 'hospital connection refused');
-      next(err);
+      log.warn({ address, code, message }, 'hospital connection refused');
+      void guard.failed(address, `hospital:${code}`, code === 'UNAUTHORIZED').then(
+        (blocked) => (blocked === undefined ? next(err) : refuseBlocked(socket, next, blocked)),
+        () => next(err),
+      );
     };
     const hello = validate(helloSchema, socket.handshake.auth);
     if (!hello.ok) return deny('INVALID_PAYLOAD', `handshake ${hello.message}`, hello.field);
     if (hello.value.client_version !== PROTOCOL_VERSION) return deny('INVALID_PAYLOAD', `protocol version ${hello.value.client_version} unsupported (server speaks ${PROTOCOL_VERSION})`, 'client_version');
-    tokens
-      .verify(hello.value.token)
-      .then((p) => {
+    guard
+      .retryAfter(address)
+      .then(async (wait) => {
+        if (wait !== undefined) {
+          guard.refused(address, 'hospital:RATE_LIMITED');
+          return refuseBlocked(socket, next, wait);
+        }
+        const p = await tokens.verify(hello.value.token);
         if (!p) return deny('UNAUTHORIZED', 'unknown or revoked token', 'token');
-        if (p.role !== 'hospital') return deny('FORBIDDEN', 'an admin token cannot join as a hospital', 'token');
+        if (p.role !== 'hospital') return deny('FORBIDDEN', `an ${p.role} token cannot join as a hospital`, 'token');
         if (p.hospitalId !== hello.value.hospital_id) return deny('FORBIDDEN', `this token belongs to ${p.hospitalId}, not ${hello.value.hospital_id}`, 'hospital_id');
         socket.data.hospitalId = p.hospitalId;
         if (hello.value.host) socket.data.host = hello.value.host;
         if (hello.value.num_records !== undefined) socket.data.numRecords = hello.value.num_records;
         audit({ actor: `hospital:${p.hospitalId}`, action: 'join', outcome: 'ok', detail: { host: hello.value.host ?? 'unknown' } });
         log.info({ hospital: p.hospitalId, host: hello.value.host }, 'hospital joined');
+        // An authenticated hospital may send updates up to MAX_MESSAGE_BYTES (HE ciphertexts).
+        raiseMessageLimit(socket.conn, MAX_MESSAGE_BYTES);
         next();
       })
       .catch((e: unknown) => next(e as Error));
   });
 
-  // Dashboards: any valid token may watch; run control is REST with the admin token.
+  // Dashboards: any valid token may watch, each seeing what its role may (views.ts): admin and
+  // observer every hospital, a hospital only itself and the global figures. Run control is REST.
   const dashboards = io.of(DASHBOARD_NAMESPACE) as unknown as Namespace<DashboardClientToServer, DashboardServerToClient>;
   dashboards.use((socket, next) => {
+    const address = addressOf(socket.request);
     const token = (socket.handshake.auth as { token?: unknown }).token;
-    tokens
-      .verify(token)
-      .then((p) => {
+    guard
+      .retryAfter(address)
+      .then(async (wait) => {
+        if (wait !== undefined) {
+          guard.refused(address, 'dashboard:RATE_LIMITED');
+          return refuseBlocked(socket, next, wait);
+        }
+        const p = await tokens.verify(token);
         if (!p) {
           cDenied.inc({ surface: 'dashboard', status: 'UNAUTHORIZED' });
           const err = new Error('unknown or missing token') as Error & { data: ProtocolErrorPayload };
           err.data = { code: 'UNAUTHORIZED', message: 'unknown or missing token', field: 'token' };
-          return next(err);
+          const blocked = await guard.failed(address, 'dashboard:UNAUTHORIZED');
+          return blocked === undefined ? next(err) : refuseBlocked(socket, next, blocked);
         }
+        socket.data.principal = p;
         next();
       })
       .catch((e: unknown) => next(e as Error));
   });
+  /** Sends each dashboard the view of `payload` its role may see. */
+  const toDashboards = <E extends keyof DashboardServerToClient>(event: E, payload: Parameters<DashboardServerToClient[E]>[0], view: (p: TokenPrincipal | undefined, v: typeof payload) => typeof payload) => {
+    for (const socket of dashboards.sockets.values()) {
+      const args = [view(socket.data.principal as TokenPrincipal | undefined, payload)] as unknown as Parameters<DashboardServerToClient[E]>;
+      socket.emit(event, ...args);
+    }
+  };
+  const whole = <T>(_p: TokenPrincipal | undefined, v: T): T => v;
 
   const grid = new SocketGrid(hospitals, {
     onReject: (h, err) => {
@@ -218,9 +303,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
     onConnectionChange: (list) => {
       gClients.set(list.length);
-      dashboards.emit('dash:clients', connectedHospitals(list));
+      toDashboards('dash:clients', connectedHospitals(list), viewClients);
     },
-    onRun: (e) => dashboards.emit('dash:run', e),
+    onRun: (e) => toDashboards('dash:run', e, whole),
   });
 
   function connectedHospitals(list: string[]) {
@@ -237,12 +322,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const coordinator = new Coordinator(store, grid, log, {
     onStatus: (s) => {
       events.emit('status', s);
-      dashboards.emit('dash:status', s);
+      toDashboards('dash:status', s, viewStatus);
     },
     onRunEnd: (s) => events.emit('runEnd', s),
     onStage: (p) => {
       events.emit('stage', p);
-      dashboards.emit('dash:stage', { run_id: p.runId, round: p.round, stage: p.stage, done: p.phase === 'end' ? p.targets.length - p.dropped.length : 0, total: p.targets.length, dropped: p.dropped });
+      toDashboards('dash:stage', { run_id: p.runId, round: p.round, stage: p.stage, done: p.phase === 'end' ? p.targets.length - p.dropped.length : 0, total: p.targets.length, dropped: p.dropped }, viewStage);
     },
     onRound: (r) => {
       events.emit('round', r);
@@ -255,31 +340,40 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         cBytes.inc({ direction: 'up' }, b.up);
         cBytes.inc({ direction: 'down' }, b.down);
       }
-      dashboards.emit('dash:round', {
+      toDashboards('dash:round', {
         run_id: r.runId,
         round: r.round,
         metrics: r.metrics,
         per_hospital: r.perHospital,
         participation: r.participation.map((p) => ({ hospitalId: p.hospitalId, stage: p.stage, status: p.status, ...(p.reason ? { reason: p.reason } : {}) })),
         completed_at: new Date().toISOString(),
-      });
+      }, viewRound);
     },
   });
   dashboards.on('connection', (socket) => {
-    socket.emit('dash:status', coordinator.status());
-    socket.emit('dash:clients', connectedHospitals(grid.available()));
+    const p = socket.data.principal as TokenPrincipal | undefined;
+    socket.emit('dash:status', viewStatus(p, coordinator.status()));
+    socket.emit('dash:clients', viewClients(p, connectedHospitals(grid.available())));
   });
-  // GetStatus (seed spec 7.1): a hospital asks where the federation is.
+  // GetStatus (seed spec 7.1): a hospital asks where the federation is (and sees itself, not the others).
   hospitals.on('connection', (socket) => {
     socket.on('fl:status', (ack) => {
-      if (typeof ack === 'function') ack({ ok: true, value: coordinator.status() });
+      if (typeof ack === 'function') ack({ ok: true, value: viewStatus({ role: 'hospital', hospitalId: String(socket.data.hospitalId) }, coordinator.status()) });
     });
   });
 
   const verify = (t: string | undefined): Promise<TokenPrincipal | undefined> => tokens.verify(t);
-  const denied = (req: IncomingMessage, status: number, path: string) => {
+  // Refused REST credentials: counted, rate-limited per address (401s) and audited in aggregate.
+  const denied = (req: IncomingMessage, status: 401 | 403, path: string): Promise<number | undefined> => {
     cDenied.inc({ surface: 'rest', status: String(status) });
-    audit({ actor: req.socket.remoteAddress ?? 'unknown', action: `rest ${path}`, outcome: 'rejected', detail: { status } });
+    return guard.failed(addressOf(req), `rest:${status} ${path.slice(0, 64)}`, status === 401);
+  };
+  const httpGuard = {
+    retryAfter: (req: IncomingMessage) => guard.retryAfter(addressOf(req)),
+    denied,
+    internal: (err: unknown, id: string, req: IncomingMessage) => {
+      log.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err), correlation_id: id, method: req.method, url: req.url?.split('?')[0] }, 'internal error answered as 500');
+    },
   };
   // A revoked token's connections close at once (not at their next reconnect): every socket's
   // handshake token is checked again, and those no longer valid are told why and disconnected.
@@ -303,9 +397,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (url.pathname === '/metrics' && req.method === 'GET') {
         // Open for a scraper on a private network unless FEDCARE_METRICS_TOKEN is set.
         const token = bearer(req);
+        if (tokens.metricsProtected) {
+          const wait = await guard.retryAfter(addressOf(req));
+          if (wait !== undefined) throw rateLimited(wait);
+        }
         const access = await tokens.verifyMetrics(token);
         if (access !== 'ok') {
-          denied(req, access === 'unauthorized' ? 401 : 403, url.pathname);
+          const blocked = await denied(req, access === 'unauthorized' ? 401 : 403, url.pathname);
+          if (blocked !== undefined) throw rateLimited(blocked);
           throw access === 'unauthorized' ? unauthorized(token) : forbidden('/metrics needs the metrics token (FEDCARE_METRICS_TOKEN) or the admin token');
         }
         res.writeHead(200, { 'content-type': registry.contentType });
@@ -335,12 +434,28 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       }
       return false;
     },
-    denied,
+    httpGuard,
   );
+
+  // Audit retention: at start and every auditPruneIntervalMs.
+  const pruneAudit = () =>
+    store
+      .pruneAudit({ maxRows: limits.auditMaxRows, maxAgeMs: limits.auditMaxAgeDays * 86_400_000 })
+      .then((n) => {
+        if (n > 0) log.info({ removed: n }, 'audit log retention: oldest entries removed');
+        return n;
+      })
+      .catch((e: unknown) => {
+        log.error({ err: (e as Error).message }, 'audit log retention failed');
+        return 0;
+      });
+  const pruneTimer = setInterval(() => void pruneAudit(), limits.auditPruneIntervalMs);
+  pruneTimer.unref();
+  void pruneAudit();
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(o.port ?? 8080, o.host ?? '0.0.0.0', () => {
+    http.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => {
       http.off('error', reject);
       resolve();
     });
@@ -361,6 +476,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log,
     http,
     events,
+    flushRefusals: () => guard.flush(),
+    pruneAudit,
     async close(options: { drainMs?: number } = {}) {
       draining = true;
       ready = false;
@@ -368,6 +485,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       // A running run is interrupted, not stopped: the next start on this database resumes it.
       await coordinator.shutdown().catch(() => undefined);
       await new Promise<void>((resolve) => io.close(() => resolve()));
+      clearInterval(pruneTimer);
+      // The last window's aggregated refusals are written before the store closes.
+      await guard.close();
       await store.close();
     },
   };

@@ -16,6 +16,8 @@ export const ERROR_CODES = [
   'CHECKSUM_MISMATCH', // weights do not hash to the SHA-256 sent with them
   'MESSAGE_TOO_LARGE',
   'RUN_CONFLICT', // e.g. start while a run is active
+  'RATE_LIMITED', // too many failed sign-ins from this address: wait (retry_after_s) and try again
+  'TOO_MANY_CONNECTIONS', // the per-address or total connection cap is reached
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -27,6 +29,8 @@ export interface ProtocolErrorPayload {
   field?: string;
   /** The event the error answers. */
   event?: string;
+  /** RATE_LIMITED: seconds until a new attempt is counted again. */
+  retry_after_s?: number;
 }
 
 export class ProtocolError extends Error {

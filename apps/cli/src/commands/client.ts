@@ -1,6 +1,7 @@
 /** `fedcare client`: a headless hospital (Node host of the shared client pipeline). */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { serverUrlRefusal } from '../server-url';
 import { CliError } from '../io';
 import { parseFault } from '../faults';
 import { startHospital } from '../hospital';
@@ -10,7 +11,7 @@ import { ProgressBar } from '../progress';
 import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore, readRoster } from '../privacy-ledger-file';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--ca FILE] [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
+         [--ca FILE] [--insecure] [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
@@ -22,7 +23,8 @@ With secure aggregation, the other hospitals' identity keys are pinned on first 
 trusts no key on first use: a JSON object {"H1": "<hex key>", …} of the federation's identity keys,
 exchanged between operators out of band (each prints its own with \`fedcare identity\`); a hospital
 not in it, or with another key, is refused from the first round on. --ca FILE (or FEDCARE_CA) trusts a
-private certificate authority (PEM) for an https:// coordinator, besides the system's.`;
+private certificate authority (PEM) for an https:// coordinator, besides the system's. Plain http://
+is refused to any host but this machine (localhost, 127.0.0.1, ::1) unless --insecure is given.`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -31,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       server: { type: 'string' },
       ca: { type: 'string', default: process.env.FEDCARE_CA },
+      insecure: { type: 'boolean', default: false },
       hospital: { type: 'string' },
       token: { type: 'string', default: process.env.FEDCARE_TOKEN },
       data: { type: 'string' },
@@ -50,6 +53,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   for (const k of ['server', 'hospital', 'data'] as const) if (!values[k]) throw new CliError(`--${k} is required`, 2);
+  const refusal = serverUrlRefusal(values.server as string, values.insecure);
+  if (refusal) throw new CliError(refusal, 2);
   if (!values.token) throw new CliError('a token is required: --token TOKEN or FEDCARE_TOKEN in the environment (preferred: argv is visible to other users)', 2);
   const hospitalId = values.hospital as string;
   const records = loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateHospital, KNOWN_HOSPITALS, toNdjson, type PatientRecord } from '@fedcare/shared/data';
-import { CliError, writeFileAtomic } from '../io';
+import { CliError, PRIVATE, writeFileAtomic } from '../io';
 import { renderTable } from '../table';
 
 const HELP = `usage: fedcare generate [--hospitals H1,H2,H3] [--seed 42] [--out data] [--patients N] [--json]
@@ -47,7 +47,7 @@ export function generateToDir(hospitals: readonly string[], seed: number, out: s
   const cohorts = hospitals.map((h) => ({ h, records: generateHospital(h, { seed, ...(patients ? { patients } : {}) }).records }));
   return cohorts.map(({ h, records }) => {
     const file = path.join(out, `${h}.ndjson`);
-    writeFileAtomic(file, toNdjson(records));
+    writeFileAtomic(file, toNdjson(records), PRIVATE);
     return summarise(h, records, file);
   });
 }

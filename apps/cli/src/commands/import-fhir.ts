@@ -22,7 +22,7 @@ import {
   type FhirBundleReport,
   type FhirImportBatch,
 } from '@fedcare/shared/data';
-import { CliError, readText, writeFileAtomic } from '../io';
+import { CliError, PRIVATE, readText, writeFileAtomic } from '../io';
 import { renderTable } from '../table';
 
 export const USAGE = `Usage: fedcare import-fhir --in DIR_OR_FILE --hospital ID --out FILE.ndjson [--support DIR] [--json]
@@ -158,7 +158,7 @@ export async function run(argv: string[]): Promise<number> {
     );
   }
 
-  writeFileAtomic(out, toNdjson(batch.records));
+  writeFileAtomic(out, toNdjson(batch.records), PRIVATE);
 
   const { summary } = batch;
   process.stderr.write(table(batch.reports));

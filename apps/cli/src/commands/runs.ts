@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
 import { ROUND_METRIC_NAMES, type RoundMetrics, type RoundReport } from '@fedcare/shared/fl';
-import { stringifyMetrics } from '@fedcare/shared/util';
+import { csvCell, stringifyMetrics } from '@fedcare/shared/util';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { renderTable } from '../table';
 import { roundsChart } from './simulate';
@@ -32,13 +32,14 @@ function asReport(runId: string, r: RoundMetrics): RoundReport {
   return { runId, round: r.round, metrics: r.metrics, perHospital: r.perHospital, participation: r.participation, bytes };
 }
 
-/** RFC 4180 CSV: one row per round, the seed spec 6.1 metrics in their order, then any others. */
+/** RFC 4180 CSV (formula-leading text escaped): one row per round, the seed spec 6.1 metrics in their order, then any others. */
 export function roundsCsv(rounds: readonly RoundMetrics[]): string {
   const others = [...new Set(rounds.flatMap((r) => Object.keys(r.metrics)))].filter((k) => !(ROUND_METRIC_NAMES as readonly string[]).includes(k)).sort();
   const names = [...ROUND_METRIC_NAMES, ...others];
   const cell = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '' : v === Number.POSITIVE_INFINITY ? 'inf' : String(v));
-  const lines = [['round', 'completed_at', ...names].join(',')];
-  for (const r of rounds) lines.push([String(r.round), r.completedAt, ...names.map((n) => cell(r.metrics[n]))].join(','));
+  // Metric names come from hospitals: quoted and formula-escaped (OWASP CSV injection), like the dashboard's export.
+  const lines = [['round', 'completed_at', ...names].map(csvCell).join(',')];
+  for (const r of rounds) lines.push([String(r.round), csvCell(r.completedAt), ...names.map((n) => cell(r.metrics[n]))].join(','));
   return `${lines.join('\n')}\n`;
 }
 

@@ -4,18 +4,24 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore, parseAllowedOrigins, startServer } from '@fedcare/server';
 import { CliError } from '../io';
-import { booleanSetting, drainSetting, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
+import { booleanSetting, drainSetting, limitSettings, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
 import { webApps } from '../web';
 
-const HELP = `usage: fedcare serve [--port 8080] [--host 0.0.0.0] [--store sqlite|aws] [--db .fedcare/fedcare.db]
+const HELP = `usage: fedcare serve [--port 8080] [--host 127.0.0.1] [--store sqlite|aws] [--db .fedcare/fedcare.db]
                      [--create-missing] [--tls-cert FILE --tls-key FILE] [--cloudwatch-emf] [--log-level info]
 
 Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metrics, /healthz, /readyz,
-and the web apps (/hospital/, /dashboard/). Every flag has an environment variable (a flag wins):
+and the web apps (/hospital/, /dashboard/). It listens on 127.0.0.1 unless --host (FEDCARE_HOST) names
+another interface (0.0.0.0 for all: the container image sets it). Every flag has an environment variable (a flag wins):
 PORT or FEDCARE_PORT, FEDCARE_HOST, FEDCARE_STORE, FEDCARE_DB, FEDCARE_CREATE_MISSING, FEDCARE_TLS_CERT,
 FEDCARE_TLS_KEY, FEDCARE_CLOUDWATCH_EMF, FEDCARE_LOG_LEVEL; and FEDCARE_ALLOWED_ORIGINS (browser origins
 besides the coordinator's own), FEDCARE_DEPLOYMENT (the EMF Deployment dimension), FEDCARE_DRAIN_SECONDS
 (after SIGTERM, answer /readyz 503 and keep serving this long before closing; default 0).
+Strangers: FEDCARE_MAX_CONNECTIONS (open Socket.IO connections in all, default 1000),
+FEDCARE_MAX_CONNECTIONS_PER_IP (default 32), FEDCARE_AUTH_FAILURES_PER_MINUTE (failed authentications
+per address before it gets 429 / RATE_LIMITED for a minute, default 20), FEDCARE_TRUST_PROXY (1: the
+client address is the last X-Forwarded-For entry, behind a load balancer), FEDCARE_AUDIT_MAX_ROWS
+(default 100000) and FEDCARE_AUDIT_MAX_AGE_DAYS (default 365): the audit log's retention.
 
 Store: sqlite (a file) or aws — DynamoDB tables FEDCARE_DYNAMODB_TABLE_PREFIX + fl-training-metadata, …
 and the S3 bucket FEDCARE_S3_BUCKET; endpoints from AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3,
@@ -52,7 +58,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
   }
   // Every setting is checked before anything is opened.
   const port = portSetting(values.port, env);
-  const host = setting(values.host, '--host', env, SERVER_ENV.host, '0.0.0.0').value as string;
+  const host = setting(values.host, '--host', env, SERVER_ENV.host, '127.0.0.1').value as string;
   const logLevel = setting(values['log-level'], '--log-level', env, SERVER_ENV.logLevel, 'info').value as string;
   const spec = storeSpec(values, env);
   const tls = tlsFiles(values, env);
@@ -65,8 +71,10 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const emf = booleanSetting(values['cloudwatch-emf'], env, SERVER_ENV.cloudwatchEmf);
   const deployment = env.FEDCARE_DEPLOYMENT;
   const drainSeconds = drainSetting(env);
+  const limits = limitSettings(env);
 
-  if (spec.kind === 'sqlite' && spec.file !== ':memory:') mkdirSync(path.dirname(path.resolve(spec.file)), { recursive: true });
+  // The database's directory is created 0700 (the file itself 0600: SqliteStore).
+  if (spec.kind === 'sqlite' && spec.file !== ':memory:') mkdirSync(path.dirname(path.resolve(spec.file)), { recursive: true, mode: 0o700 });
   let store;
   try {
     store = await openStore(spec);
@@ -83,6 +91,7 @@ export async function run(argv: string[], env: Record<string, string | undefined
       staticApps: webApps(),
       ...(tls ? { tls } : {}),
       allowedOrigins,
+      limits,
       ...(emf ? { cloudwatchEmf: { write: (line: string) => process.stdout.write(`${line}\n`), ...(deployment ? { deployment } : {}) } } : {}),
       env,
     });

@@ -255,7 +255,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const store = await openStore(o.store ?? { kind: 'sqlite', file: path.join(work, 'fedcare.db') }).catch((e: unknown) => {
     throw new CliError(`cannot open the ${o.store?.kind ?? 'sqlite'} store: ${(e as Error).message}`);
   });
-  if (o.emfFile) writeFileSync(o.emfFile, '');
+  if (o.emfFile) writeFileSync(o.emfFile, '', { mode: 0o600 });
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
@@ -263,7 +263,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     ...(o.emfFile ? { cloudwatchEmf: { write: (line: string) => appendFileSync(o.emfFile as string, `${line}\n`) } } : {}),
     env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: o.hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
     logLevel: 'info',
-    logStream: createWriteStream(logFile),
+    logStream: createWriteStream(logFile, { mode: 0o600 }),
   });
   o.onInfo?.(`coordinator ${server.url} (log ${logFile})`);
   if (o.clients === 'inprocess') await initTf('wasm');
@@ -278,7 +278,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       // The token goes in the environment, not argv: other users can read argv, and a base64url
       // token may start with '-', which an option parser takes for a flag.
       // A fresh privacy ledger per simulation: each simulated hospital starts with its whole budget.
-      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet', '--privacy-ledger', path.join(work, `${h}.privacy.json`), '--pins', path.join(work, `${h}.pins.json`)];
+      const args = [BIN, 'client', '--server', server.url, '--hospital', h, '--data', existsSync(file) ? file : o.data, '--once', '--quiet', '--privacy-ledger', path.join(work, `${h}.privacy.json`), '--pins', path.join(work, `${h}.pins.json`), '--identity', path.join(work, `${h}.identity.pem`)];
       for (const f of (o.faults ?? []).filter((x) => x.hospital === h)) args.push('--fault', formatFault(f));
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FEDCARE_TOKEN: tokens[h] as string } });
       child.stderr?.on('data', (d: Buffer) => {

@@ -1,12 +1,14 @@
 /**
  * `fedcare start` (what `npm start` runs): the main job on embedded defaults — SQLite, local files,
- * no cloud. Generates H1–H3 once, starts the coordinator, starts the three headless hospitals as
- * their own processes (unless --no-agents), starts a FedAvg run (unless one is being resumed or
- * --no-run), prints the dashboard URL, each hospital's portal URL and token (H1–H3, and H4 for
- * someone who brings their own records), and shows per-round progress. Ctrl-C stops it all.
+ * no cloud. Generates H1–H3 once, starts the coordinator (on 127.0.0.1 unless FEDCARE_HOST says
+ * otherwise), starts the three headless hospitals as their own processes (unless --no-agents),
+ * starts a FedAvg run (unless one is being resumed or --no-run), prints the dashboard URL, each
+ * hospital's portal URL (H1–H3, and H4 for someone who brings their own records) and the name of
+ * the 0600 file that holds the tokens — never a token itself (terminals are logged and shared) —
+ * and shows per-round progress. Ctrl-C stops it all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,7 +16,7 @@ import { generateToken, startServer } from '@fedcare/server';
 import { KNOWN_HOSPITALS } from '@fedcare/shared/data';
 import type { RoundReport } from '@fedcare/shared/fl';
 import { runConfigSchema } from '@fedcare/shared/protocol';
-import { writeFileAtomic } from '../io';
+import { PRIVATE, writeFileAtomic } from '../io';
 import { webApps } from '../web';
 import { ProgressBar } from '../progress';
 import { generateToDir } from './generate';
@@ -22,7 +24,8 @@ import { generateToDir } from './generate';
 const HELP = `usage: fedcare start [--home .fedcare] [--port 8080] [--rounds 10] [--local-epochs 1] [--no-agents] [--no-run]
 
 Runs the coordinator with headless hospitals H1–H3 on generated data (HOME/data), SQLite in
-HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600). Serves the dashboard
+HOME/fedcare.db, credentials in HOME/tokens.json (created once, mode 0600; HOME is 0700; the tokens
+are never printed: read them from the file). Listens on 127.0.0.1 (FEDCARE_HOST to change). Serves the dashboard
 at /dashboard/ and the hospital portal at /hospital/. With --no-agents nobody trains until
 hospitals join from their portals (H1–H3 with the generated files, or H4 with records you bring).
 Ctrl-C interrupts a run without ending it: the next start resumes it from its last completed round.`;
@@ -47,10 +50,8 @@ function loadOrCreateCredentials(file: string): Credentials {
       changed = true;
     }
   }
-  if (changed) {
-    writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`);
-    chmodSync(file, 0o600);
-  }
+  // 0600 from its creation (the temporary file is created so), never world-readable for a moment.
+  if (changed) writeFileAtomic(file, `${JSON.stringify(creds, null, 2)}\n`, PRIVATE);
   return creds;
 }
 
@@ -74,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const home = values.home;
-  mkdirSync(home, { recursive: true });
+  mkdirSync(home, { recursive: true, mode: 0o700 });
   const dataDir = path.join(home, 'data');
   if (!existsSync(dataDir) || !readdirSync(dataDir).some((f) => f.endsWith('.ndjson'))) {
     process.stderr.write(`generating hospitals ${KNOWN_HOSPITALS.join(', ')} into ${dataDir} …\n`);
@@ -82,10 +83,11 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`  ${s.hospital}: ${s.patients} patients, mean age ${s.mean_age.toFixed(1)}, readmission ${s.readmission_rate.toFixed(3)}\n`);
     }
   }
-  const creds = loadOrCreateCredentials(path.join(home, 'tokens.json'));
+  const tokensFile = path.join(home, 'tokens.json');
+  const creds = loadOrCreateCredentials(tokensFile);
   const server = await startServer({
     port: Number(values.port),
-    host: '0.0.0.0',
+    host: process.env.FEDCARE_HOST || '127.0.0.1',
     db: path.join(home, 'fedcare.db'),
     env: {
       ...process.env,
@@ -100,15 +102,15 @@ export async function run(argv: string[]): Promise<number> {
     [
       '',
       `fedcare coordinator   ${base}`,
-      `  dashboard           ${base}/dashboard/   (sign in with the admin token, or a hospital token to watch)`,
+      `  dashboard           ${base}/dashboard/   (sign in with the admin token; a hospital's token shows only that hospital)`,
       `  REST API            ${base}/api/v1/status   (OpenAPI: ${base}/api/v1/openapi.json)`,
       `  Prometheus          ${base}/metrics`,
-      `  admin token         ${creds.admin}`,
+      `  admin token         "admin" in ${tokensFile}`,
       '',
       `hospital portals (open one, sign in with its token, import records, click "Join round")`,
       ...[...KNOWN_HOSPITALS, PORTAL_ONLY_HOSPITAL].flatMap((h) => [
         `  ${h}  ${base}/hospital/?hospital=${h}`,
-        `      token ${creds.hospitals[h]}   ${
+        `      token "hospitals.${h}" in the credentials file   ${
           h === PORTAL_ONLY_HOSPITAL
             ? '(an extra hospital: import your own records, e.g. FHIR bundles)'
             : values['no-agents']
@@ -116,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
               : '(its headless agent is connected; start with --no-agents to be it in the browser)'
         }`,
       ]),
-      `  credentials file    ${path.join(home, 'tokens.json')}`,
+      `  credentials file    ${tokensFile}   (mode 0600; the tokens are not printed)`,
       '',
     ].join('\n') + '\n',
   );
@@ -125,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values['no-agents']) {
     for (const h of KNOWN_HOSPITALS) {
       // Token via the environment: argv is visible to other users (and a token may start with '-').
-      const child = spawn(process.execPath, [BIN, 'client', '--server', base, '--hospital', h, '--data', path.join(dataDir, `${h}.ndjson`), '--quiet'], {
+      const child = spawn(process.execPath, [BIN, 'client', '--server', server.url, '--hospital', h, '--data', path.join(dataDir, `${h}.ndjson`), '--quiet'], {
         stdio: ['ignore', 'ignore', 'inherit'],
         env: { ...process.env, FEDCARE_TOKEN: creds.hospitals[h] as string },
       });

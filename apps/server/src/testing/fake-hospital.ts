@@ -263,11 +263,16 @@ export const HOSPITAL_TOKENS: Record<string, string> = {
   H4: 'h4-token-0123456789abcdef',
 };
 
-/** A coordinator on port 0 with the test tokens (and `env` besides), on a fresh SQLite file. */
+/**
+ * A coordinator on port 0 with the test tokens (and `env` besides), on a fresh SQLite file. Suites
+ * that try many wrong tokens on purpose share one address (127.0.0.1): the failed-authentication
+ * limit is raised here unless `options.limits` says otherwise (adversarial/strangers.test.ts tests it).
+ */
 export async function startTestServer(env: Record<string, string> = {}, options: Partial<ServerOptions> = {}): Promise<RunningServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fc-proto-'));
   return startServer({
     ...options,
+    limits: { authFailuresPerMinute: 10_000, ...options.limits },
     port: 0,
     host: '127.0.0.1',
     db: path.join(dir, 'fedcare.db'),
