@@ -131,6 +131,8 @@ export class Coordinator {
       minEvaluateClients: config.min_evaluate_clients,
       minAvailableClients: config.min_available_clients,
       proximalMu: config.proximal_mu,
+      ...(config.trimmed_beta !== undefined ? { beta: config.trimmed_beta } : {}),
+      ...(config.krum_f !== undefined ? { numMaliciousClients: config.krum_f } : {}),
     });
     const active: Active = { runId, config, controller, done: Promise.resolve(undefined), round: lastCompleted, stage: null, lastAccuracy: null, lastEpsilon: null };
     this.active = active;

@@ -18,7 +18,7 @@ import {
   type RunEvent,
   type StageResult,
 } from '@fedcare/shared/protocol';
-import type { Dropout, Grid, StageOutcome, StageRequest } from '@fedcare/shared/fl';
+import { adaptiveDeadlineMs, type Dropout, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
 
 export interface HospitalSocketData {
   hospitalId: string;
@@ -48,6 +48,9 @@ interface OpenStage {
   results: Map<string, StageResult>;
   dropped: Map<string, Dropout>;
   bytesAtStart: Map<string, { up: number; down: number }>;
+  /** When the stage began (performance.now()), and each answer's delay from then. */
+  startedAt: number;
+  elapsedMs: Map<string, number>;
   settle: () => void;
 }
 
@@ -148,6 +151,7 @@ export class SocketGrid implements Grid {
     const routeErr = this.route(h, msg);
     if (routeErr) return this.reject(socket, ack, routeErr, 'fl:result');
     const open = this.open as OpenStage;
+    open.elapsedMs.set(h, performance.now() - open.startedAt);
     open.pending.delete(h);
     open.checking.add(h); // claimed: a concurrent duplicate now fails the replay check
     let contentErr: ProtocolError | undefined;
@@ -218,6 +222,8 @@ export class SocketGrid implements Grid {
         results: new Map(),
         dropped: new Map(),
         bytesAtStart: new Map(req.targets.map((h) => [h, this.bytes(h)])),
+        startedAt: performance.now(),
+        elapsedMs: new Map(),
         settle: () => {},
       };
       let finished = false;
@@ -226,7 +232,8 @@ export class SocketGrid implements Grid {
         finished = true;
         clearTimeout(timer);
         signal?.removeEventListener('abort', finish);
-        for (const h of open.pending) open.dropped.set(h, { hospitalId: h, reason: signal?.aborted ? 'disconnected' : 'timeout' });
+        const cut = !signal?.aborted && deadlineMs < req.timeoutMs ? { detail: `straggler: past the adaptive deadline of ${(deadlineMs / 1000).toFixed(1)} s` } : {};
+        for (const h of open.pending) open.dropped.set(h, { hospitalId: h, reason: signal?.aborted ? 'disconnected' : 'timeout', ...cut });
         for (const h of open.checking) open.dropped.set(h, { hospitalId: h, reason: 'timeout', detail: 'result arrived as the stage closed' });
         open.pending.clear();
         this.open = undefined;
@@ -236,13 +243,21 @@ export class SocketGrid implements Grid {
           const nowB = this.bytes(h);
           bytes.set(h, { up: nowB.up - start.up, down: nowB.down - start.down });
         }
-        resolve({ results: open.results as unknown as Map<string, R>, dropped: [...open.dropped.values()], bytes });
+        resolve({ results: open.results as unknown as Map<string, R>, dropped: [...open.dropped.values()], bytes, elapsedMs: open.elapsedMs });
       };
+      let timer = setTimeout(finish, req.timeoutMs);
+      let deadlineMs = req.timeoutMs;
       open.settle = () => {
         const live = open.pending.size + open.checking.size + open.results.size;
-        if ((open.pending.size === 0 && open.checking.size === 0) || live < req.minResults) finish();
+        if ((open.pending.size === 0 && open.checking.size === 0) || live < req.minResults) return finish();
+        // Stragglers: once half the targets answered, the stage waits a few times their median time at most.
+        const adaptive = req.adaptiveDeadline && adaptiveDeadlineMs([...open.elapsedMs.values()], req.targets.length, req.adaptiveDeadline);
+        if (adaptive !== undefined && adaptive < deadlineMs) {
+          deadlineMs = adaptive;
+          clearTimeout(timer);
+          timer = setTimeout(finish, Math.max(0, open.startedAt + deadlineMs - performance.now()));
+        }
       };
-      const timer = setTimeout(finish, req.timeoutMs);
       signal?.addEventListener('abort', finish, { once: true });
       if (signal?.aborted) return finish(); // stopped before the stage began: send nothing
       this.open = open;
@@ -273,5 +288,10 @@ export class SocketGrid implements Grid {
   /** Labelled training examples the hospital said it holds at sign-in (for the privacy planner). */
   numRecordsOf(hospitalId: string): number | undefined {
     return this.sockets.get(hospitalId)?.data.numRecords;
+  }
+
+  /** The Grid's view of the same: the round engine freezes the first one of a run as the hospital's weight bound. */
+  declaredRecords(hospitalId: string): number | undefined {
+    return this.numRecordsOf(hospitalId);
   }
 }

@@ -13,6 +13,7 @@ export {
   type GeneratedHospital,
 } from './generator';
 export * from './features';
+export { FEATURE_RANGES, nonFiniteStat, refuseFeatureSums } from './feature-bounds';
 export { symmetricEigen, type Eigen } from './linalg';
 export { splitByHospital, type Split } from './split';
 export * from './fhir';

@@ -4,6 +4,7 @@
  */
 import type { ProtocolError } from '../protocol/errors';
 import type { Instruction, StageName, StageResult } from '../protocol/messages';
+import type { AdaptiveDeadline } from './stragglers';
 
 export interface StageRequest<R extends StageResult = StageResult> {
   runId: string;
@@ -19,6 +20,8 @@ export interface StageRequest<R extends StageResult = StageResult> {
   timeoutMs: number;
   /** Fewer live targets than this → the stage fails at once (no point waiting). */
   minResults: number;
+  /** Stragglers (./stragglers.ts): once half the targets answered, wait at most max(minMs, factor × their median time). */
+  adaptiveDeadline?: AdaptiveDeadline;
 }
 
 export interface Dropout {
@@ -32,6 +35,8 @@ export interface StageOutcome<R extends StageResult = StageResult> {
   dropped: Dropout[];
   /** Bytes on the wire per hospital during the stage. */
   bytes: Map<string, { up: number; down: number }>;
+  /** Milliseconds from the stage's start to each answer (results and rejections), where the grid measures it. */
+  elapsedMs?: Map<string, number>;
 }
 
 export interface Grid {
@@ -43,4 +48,6 @@ export interface Grid {
   request<R extends StageResult>(req: StageRequest<R>, signal?: AbortSignal): Promise<StageOutcome<R>>;
   /** Sends to every connected hospital (run lifecycle, global statistics). */
   broadcast(event: 'fl:stats' | 'fl:run', payload: unknown): void;
+  /** The labelled records a hospital declared when it signed in (num_records), if any: its weight bound (./influence.ts). */
+  declaredRecords?(hospitalId: string): number | undefined;
 }

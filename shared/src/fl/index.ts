@@ -12,6 +12,8 @@ export { FedMedian } from './median';
 export { FedTrimmedMean } from './trimmed-mean';
 export { Krum } from './krum';
 export * from './grid';
+export * from './influence';
+export * from './stragglers';
 export * from './store';
 export * from './rounds';
 export { encodeStrategyState, decodeStrategyState } from './state-codec';

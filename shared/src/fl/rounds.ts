@@ -9,18 +9,22 @@
  * orchestrates.
  */
 import { FEATURE_SUMS_LENGTH, finalizeFeatureStats, mergeFeatureSums, unflattenFeatureSums, type FeatureStats, type FeatureSums } from '../data/features';
+import { nonFiniteStat, refuseFeatureSums } from '../data/feature-bounds';
 import { DEFAULT_FRACTION_BITS } from '../secagg/fixed-point';
 import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
-import { SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
-import { heConfig, heConfigSchema, serverContext } from '../he/aggregate';
+import { quantizationOf, SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
+import { sumErrorBound } from '../secagg/quantize';
+import { heConfig, heConfigSchema, meanErrorBound, serverContext } from '../he/aggregate';
 import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
 import { Rng } from '../util/random';
 import type { Grid, StageOutcome, StageRequest } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
 import type { Participation, Store } from './store';
 import { NotEnoughClientsError, type EvaluateResult, type FitResult, type Strategy } from './strategy';
+import { boundUpdateNorms, median, refuseEvaluateMetrics, refuseSecureMean, WeightBounds } from './influence';
+import { StragglerPolicy, stageStragglers, type AdaptiveDeadline } from './stragglers';
 
 export interface Logger {
   info(obj: Record<string, unknown>, msg: string): void;
@@ -181,9 +185,21 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
   let bestRound = run?.bestRound ?? 0;
 
   let stats = (await store.getFeatureStats(runId)) as FeatureStats | undefined;
+  const guard = runGuard(o, log);
   try {
     if (!stats) {
-      stats = await preprocess(o, random, log, timeoutMs);
+      try {
+        stats = await preprocess(o, guard, log, timeoutMs);
+      } catch (e) {
+        // A preprocessing failure (too few plausible sums, a refused secure total) ends the run cleanly, with its reason.
+        if (!(e instanceof StageFailedError)) throw e;
+        await store.appendAudit({ actor: 'system', action: 'round.failed', outcome: 'error', runId, detail: { round: 0, stage: e.stage, got: e.got, needed: e.needed, reason: e.message } });
+        const reason = `preprocessing failed: ${e.message}`;
+        log.warn({ runId, err: e.message }, 'preprocessing failed');
+        await store.setRunStatus(runId, 'failed', reason);
+        grid.broadcast('fl:run', { run_id: runId, status: 'failed', round: 0, total_rounds: cfg.rounds, reason });
+        return { runId, status: 'failed', reason, roundsCompleted: 0, weights: global, stats: stats as unknown as FeatureStats };
+      }
       await store.saveFeatureStats(runId, stats);
     }
     grid.broadcast('fl:stats', { run_id: runId, seq_len: cfg.seq_len, stats });
@@ -195,9 +211,10 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
     while (round <= cfg.rounds) {
       throwIfAborted(o.signal);
       try {
-        const report = await runRound(o, round, global, expectedBytes, { random, timeoutMs, now, privacy });
+        const report = await runRound(o, round, global, expectedBytes, { random, timeoutMs, now, privacy, guard });
         global = report.weights;
-        const valLoss = report.report.metrics.val_loss ?? Number.NaN;
+        // The loss that picks the best model and drives early stopping (selection_aggregate: median by default).
+        const valLoss = report.selectionLoss;
         const best = Number.isFinite(valLoss) && valLoss < bestValLoss;
         if (best) {
           bestValLoss = valLoss;
@@ -219,6 +236,7 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
         });
         o.events?.onRound?.(report.report);
         log.info({ runId, round, metrics: report.report.metrics }, 'round completed');
+        await excludeStragglers(o, guard, report);
         retries = 0;
         if (cfg.early_stopping_patience > 0 && round - bestRound >= cfg.early_stopping_patience) {
           const reason = `early stopping: val_loss has not improved for ${cfg.early_stopping_patience} rounds (best ${bestValLoss.toFixed(4)} at round ${bestRound})`;
@@ -229,7 +247,7 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
         round++;
       } catch (e) {
         if (!(e instanceof StageFailedError)) throw e;
-        await store.appendAudit({ actor: 'system', action: 'round.failed', outcome: 'error', runId, detail: { round, stage: e.stage, got: e.got, needed: e.needed } });
+        await store.appendAudit({ actor: 'system', action: 'round.failed', outcome: 'error', runId, detail: { round, stage: e.stage, got: e.got, needed: e.needed, ...(e.detail ? { reason: e.detail } : {}) } });
         // Hospitals out of privacy budget will not come back: the run is over, not failed.
         const willing = grid.available().filter((h) => !privacy.exhausted.has(h));
         if (cfg.dp && privacy.exhausted.size > 0 && willing.length < cfg.min_fit_clients) {
@@ -274,6 +292,46 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
   }
 }
 
+/**
+ * A run's defences against one hospital's influence (./influence.ts, ./stragglers.ts): weight
+ * bounds frozen at sign-in, the straggler policy, the adaptive deadline, and an audit entry naming
+ * the hospital for everything refused or bounded.
+ */
+interface RunGuard {
+  bounds: WeightBounds;
+  stragglers: StragglerPolicy;
+  deadline: AdaptiveDeadline | undefined;
+  /** Audits (and logs) what a hospital caused; `hospitalId` undefined: not identifiable (a secure sum). */
+  audit(hospitalId: string | undefined, action: string, detail: Record<string, unknown>): Promise<void>;
+}
+
+function runGuard(o: FederationOptions, log: Logger): RunGuard {
+  const cfg = o.config;
+  return {
+    bounds: new WeightBounds(cfg.max_samples_per_hospital),
+    stragglers: new StragglerPolicy(cfg.straggler_strikes, cfg.straggler_policy === 'exclude'),
+    deadline: cfg.straggler_factor > 0 ? { factor: cfg.straggler_factor, minMs: cfg.straggler_min_s * 1000 } : undefined,
+    audit: async (hospitalId, action, detail) => {
+      log.warn({ runId: o.runId, hospital: hospitalId, ...detail }, action);
+      await o.store.appendAudit({ actor: hospitalId ? `hospital:${hospitalId}` : 'system', action, outcome: 'rejected', runId: o.runId, detail });
+    },
+  };
+}
+
+/** Freezes the records each available hospital declared at sign-in (the first declaration of the run counts). */
+function declareRecords(o: FederationOptions, guard: RunGuard): void {
+  for (const h of o.grid.available()) guard.bounds.declare(h, o.grid.declaredRecords?.(h));
+}
+
+/** After a committed round: strikes for its stragglers, and exclusion by policy (audited). */
+async function excludeStragglers(o: FederationOptions, guard: RunGuard, out: RoundOutput): Promise<void> {
+  const keep = Math.max(o.config.min_available_clients, o.config.min_fit_clients);
+  const participants = [...new Set(out.report.participation.map((p) => p.hospitalId))];
+  for (const e of guard.stragglers.endRound(participants, out.struck, o.grid.available(), keep)) {
+    await guard.audit(e.hospitalId, 'hospital.excluded', { round: out.report.round, reason: `straggled in ${e.strikes} consecutive rounds (straggler_policy exclude)` });
+  }
+}
+
 /** Hospitals that have taken part in this run (in this process): a round waits briefly for them to rejoin. */
 const participants = new WeakMap<FederationOptions, Set<string>>();
 
@@ -299,11 +357,12 @@ async function waitForClients(o: FederationOptions, round: number): Promise<void
  * round 0 deliver only their total, in exact fixed point (secagg/fixed-point.ts). HE mode uses
  * SecAgg+ here too: one small vector needs no key ceremony, and the coordinator learns the same sum.
  */
-async function preprocess(o: FederationOptions, random: () => number, log: Logger, timeoutMs: number): Promise<FeatureStats> {
+async function preprocess(o: FederationOptions, guard: RunGuard, log: Logger, timeoutMs: number): Promise<FeatureStats> {
   await waitForClients(o, 0);
+  declareRecords(o, guard);
   const targets = o.grid.available();
   const secure = o.config.secure_aggregation !== 'none';
-  void random;
+  const min = o.config.min_available_clients;
   o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'start', targets, dropped: [] });
   const out = await o.grid.request<Extract<StageResult, { stage: 'preprocess' }>>(
     {
@@ -312,37 +371,60 @@ async function preprocess(o: FederationOptions, random: () => number, log: Logge
       stage: 'preprocess',
       targets,
       instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len, ...(secure ? { secure_aggregation: 'secagg' as const } : {}) }),
-      check: async (_h, r) => {
+      check: async (h, r) => {
         if (secure && r.sums !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: not accepted in the clear with secure aggregation (they go masked in round 0)', 'sums');
         if (!secure && r.sums === undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: missing', 'sums');
-        return undefined;
+        // One hospital's sums must not set everyone's normalisation: implausible sums are refused by name.
+        const refused = r.sums && refuseFeatureSums(r.sums as FeatureSums, guard.bounds.of(h));
+        return refused ? new ProtocolError('OUT_OF_BOUNDS', `sums refused: ${refused}`, 'sums') : undefined;
       },
       timeoutMs,
-      minResults: o.config.min_available_clients,
+      minResults: min,
+      ...(guard.deadline ? { adaptiveDeadline: guard.deadline } : {}),
     },
     o.signal,
   );
   throwIfAborted(o.signal);
   o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'end', targets, dropped: out.dropped.map((d) => d.hospitalId) });
-  if (out.results.size < o.config.min_available_clients) throw new StageFailedError('preprocess', 0, out.results.size, o.config.min_available_clients);
-  let total: FeatureSums | undefined;
-  let hospitals = [...out.results.keys()].sort();
-  if (secure) {
-    const min = o.config.min_available_clients;
-    // Round 0's stages are not a round: their bookkeeping is not committed anywhere.
-    const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: FEATURE_SUMS_LENGTH, maxWeight: 1, fixedPoint: true, minSurvivors: min }, timeoutMs, roundAccounting());
-    hospitals = [...sa.survivors];
-    try {
-      total = unflattenFeatureSums(sa.sum);
-    } catch (e) {
-      throw new StageFailedError('unmask', 0, hospitals.length, min, `the securely aggregated feature sums are not a sum of records: ${(e as Error).message}`);
-    }
-  } else {
-    for (const r of out.results.values()) total = total ? mergeFeatureSums(total, r.sums as FeatureSums) : (r.sums as FeatureSums);
+  const refused = out.dropped.filter((d) => d.reason === 'rejected');
+  for (const d of refused) await guard.audit(d.hospitalId, 'preprocess.refused', { round: 0, reason: d.detail ?? d.reason });
+  if (out.results.size < min) {
+    const who = refused.map((d) => `${d.hospitalId} (${d.detail ?? d.reason})`).join('; ');
+    throw new StageFailedError('preprocess', 0, out.results.size, min, who ? `${out.results.size} hospital(s) sent plausible sums, ${min} needed; refused: ${who}` : undefined);
   }
-  const stats = finalizeFeatureStats(total as FeatureSums);
+  let hospitals = [...out.results.keys()].sort();
+  const total = secure ? await securePreprocessSums(o, guard, hospitals, timeoutMs) : undefined;
+  const sums = total ? total.sums : [...out.results.values()].map((r) => r.sums as FeatureSums).reduce((a, b) => mergeFeatureSums(a, b));
+  if (total) hospitals = total.survivors;
+  const stats = finalizeFeatureStats(sums);
+  const bad = nonFiniteStat(stats as unknown as Record<string, unknown>);
+  if (bad) throw new StageFailedError('preprocess', 0, hospitals.length, min, `the global statistics from ${hospitals.join(', ')} are not finite (${bad})`);
   log.info({ runId: o.runId, hospitals, records: stats.records, secure }, 'global feature statistics ready');
   return stats;
+}
+
+/**
+ * Secure preprocessing: the SecAgg+ stages of round 0 deliver the survivors' total only, checked
+ * against the survivors' bounds added up; an implausible total cannot be traced to one hospital,
+ * so it fails preprocessing naming the survivors.
+ */
+async function securePreprocessSums(o: FederationOptions, guard: RunGuard, hospitals: readonly string[], timeoutMs: number): Promise<{ sums: FeatureSums; survivors: string[] }> {
+  const min = o.config.min_available_clients;
+  // Round 0's stages are not a round: their bookkeeping is not committed anywhere.
+  const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: FEATURE_SUMS_LENGTH, maxWeight: 1, fixedPoint: true, minSurvivors: min, guard }, timeoutMs, roundAccounting());
+  const survivors = [...sa.survivors];
+  let sums: FeatureSums;
+  try {
+    sums = unflattenFeatureSums(sa.sum);
+  } catch (e) {
+    throw new StageFailedError('unmask', 0, survivors.length, min, `the securely aggregated feature sums are not a sum of records: ${(e as Error).message}`);
+  }
+  const refused = refuseFeatureSums(sums, survivors.reduce((s, h) => s + guard.bounds.of(h), 0));
+  if (refused) {
+    await guard.audit(undefined, 'preprocess.refused', { round: 0, reason: refused, contributors: survivors });
+    throw new StageFailedError('unmask', 0, survivors.length, min, `the securely aggregated feature sums of ${survivors.join(', ')} are implausible (${refused}); one of them sent sums that are not its records`);
+  }
+  return { sums, survivors };
 }
 
 /** Sampling refuses when too few hospitals are there: that is a failed stage, not a crash. */
@@ -368,6 +450,10 @@ interface RoundOutput {
   weights: Float32Array;
   report: RoundReport;
   startedAt: number;
+  /** The validation loss that decides the best model and early stopping (selection_aggregate). */
+  selectionLoss: number;
+  /** Hospitals that straggled in some stage of the round (./stragglers.ts). */
+  struck: Set<string>;
 }
 
 /** Per-round bookkeeping the stages share: participation, bytes, who is out. */
@@ -376,6 +462,8 @@ interface RoundAccounting {
   addBytes: (outcome: StageOutcome) => void;
   /** Dropped for the rest of the round. */
   out: Set<string>;
+  /** Straggled in some stage (dropped for a timeout, or last and slower than twice the median). */
+  struck: Set<string>;
   participation: Participation[];
   bytes: Record<string, { up: number; down: number }>;
 }
@@ -383,10 +471,12 @@ interface RoundAccounting {
 function roundAccounting(): RoundAccounting {
   const participation: Participation[] = [];
   const bytes: Record<string, { up: number; down: number }> = {};
+  const struck = new Set<string>();
   return {
     participation,
     bytes,
     out: new Set<string>(),
+    struck,
     addBytes: (outcome) => {
       for (const [h, b] of outcome.bytes) {
         const cur = (bytes[h] ??= { up: 0, down: 0 });
@@ -395,6 +485,7 @@ function roundAccounting(): RoundAccounting {
       }
     },
     record: (stage, outcome, targets) => {
+      for (const h of stageStragglers(outcome)) struck.add(h);
       const dropped = new Map(outcome.dropped.map((d) => [d.hospitalId, d]));
       for (const h of targets) {
         const d = dropped.get(h);
@@ -421,6 +512,7 @@ interface RoundContext {
   timeoutMs: number;
   now: () => number;
   privacy: PrivacyRunState;
+  guard: RunGuard;
   acc: RoundAccounting;
 }
 
@@ -430,10 +522,11 @@ async function runRound(
   round: number,
   global: Float32Array,
   expectedBytes: number,
-  shared: Pick<RoundContext, 'random' | 'timeoutMs' | 'now' | 'privacy'>,
+  shared: Pick<RoundContext, 'random' | 'timeoutMs' | 'now' | 'privacy' | 'guard'>,
 ): Promise<RoundOutput> {
   const startedAt = shared.now();
   await waitForClients(o, round);
+  declareRecords(o, shared.guard);
   const ctx: RoundContext = { o, round, ...shared, acc: roundAccounting() };
   const fitResults = await trainStage(ctx, global, expectedBytes);
   const aggregated = await aggregateStage(ctx, global, fitResults);
@@ -442,13 +535,27 @@ async function runRound(
   return {
     weights: aggregated.weights,
     startedAt,
+    selectionLoss: selectionLoss(o.config.selection_aggregate, evalResults, metrics.val_loss ?? Number.NaN),
+    struck: ctx.acc.struck,
     report: { runId: o.runId, round, metrics, perHospital, participation: ctx.acc.participation, bytes: ctx.acc.bytes, modelBytes: aggregated.weights.length * 4 },
   };
 }
 
-/** Checks one train result before it reaches aggregation: no update in the clear with secure aggregation, else a whole, finite one. */
-function trainResultCheck(secure: boolean, expectedBytes: number) {
-  return async (_h: string, r: Extract<StageResult, { stage: 'train' }>): Promise<ProtocolError | undefined> => {
+/** The median over hospitals of their val_loss ('median'), or the num_examples-weighted one the round reports ('weighted'). */
+function selectionLoss(how: RunConfig['selection_aggregate'], evalResults: readonly EvaluateResult[], weighted: number): number {
+  if (how === 'weighted') return weighted;
+  const losses = evalResults.map((r) => r.metrics.val_loss).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return median(losses);
+}
+
+/**
+ * Checks one train result before it reaches aggregation: num_samples within the hospital's bound;
+ * no update in the clear with secure aggregation, else a whole, finite one.
+ */
+function trainResultCheck(secure: boolean, expectedBytes: number, bounds: WeightBounds) {
+  return async (h: string, r: Extract<StageResult, { stage: 'train' }>): Promise<ProtocolError | undefined> => {
+    const over = bounds.refuse(h, 'num_samples', r.num_samples);
+    if (over) return new ProtocolError('OUT_OF_BOUNDS', over, 'num_samples');
     if (secure) {
       // An update in the clear would defeat secure aggregation: refuse it rather than look at it.
       if (r.weights !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'weights: not accepted in the clear with secure aggregation (they go masked in masked-input)', 'weights');
@@ -466,10 +573,11 @@ function trainResultCheck(secure: boolean, expectedBytes: number) {
 }
 
 /** The train stage: the strategy's sample trains from the global weights; returns the accepted results. */
-async function trainStage({ o, round, random, timeoutMs, privacy, acc }: RoundContext, global: Float32Array, expectedBytes: number): Promise<FitResult[]> {
+async function trainStage({ o, round, random, timeoutMs, privacy, guard, acc }: RoundContext, global: Float32Array, expectedBytes: number): Promise<FitResult[]> {
   const { config: cfg, strategy, grid, runId } = o;
   const secure = cfg.secure_aggregation !== 'none';
-  const targets = sample(() => strategy.sampleFit(grid.available().filter((h) => !privacy.exhausted.has(h)), random), 'train', round, cfg.min_fit_clients);
+  const willing = grid.available().filter((h) => !privacy.exhausted.has(h) && !guard.stragglers.excluded.has(h));
+  const targets = sample(() => strategy.sampleFit(willing, random), 'train', round, cfg.min_fit_clients);
   const weights = weightsToBytes(global);
   const weightsSha = await sha256Hex(weights);
   const fitConfig = strategy.configureFit(round, {
@@ -496,9 +604,10 @@ async function trainStage({ o, round, random, timeoutMs, privacy, acc }: RoundCo
       stage: 'train',
       targets,
       instruction: () => ({ run_id: runId, round, stage: 'train', config, weights, weights_sha256: weightsSha, timeout_s: timeoutMs / 1000 }),
-      check: trainResultCheck(secure, expectedBytes),
+      check: trainResultCheck(secure, expectedBytes, guard.bounds),
       timeoutMs,
       minResults: Math.min(cfg.min_fit_clients, targets.length),
+      ...(guard.deadline ? { adaptiveDeadline: guard.deadline } : {}),
     },
     o.signal,
   );
@@ -531,20 +640,23 @@ interface Aggregated {
 }
 
 /** The new global weights: the strategy's aggregate of the updates, or with SecAgg+ / HE of their weighted mean only. */
-async function aggregateStage({ o, round, timeoutMs, now, acc }: RoundContext, global: Float32Array, fitResults: readonly FitResult[]): Promise<Aggregated> {
+async function aggregateStage({ o, round, timeoutMs, now, guard, acc }: RoundContext, global: Float32Array, fitResults: readonly FitResult[]): Promise<Aggregated> {
   const { config: cfg, strategy } = o;
   if (cfg.secure_aggregation === 'none') {
     const aggStart = now();
-    const { weights } = strategy.aggregateFit(round, global, [...fitResults]);
+    // An update far larger than the round's median (a ±3.4e38 one) is scaled down before any strategy sees it.
+    const bounded = boundUpdateNorms(global, fitResults, cfg.update_norm_bound);
+    for (const c of bounded.clipped) await guard.audit(c.hospitalId, 'update.bounded', { round, norm: c.norm, bound: c.bound, update_norm_bound: cfg.update_norm_bound });
+    const { weights } = strategy.aggregateFit(round, global, bounded.results);
     return { weights, seconds: (now() - aggStart) / 1000 };
   }
   const sa =
     cfg.secure_aggregation === 'he'
-      ? await heAggregate(o, round, global, fitResults, timeoutMs, acc)
+      ? await heAggregate(o, guard, round, global, fitResults, timeoutMs, acc)
       : await secureAggregate(
           o,
           round,
-          { clients: fitResults.map((f) => f.hospitalId), vectorLength: global.length, maxWeight: Math.max(...fitResults.map((f) => f.numSamples)), minSurvivors: cfg.min_fit_clients },
+          { clients: fitResults.map((f) => f.hospitalId), vectorLength: global.length, maxWeight: Math.max(...fitResults.map((f) => f.numSamples)), minSurvivors: cfg.min_fit_clients, guard },
           timeoutMs,
           acc,
         );
@@ -559,9 +671,10 @@ async function aggregateStage({ o, round, timeoutMs, now, acc }: RoundContext, g
  * The evaluate stage: sampled among every connected hospital (min_available_clients counts the
  * federation, not the round), less those dropped earlier in this round.
  */
-async function evaluateStage({ o, round, random, timeoutMs, acc }: RoundContext, weights: Float32Array): Promise<EvaluateResult[]> {
+async function evaluateStage({ o, round, random, timeoutMs, guard, acc }: RoundContext, weights: Float32Array): Promise<EvaluateResult[]> {
   const { config: cfg, strategy, grid, runId } = o;
-  const targets = sample(() => strategy.sampleEvaluate(grid.available(), random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !acc.out.has(h));
+  const available = grid.available().filter((h) => !guard.stragglers.excluded.has(h));
+  const targets = sample(() => strategy.sampleEvaluate(available, random), 'evaluate', round, cfg.min_evaluate_clients).filter((h) => !acc.out.has(h));
   const bytes = weightsToBytes(weights);
   const sha = await sha256Hex(bytes);
   o.events?.onStage?.({ runId, round, stage: 'evaluate', phase: 'start', targets, dropped: [] });
@@ -572,8 +685,14 @@ async function evaluateStage({ o, round, random, timeoutMs, acc }: RoundContext,
       stage: 'evaluate',
       targets,
       instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000 }),
+      // num_examples within the hospital's bound, metrics within their ranges: one hospital cannot set the stored AUC.
+      check: async (h, r) => {
+        const refused = guard.bounds.refuse(h, 'num_examples', r.num_examples) ?? refuseEvaluateMetrics(r.metrics);
+        return refused ? new ProtocolError('OUT_OF_BOUNDS', refused, refused.split(':')[0]) : undefined;
+      },
       timeoutMs,
       minResults: Math.min(cfg.min_evaluate_clients, targets.length),
+      ...(guard.deadline ? { adaptiveDeadline: guard.deadline } : {}),
     },
     o.signal,
   );
@@ -668,7 +787,8 @@ async function runStage<R extends StageResult>(
 ): Promise<StageOutcome<R>> {
   const { runId, grid } = o;
   o.events?.onStage?.({ runId, round, stage, phase: 'start', targets: [...targets], dropped: [] });
-  const outcome = await grid.request<R>({ runId, round, stage, targets: [...targets], instruction, ...(check ? { check } : {}), timeoutMs, minResults: 0 }, o.signal);
+  const deadline = o.config.straggler_factor > 0 ? { adaptiveDeadline: { factor: o.config.straggler_factor, minMs: o.config.straggler_min_s * 1000 } } : {};
+  const outcome = await grid.request<R>({ runId, round, stage, targets: [...targets], instruction, ...(check ? { check } : {}), timeoutMs, minResults: 0, ...deadline }, o.signal);
   throwIfAborted(o.signal);
   acc.addBytes(outcome);
   acc.record(stage, outcome, targets);
@@ -685,6 +805,7 @@ interface SecureInputs {
   fixedPoint?: boolean;
   /** Fewer survivors than this fail the stage. */
   minSurvivors: number;
+  guard: RunGuard;
 }
 
 /**
@@ -770,7 +891,24 @@ async function secureAggregate(
     throw e;
   }
   if (res.survivors.length < inputs.minSurvivors) throw new StageFailedError('masked-input', round, res.survivors.length, inputs.minSurvivors);
+  if (!inputs.fixedPoint) {
+    const refused = refuseUnmasked(res, cfg.secagg_clip, sumErrorBound(quantizationOf(server.config), res.survivors.length), inputs.guard.bounds);
+    if (refused) {
+      // Whose input it was cannot be known from a sum: the round is refused, naming who is in it.
+      await inputs.guard.audit(undefined, 'round.refused', { round, stage: 'unmask', reason: refused, contributors: res.survivors });
+      throw new StageFailedError('unmask', round, res.survivors.length, inputs.minSurvivors, `the unmasked sum of ${res.survivors.join(', ')} is out of bounds (${refused}); one of them masked an input it may not send`);
+    }
+  }
   return { sum: res.sum, totalWeight: res.totalWeight, survivors: res.survivors, dropped: res.dropped.length, recovered: res.recovered.length, serverSeconds: serverMs / 1000 };
+}
+
+/** Why an unmasked SecAgg+ sum is refused: total weight above the survivors' bounds, or a mean outside ±clip (plus the quantisation error). */
+function refuseUnmasked(res: SecAggResult, clip: number, sumError: number, bounds: WeightBounds): string | undefined {
+  const most = res.survivors.reduce((s, h) => s + bounds.of(h), 0);
+  if (!(res.totalWeight >= res.survivors.length && res.totalWeight <= most)) return `total weight ${res.totalWeight} is outside [${res.survivors.length}, ${most}]`;
+  const mean = new Float64Array(res.sum.length);
+  for (let i = 0; i < mean.length; i++) mean[i] = (res.sum[i] as number) / res.totalWeight;
+  return refuseSecureMean(mean, clip, sumError / res.totalWeight);
 }
 
 /**
@@ -781,6 +919,7 @@ async function secureAggregate(
  */
 async function heAggregate(
   o: FederationOptions,
+  guard: RunGuard,
   round: number,
   global: Float32Array,
   fit: readonly FitResult[],
@@ -832,11 +971,24 @@ async function heAggregate(
     const dec = await stage('he-decrypt', [h], () => ({ stage: 'he-decrypt', run_id: runId, round, config, clients: contributors.length, sum }), fromSelf);
     const r = dec.get(h);
     if (!r) continue;
-    if (r.mean.byteLength !== global.length * 4) throw new StageFailedError('he-decrypt', round, 0, 1, `${h} returned ${r.mean.byteLength} bytes, expected ${global.length * 4}`);
+    // The decrypting hospital could return anything: its mean is checked, and refused by name (the next key holder tries).
+    const refused = refuseDecrypted(r, global.length, contributors, guard.bounds, config);
+    if (refused) {
+      await guard.audit(h, 'he.decrypt.refused', { round, reason: refused });
+      continue;
+    }
     const mean = weightsFromBytes(r.mean);
     const out = new Float64Array(global.length);
     for (let i = 0; i < out.length; i++) out[i] = (mean[i] as number) * r.total_weight;
     return { sum: out, totalWeight: r.total_weight, survivors: contributors, dropped: lost, recovered: 0, serverSeconds: serverMs / 1000 };
   }
-  throw new StageFailedError('he-decrypt', round, 0, 1, 'no hospital holding the secret key could decrypt the sum');
+  throw new StageFailedError('he-decrypt', round, 0, 1, 'no hospital holding the secret key could decrypt the sum (or every decrypted mean was refused)');
+}
+
+/** Why a decrypted HE mean is refused: wrong length, a total weight outside the contributors' bounds, a mean not finite or outside ±clip. */
+function refuseDecrypted(r: { mean: Uint8Array; total_weight: number }, length: number, contributors: readonly string[], bounds: WeightBounds, config: ReturnType<typeof heConfigSchema.parse>): string | undefined {
+  if (r.mean.byteLength !== length * 4) return `mean: ${r.mean.byteLength} bytes, expected ${length * 4}`;
+  const most = Math.min(contributors.reduce((s, h) => s + bounds.of(h), 0), contributors.length * config.max_weight);
+  if (!(Number.isInteger(r.total_weight) && r.total_weight >= contributors.length && r.total_weight <= most)) return `total_weight ${r.total_weight} is outside [${contributors.length}, ${most}]`;
+  return refuseSecureMean(weightsFromBytes(r.mean), config.clip, meanErrorBound(config, contributors.length, r.total_weight) + 1e-6 * config.clip);
 }

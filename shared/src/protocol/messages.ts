@@ -132,7 +132,53 @@ export const runConfigSchema = z.strictObject({
    * private (ε = ∞). Each hospital declines training that would take its ε past target_epsilon.
    */
   dp: dpConfigSchema.optional(),
+  // --- Bounded influence per hospital (issue 13; README "Federation" and shared/src/fl/influence.ts). ---
+  /**
+   * Run-level cap on any hospital's weight (num_samples in training, num_examples in evaluation,
+   * records in preprocessing). A hospital's bound is min(this cap, the num_records it declared at
+   * its first sign-in of the run, frozen for the run); a reply above its bound is refused by name.
+   */
+  max_samples_per_hospital: z.number().int().min(1).max(10_000_000).default(1_000_000),
+  /**
+   * Plain mode: an update (local − global) whose L2 norm exceeds this multiple of the round's median
+   * update norm is scaled down to it before aggregation (audited by hospital). 0 turns the bound off.
+   */
+  update_norm_bound: z.number().min(0).max(1e6).default(3),
+  /** Trimmed mean: fraction trimmed at each end (default 0.2). Must trim at least one of the hospitals a round expects (max(min_fit_clients, ⌈fraction_fit × min_available_clients⌉)). */
+  trimmed_beta: z.number().gt(0).lt(0.5).optional(),
+  /** Krum: Byzantine hospitals to tolerate (default ⌊(n − 3)/2⌋); needs min_fit_clients ≥ 2f + 3. */
+  krum_f: z.number().int().min(0).max(100).optional(),
+  /**
+   * How the validation loss that picks the best model and drives early stopping combines the
+   * hospitals' figures: 'median' (one hospital cannot move it) or 'weighted' (num_examples-weighted).
+   */
+  selection_aggregate: z.enum(['median', 'weighted']).default('median'),
+  /**
+   * Adaptive stage deadline: once half the targets have answered, the stage waits at most
+   * max(straggler_min_s, straggler_factor × the median answer time so far), never past stage_timeout_s.
+   * straggler_factor 0 turns it off (the fixed stage_timeout_s only).
+   */
+  straggler_factor: z.number().min(0).max(1000).default(4),
+  straggler_min_s: z.number().min(0).max(86_400).default(120),
+  /** A hospital that is cut by a deadline, or answers last and slower than twice the median, in this many consecutive rounds is excluded for the rest of the run ('exclude'). */
+  straggler_policy: z.enum(['none', 'exclude']).default('exclude'),
+  straggler_strikes: z.number().int().min(1).max(1000).default(3),
 }).superRefine((c, ctx) => {
+  if (c.strategy === 'trimmed') {
+    // The hospitals a round is expected to have: at least min_fit_clients, and fraction_fit of the hospitals the run waits for.
+    const beta = c.trimmed_beta ?? 0.2;
+    const n = Math.max(c.min_fit_clients, Math.ceil(c.fraction_fit * c.min_available_clients - 1e-9));
+    if (Math.floor(beta * n + 1e-9) < 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trimmed_beta'],
+        message: `a trimmed mean with trimmed_beta ${beta} over the ${n} hospitals a round expects (min_fit_clients, fraction_fit × min_available_clients) trims nothing (⌊β·n⌋ = 0): use trimmed_beta ≥ ${Math.ceil(1000 / n) / 1000} or more hospitals`,
+      });
+    }
+  }
+  if (c.strategy === 'krum' && c.krum_f !== undefined && c.min_fit_clients < 2 * c.krum_f + 3) {
+    ctx.addIssue({ code: 'custom', path: ['krum_f'], message: `Krum tolerates krum_f ${c.krum_f} Byzantine hospitals only with min_fit_clients ≥ ${2 * c.krum_f + 3} (n ≥ 2f + 3)` });
+  }
   // Robust aggregators look at every update; secure aggregation shows the server only the sum.
   if (c.secure_aggregation === 'he' && !HE_STRATEGIES.includes(c.strategy)) {
     ctx.addIssue({
