@@ -69,9 +69,10 @@ describe('stragglers', () => {
     expect(adaptiveDeadlineMs([100, 200], 3, { factor: 0, minMs: 0 })).toBeUndefined();
   });
   it('a strike: a timeout, or last and slower than twice the median', () => {
-    expect(stageStragglers({ dropped: [{ hospitalId: 'H3', reason: 'timeout' }] })).toEqual(['H3']);
-    expect(stageStragglers({ dropped: [], elapsedMs: new Map([['H1', 10], ['H2', 12], ['H3', 50]]) })).toEqual(['H3']);
-    expect(stageStragglers({ dropped: [], elapsedMs: new Map([['H1', 10], ['H2', 12], ['H3', 15]]) })).toEqual([]);
+    expect(stageStragglers({ dropped: [{ hospitalId: 'H3', reason: 'timeout' }] }, 0)).toEqual(['H3']);
+    expect(stageStragglers({ dropped: [], elapsedMs: new Map([['H1', 10], ['H2', 12], ['H3', 50]]) }, 20)).toEqual(['H3']);
+    expect(stageStragglers({ dropped: [], elapsedMs: new Map([['H1', 10], ['H2', 12], ['H3', 50]]) }, 100)).toEqual([]); // below the floor: noise
+    expect(stageStragglers({ dropped: [], elapsedMs: new Map([['H1', 10], ['H2', 12], ['H3', 15]]) }, 0)).toEqual([]);
   });
   it('excludes after `strikes` consecutive rounds, never below the hospitals a run needs', () => {
     const p = new StragglerPolicy(2, true);

@@ -468,7 +468,8 @@ interface RoundAccounting {
   bytes: Record<string, { up: number; down: number }>;
 }
 
-function roundAccounting(): RoundAccounting {
+/** minMs: the straggler floor (straggler_min_s): slower-than-median answers below it are not strikes. */
+function roundAccounting(minMs = Number.POSITIVE_INFINITY): RoundAccounting {
   const participation: Participation[] = [];
   const bytes: Record<string, { up: number; down: number }> = {};
   const struck = new Set<string>();
@@ -485,7 +486,7 @@ function roundAccounting(): RoundAccounting {
       }
     },
     record: (stage, outcome, targets) => {
-      for (const h of stageStragglers(outcome)) struck.add(h);
+      for (const h of stageStragglers(outcome, minMs)) struck.add(h);
       const dropped = new Map(outcome.dropped.map((d) => [d.hospitalId, d]));
       for (const h of targets) {
         const d = dropped.get(h);
@@ -527,7 +528,7 @@ async function runRound(
   const startedAt = shared.now();
   await waitForClients(o, round);
   declareRecords(o, shared.guard);
-  const ctx: RoundContext = { o, round, ...shared, acc: roundAccounting() };
+  const ctx: RoundContext = { o, round, ...shared, acc: roundAccounting(o.config.straggler_min_s * 1000) };
   const fitResults = await trainStage(ctx, global, expectedBytes);
   const aggregated = await aggregateStage(ctx, global, fitResults);
   const evalResults = await evaluateStage(ctx, aggregated.weights);

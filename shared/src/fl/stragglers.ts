@@ -8,7 +8,7 @@
  * just before `stage_timeout_s` is cut at a few times the honest hospitals' pace instead.
  *
  * Strike: in a round, a hospital was dropped for a timeout (either deadline) in some stage, or it
- * answered a stage last and later than twice the stage's median answer time. `strikes` consecutive
+ * answered a stage last, later than twice the stage's median answer time and than the deadline's floor. `strikes` consecutive
  * rounds with a strike exclude it for the rest of the run (policy 'exclude'), unless that would
  * leave fewer hospitals than the run needs.
  */
@@ -26,14 +26,17 @@ export function adaptiveDeadlineMs(answeredMs: readonly number[], targets: numbe
   return Math.max(rule.minMs, rule.factor * median(answeredMs));
 }
 
-/** Who straggled in one stage: dropped for a timeout, or last and slower than twice the median. */
-export function stageStragglers(outcome: Pick<StageOutcome, 'dropped' | 'elapsedMs'>): string[] {
+/**
+ * Who straggled in one stage: dropped for a timeout, or last, slower than twice the median and
+ * slower than `minMs` (the deadline's floor: milliseconds of noise between fast hospitals never count).
+ */
+export function stageStragglers(outcome: Pick<StageOutcome, 'dropped' | 'elapsedMs'>, minMs: number): string[] {
   const out = outcome.dropped.filter((d) => d.reason === 'timeout').map((d) => d.hospitalId);
   const times = [...(outcome.elapsedMs ?? new Map<string, number>())];
   if (times.length >= 3) {
     const med = median(times.map(([, t]) => t));
     const [last, t] = times.reduce((a, b) => (b[1] > a[1] ? b : a));
-    if (t > 2 * med && t > 0) out.push(last);
+    if (t > 2 * med && t > minMs) out.push(last);
   }
   return [...new Set(out)];
 }

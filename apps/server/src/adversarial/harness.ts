@@ -9,8 +9,22 @@ import { computeFeatureSums, generateHospital, OBSERVATION_WINDOW_DAYS, type Fea
 import { HospitalClient, type AuditEntry } from '@fedcare/shared/fl';
 import { weightsFromBytes } from '@fedcare/shared/model';
 import type { Instruction, RunConfigInput, StageResult } from '@fedcare/shared/protocol';
+import * as parser from 'socket.io-parser';
 import type { RunningServer } from '../server';
 import { FakeHospital, perturb, startTestServer, type Behaviour, type TrainInstruction } from '../testing/fake-hospital';
+
+/**
+ * socket.io-parser decodes at most 10 binary attachments per packet by default; a SecAgg+
+ * share-keys request to a hospital with four peers carries more (each peer's keys and signature).
+ * The harness's hospitals accept more, so five-hospital SecAgg+ runs work over the real transport
+ * (fedcare client and the portal still use the default: reported with issue 13).
+ */
+class ManyAttachmentsDecoder extends parser.Decoder {
+  constructor() {
+    super({ maxAttachments: 1000 });
+  }
+}
+const manyAttachments = { ...parser, Decoder: ManyAttachmentsDecoder };
 
 export const TOKENS: Record<string, string> = Object.fromEntries(['H1', 'H2', 'H3', 'H4', 'H5'].map((h) => [h, `${h.toLowerCase()}-adversarial-token-0123456789`]));
 
@@ -40,7 +54,7 @@ export async function cohort(
     const hostile = h === (options.hostile === 'first' ? ids[0] : ids.at(-1));
     // declare: each hospital declares its honest record count at sign-in (what fedcare client and the portal send).
     const auth = options.declare ? { num_records: HONEST_SAMPLES(h) } : {};
-    const f = await FakeHospital.connect({ url: server.url, hospitalId: h, token: TOKENS[h] as string, auth });
+    const f = await FakeHospital.connect({ url: server.url, hospitalId: h, token: TOKENS[h] as string, auth, socketOptions: { parser: manyAttachments } });
     f.behaviour = options.secure ? secureBehaviour(f) : { preprocess: plainPreprocess };
     if (hostile) f.behaviour = { ...f.behaviour, ...bad };
     all.push(f);

@@ -9,7 +9,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { io, type Socket } from 'socket.io-client';
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { computeFeatureSums, generateHospital, OBSERVATION_WINDOW_DAYS, type FeatureSums, type PatientRecord } from '@fedcare/shared/data';
 import { sha256Hex, weightsFromBytes, weightsToBytes } from '@fedcare/shared/model';
 import {
@@ -54,6 +54,8 @@ export interface FakeHospitalOptions {
   /** Off by default: a test decides when a hospital comes back. */
   reconnection?: boolean;
   behaviour?: Partial<Record<StageName, Behaviour>>;
+  /** Further socket.io-client options (e.g. a parser). */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
 }
 
 const cohorts = new Map<string, readonly PatientRecord[]>();
@@ -106,6 +108,7 @@ export class FakeHospital {
       transports: o.transports ?? ['websocket'],
       reconnection: o.reconnection ?? false,
       forceNew: true,
+      ...o.socketOptions,
     });
     this.socket.on('fl:error', (e: ProtocolErrorPayload) => {
       this.errors.push(e);
