@@ -124,6 +124,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const cRejected = new Counter({ name: 'fedcare_rejected_messages_total', help: 'Hospital messages rejected', labelNames: ['code'], registers: [registry] });
   const cDenied = new Counter({ name: 'fedcare_auth_denied_total', help: 'Refused credentials', labelNames: ['surface', 'status'], registers: [registry] });
   const cOrigin = new Counter({ name: 'fedcare_origin_refused_total', help: 'Browser requests refused for their Origin', labelNames: ['surface'], registers: [registry] });
+  new Gauge({
+    name: 'fedcare_socket_connections',
+    help: 'Open Socket.IO (engine.io) connections, authenticated or not',
+    registers: [registry],
+    collect(this: Gauge) {
+      this.set(caps.openCount);
+    },
+  });
   const cConnRefused = new Counter({ name: 'fedcare_connections_refused_total', help: 'Socket.IO connections refused by the per-address or total cap', registers: [registry] });
   const cCsp = new Counter({ name: 'fedcare_csp_violations_total', help: 'Content-Security-Policy violation reports received', registers: [registry] });
 
@@ -184,6 +192,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       callback(null, true);
     },
   });
+  /**
+   * Closes a refused socket's connection once its typed error is on its way: Socket.IO queues the
+   * CONNECT_ERROR a tick after the middleware answers, and engine.io's close() waits for queued
+   * packets to drain (a polling client gets it with its next GET).
+   */
+  const closeAfterReply = (socket: { conn: { close(): void } }) => setImmediate(() => socket.conn.close());
   // Counted from the handshake to the close, per address and in all.
   io.engine.on('connection', (conn: { request: IncomingMessage; once(event: 'close', fn: () => void): void }) => {
     conn.once('close', caps.open(addressOf(conn.request)));
@@ -195,18 +209,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const err = new Error('the default namespace is closed: hospitals connect to /hospital, dashboards to /dashboard') as Error & { data: ProtocolErrorPayload };
     err.data = { code: 'FORBIDDEN', message: err.message, event: 'connect' };
     next(err);
-    socket.conn.close();
+    closeAfterReply(socket);
   });
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['x-content-type-options'] = 'nosniff';
     headers['cache-control'] = 'no-store';
   });
-  /** Refuses a blocked address's handshake with RATE_LIMITED and closes its connection. */
+  /** Refuses a blocked address's handshake with RATE_LIMITED and closes its connection (after the error is sent). */
   const refuseBlocked = (socket: { conn: { close(): void } }, next: (err?: Error) => void, retryAfterS: number) => {
     const err = new Error(`too many failed authentications from this address; try again in ${retryAfterS} s`) as Error & { data: ProtocolErrorPayload };
     err.data = { code: 'RATE_LIMITED', message: err.message, field: 'token', event: 'connect', retry_after_s: retryAfterS };
     next(err);
-    socket.conn.close();
+    closeAfterReply(socket);
   };
 
   // Hospitals: a credential bound to one hospital; nobody can act as another.
