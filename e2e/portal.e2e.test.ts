@@ -1,7 +1,7 @@
 // The product, end to end in Debian's Chromium with WebGPU on: a real coordinator; one browser
 // context per hospital (H1 on WASM, H2 on WebGL, H3 automatic — WebGPU, on the SwiftShader software
 // adapter here), each importing its own NDJSON through the file input and clicking "Join round"; the
-// admin starts a 3-round run from the dashboard, and H3's figures of every round are recomputed in
+// admin starts a 2-round run from the dashboard, and H3's figures of every round are recomputed in
 // Node on WASM from the same global weights. Every WebSocket frame and HTTP body the hospital tabs
 // send is captured and searched for patient data. Then a hospital tab is closed mid-round, a DP
 // round, a SecAgg+ round and an HE round run, and H3's GPU device is destroyed mid-round.
@@ -16,7 +16,7 @@ import { HospitalClient, type EvaluateReply, type StoredModel, type TrainReply }
 import { createClassifier, flattenWeights, sha256Hex, weightsToBytes } from '@fedcare/shared/model';
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { STEP_CHECK_TOLERANCE } from '@fedcare/shared/train';
-import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex } from '@fedcare/shared/secagg';
+import { identityFingerprint, keyHex } from '@fedcare/shared/secagg';
 import { ADMIN, CspWatch, OUT, ROOT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 const HOSPITALS = ['H1', 'H2', 'H3'] as const;
@@ -25,7 +25,7 @@ const PATIENTS = 70;
 /**
  * How far a loss computed on WebGPU may be from the same computation on WASM after rounds of
  * training: float32 rounding differs between the backends' kernels (measured: at most 2.4e-7 over
- * three rounds, test-results/webgpu-vs-wasm-rounds.json); a wrong kernel moves a loss by 1e-2 or more.
+ * three rounds; each run writes test-results/webgpu-vs-wasm-rounds.json); a wrong kernel moves a loss by 1e-2 or more.
  */
 const LOSS_TOLERANCE = 1e-5;
 const FHIR = path.join(ROOT, 'fixtures/fhir/synthea');
@@ -210,7 +210,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await context.close();
   }, 120_000);
 
-  it('three hospital tabs import, join and train a 3-round run started from the dashboard; no patient data on the wire', async () => {
+  it('three hospital tabs import, join and train a 2-round run started from the dashboard; no patient data on the wire', async () => {
     for (const id of HOSPITALS) {
       const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
       const page = await context.newPage();
@@ -281,11 +281,11 @@ describe('hospital portals and the dashboard in Chromium', () => {
     const keepModel = (r: { runId: string; round: number }) => models.set(r.round, server.store.getModel(r.runId, 'latest'));
     server.events.on('round', keepModel);
     const form = dashboard.getByRole('region', { name: 'Run control' });
-    await form.getByLabel('Rounds').fill('3');
+    await form.getByLabel('Rounds').fill('2');
     await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('3');
     await form.getByRole('button', { name: 'Start run' }).click();
-    await expect.poll(() => dashboard.getByTestId('last-round').textContent(), { timeout: 400_000, interval: 500 }).toBe('3');
+    await expect.poll(() => dashboard.getByTestId('last-round').textContent(), { timeout: 400_000, interval: 500 }).toBe('2');
     server.events.off('round', keepModel);
     await expect.poll(() => dashboard.getByTestId('run-status').textContent(), { timeout: 30_000 }).toBe('completed');
     const perHospital = dashboard.getByRole('region', { name: 'Per-hospital metrics' });
@@ -294,7 +294,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     const [run] = await server.store.listRuns();
     expect(run?.status).toBe('completed');
     const rounds = await server.store.getRoundMetrics(run!.runId);
-    expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2]);
     mkdirSync(OUT, { recursive: true });
     for (const r of rounds) {
       expect(r.participation.filter((p) => p.stage === 'train' && p.status === 'ok').map((p) => p.hospitalId).sort()).toEqual([...HOSPITALS]);
@@ -335,7 +335,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
 
     // Each portal plotted its own rounds, and says which backend trained them.
     for (const t of tabs) {
-      await expect.poll(() => t.page.getByTestId('local-rounds').getByRole('row').count(), { timeout: 30_000 }).toBe(1 + 3);
+      await expect.poll(() => t.page.getByTestId('local-rounds').getByRole('row').count(), { timeout: 30_000 }).toBe(1 + 2);
       await screenshot(t.page, `portal-${t.id}-after-run`);
     }
     await screenshot(dashboard, 'dashboard-portals-run-complete');
@@ -366,7 +366,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     }
     for (const t of tabs) expect(t.errors, t.id).toEqual([]);
     expect(dashboardErrors).toEqual([]);
-    // Three rounds later each worker holds its model and nothing else, on WASM, WebGL and WebGPU alike.
+    // Two rounds later each worker holds its model and nothing else, on WASM, WebGL and WebGPU alike.
     for (const t of tabs) expect(await liveTensors(t.page), `${t.id}: tensors left in the worker`).toBe(modelTensors());
   }, 600_000);
 
@@ -385,7 +385,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
 
   it('a hospital tab closed mid-round: the round completes with the other two and the dashboard shows the dropout', async () => {
     const form = dashboard.getByRole('region', { name: 'Run control' });
-    await form.getByLabel('Rounds').fill('2');
+    await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('2');
     await form.getByRole('button', { name: 'Start run' }).click();
@@ -397,10 +397,10 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await expect.poll(() => dropouts.locator('[data-dropout="H2"]').count(), { timeout: 10_000 }).toBeGreaterThan(0);
     expect(await dropouts.locator('[data-dropout="H2"]').first().textContent()).toMatch(/train.*dropped.*disconnected/);
     const runs = await server.store.listRuns();
-    const run = runs.find((r) => r.status === 'completed' && r.totalRounds === 2);
+    const run = runs.find((r) => r.status === 'completed' && r.totalRounds === 1);
     expect(run).toBeDefined();
     const rounds = await server.store.getRoundMetrics(run!.runId);
-    expect(rounds).toHaveLength(2);
+    expect(rounds).toHaveLength(1);
     const r1 = rounds[0]!;
     expect(r1.participation.find((p) => p.hospitalId === 'H2' && p.stage === 'train')?.status).toBe('dropped');
     expect(r1.participation.filter((p) => p.stage === 'train' && p.status === 'ok').map((p) => p.hospitalId).sort()).toEqual(['H1', 'H3']);
@@ -469,11 +469,17 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await page.getByTestId('backend-select').selectOption('webgl');
     await page.getByTestId('import-input').setInputFiles(path.join(dir, 'H2.ndjson'));
     await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
-    // H2's operator loads the federation roster (the keys each operator published out of band), so
-    // even this tab's first SecAgg+ round trusts no relayed identity key; the tab shows its own fingerprint.
-    const keys = Object.fromEntries(
-      await Promise.all(['H1', 'H2', 'H3'].map(async (h) => [h, keyHex(await exportIdentityPublicKey((await identityFromCredential(TOKENS[h] as string)).publicKey))] as const)),
-    );
+    // H2's operator loads the federation roster (the keys each operator published out of band: the
+    // roster entry each tab shows for the identity key it generated in its own IndexedDB), so even
+    // this tab's first SecAgg+ round trusts no relayed identity key; the tab shows its own fingerprint.
+    const entryOf = async (p: Page): Promise<Record<string, string>> => {
+      await expect.poll(() => p.getByTestId('identity-entry').count(), { timeout: 10_000 }).toBe(1);
+      return JSON.parse(`{${(await p.getByTestId('identity-entry').textContent()) ?? ''}}`) as Record<string, string>;
+    };
+    const keys = { ...(await entryOf(tabs[0]!.page)), ...(await entryOf(page)), ...(await entryOf(tabs[2]!.page)) };
+    expect(Object.keys(keys).sort()).toEqual(['H1', 'H2', 'H3']);
+    // Generated, not derived: no tab's key is the old derivation from its token.
+    for (const h of ['H1', 'H2', 'H3']) expect(keys[h]).not.toBe(await legacyTokenKey(TOKENS[h] as string));
     const own = await identityFingerprint(Uint8Array.from(Buffer.from(keys.H2 as string, 'hex')));
     await expect.poll(() => page.getByTestId('identity-fingerprint').textContent(), { timeout: 10_000 }).toBe(own);
     const wrong = path.join(dir, 'roster-wrong.json');
@@ -619,3 +625,13 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(csp.console).toEqual([]);
   });
 });
+
+/** The identity key the portal used to derive from a token (HKDF-SHA-256(token, "fedcare/identity/v1") as the Ed25519 seed), as hex: no tab may use it now. */
+async function legacyTokenKey(token: string): Promise<string> {
+  const enc = new TextEncoder();
+  const base = await crypto.subtle.importKey('raw', enc.encode(token), 'HKDF', false, ['deriveBits']);
+  const seed = new Uint8Array(await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode('fedcare/identity/v1') }, base, 256));
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  const jwk = await crypto.subtle.exportKey('jwk', await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, true, ['sign']));
+  return keyHex(Uint8Array.from(Buffer.from(jwk.x as string, 'base64url')));
+}

@@ -1,6 +1,6 @@
 // The fedcare command as a user runs it: a real process, real files.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,18 +117,38 @@ describe('fedcare token', () => {
 });
 
 describe('fedcare identity and client --roster', () => {
-  it('prints the identity the token derives (the key peers verify), its fingerprint and a roster entry; nothing secret', async () => {
-    const { exportIdentityPublicKey, identityFromCredential, identityFingerprint, keyHex } = await import('@fedcare/shared/secagg');
-    const token = 'fct_h1_token_for_identity_0123';
-    const r = fedcare('identity', '--hospital', 'H1', '--token', token, '--json');
-    expect(r.code, r.stderr).toBe(0);
-    const key = await exportIdentityPublicKey((await identityFromCredential(token)).publicKey);
-    expect(JSON.parse(r.stdout)).toEqual({ hospital: 'H1', algorithm: 'Ed25519', public_key: keyHex(key), fingerprint: await identityFingerprint(key) });
-    const text = fedcare('identity', '--hospital', 'H1', '--token', token);
-    expect(text.stdout).toContain(`roster entry: "H1":"${keyHex(key)}"`);
-    expect(text.stdout).not.toContain(token);
-    expect(fedcare('identity', '--token', token).stderr).toMatch(/--hospital is required/);
-    expect(fedcare('identity', '--hospital', 'H1', '--token', 'short').stderr).toMatch(/no identity from this token: .*at least 16 characters/);
+  it('creates the hospital’s own identity key on first use (a 0600 PEM beside the data), prints its fingerprint and roster entry, and loads the same key after; nothing secret', async () => {
+    const { exportIdentityPublicKey, identityFingerprint, keyHex } = await import('@fedcare/shared/secagg');
+    const { createPrivateKey, createPublicKey } = await import('node:crypto');
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-identity-'));
+    const data = path.join(dir, 'H1.ndjson');
+    const first = fedcare('identity', '--hospital', 'H1', '--data', data, '--json');
+    expect(first.code, first.stderr).toBe(0);
+    const file = path.join(dir, 'H1.identity.pem');
+    const out = JSON.parse(first.stdout) as Record<string, unknown>;
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const pem = readFileSync(file, 'utf8');
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    // The printed key is the public half of the key in the file (as openssl would derive it).
+    const raw = Uint8Array.from(Buffer.from(createPublicKey(createPrivateKey(pem)).export({ format: 'jwk' }).x as string, 'base64url'));
+    const { importIdentityPublicKey } = await import('@fedcare/shared/secagg');
+    const key = await exportIdentityPublicKey(await importIdentityPublicKey(raw));
+    expect(out).toEqual({ hospital: 'H1', algorithm: 'Ed25519', public_key: keyHex(key), fingerprint: await identityFingerprint(key), key_file: file, created: true });
+    const again = fedcare('identity', '--hospital', 'H1', '--identity', file);
+    expect(again.stdout).toContain(`roster entry: "H1":"${keyHex(key)}"`);
+    expect(again.stdout).toContain(`fingerprint: ${await identityFingerprint(key)}`);
+    expect(again.stdout).not.toContain('(created now)');
+    expect(again.stdout).not.toContain(pem.split('\n')[1]);
+    // Another hospital (another key file) gets another, random key.
+    expect(JSON.parse(fedcare('identity', '--hospital', 'H2', '--data', path.join(dir, 'H2.ndjson'), '--json').stdout).public_key).not.toBe(keyHex(key));
+    expect(fedcare('identity', '--identity', file).stderr).toMatch(/--hospital is required/);
+    expect(fedcare('identity', '--hospital', 'H1').stderr).toMatch(/--identity FILE or --data FILE is required/);
+    // A key file others can read is refused (as ssh does), and so is one that holds no Ed25519 key.
+    chmodSync(file, 0o644);
+    expect(fedcare('identity', '--hospital', 'H1', '--identity', file).stderr).toMatch(/is accessible to other users \(mode 644\); chmod 600 it/);
+    const junk = path.join(dir, 'junk.pem');
+    writeFileSync(junk, 'not a key', { mode: 0o600 });
+    expect(fedcare('identity', '--hospital', 'H1', '--identity', junk).stderr).toMatch(/identity key .*junk\.pem cannot be read/);
   });
 
   it('client refuses a bad roster file by name, and --roster with --pins, before connecting', () => {

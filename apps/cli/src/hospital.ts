@@ -6,6 +6,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { HospitalClient, HospitalSession, type ClientProgress, type PinStore, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import type { PatientRecord } from '@fedcare/shared/data';
+import type { KeyPair } from '@fedcare/shared/secagg';
 import {
   HOSPITAL_NAMESPACE,
   PROTOCOL_VERSION,
@@ -26,6 +27,11 @@ export interface HeadlessHospitalOptions {
   hospitalId: string;
   token: string;
   records: readonly PatientRecord[];
+  /**
+   * The hospital's own identity key pair (e.g. `loadOrCreateIdentityFile`), or a loader; never
+   * derived from the token. Default: a fresh one for this process (simulations).
+   */
+  identity?: KeyPair | (() => Promise<KeyPair>);
   modelSeed?: number;
   /** Where the hospital's privacy ledger persists (default: memory). */
   privacyLedger?: PrivacyLedgerStore;
@@ -57,8 +63,7 @@ export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   const log = o.log ?? (() => {});
   const client = new HospitalClient(o.hospitalId, o.records, {
     modelSeed: o.modelSeed ?? 0,
-    // Its SecAgg+ signing identity follows from its credential: stable across restarts.
-    credential: o.token,
+    ...(o.identity ? { identity: o.identity } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
     ...(o.pinStore ? { pinStore: o.pinStore } : {}),

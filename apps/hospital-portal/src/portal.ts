@@ -16,7 +16,8 @@ import {
 } from '@fedcare/shared/protocol';
 import { summarizeCohort } from './data/cohort';
 import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
-import { exportIdentityPublicKey, identityFingerprint, identityFromCredential, keyHex, parseRoster } from '@fedcare/shared/secagg';
+import { exportIdentityPublicKey, identityFingerprint, keyHex, loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
+import { indexedDbIdentity } from './data/identity';
 import { importFiles } from './data/importFiles';
 import { appendLog, initialPortalState, reduceActivity, type PortalState, type PortalStore } from './store';
 import { TrainingWorker } from './worker/compute';
@@ -84,7 +85,7 @@ export class Portal {
     this.log(`signed in as ${who.hospital_id}`);
     this.pollStatus();
     this.set({ maxEpsilon: await kvGet<number>(`privacy-cap/${who.hospital_id}`), roster: await kvGet<Record<string, string>>(`secagg-roster/${who.hospital_id}`) });
-    void this.showIdentity(token);
+    void this.showIdentity(who.hospital_id);
     await this.showStoredRecords(who.hospital_id);
     await this.startWorker(this.store.getState().backendChoice);
   }
@@ -172,15 +173,15 @@ export class Portal {
   private async loadIntoWorker(): Promise<void> {
     const { hospitalId } = this.store.getState();
     if (!hospitalId || !this.worker) return;
-    const { maxEpsilon, token, roster } = this.store.getState();
-    const loaded = await this.worker.load(hospitalId, maxEpsilon, token, roster);
+    const { maxEpsilon, roster } = this.store.getState();
+    const loaded = await this.worker.load(hospitalId, maxEpsilon, roster);
     this.set({ loaded });
   }
 
-  /** The identity key the worker will sign with (the same derivation, from the same token), and its fingerprint. */
-  private async showIdentity(token: string): Promise<void> {
+  /** The identity key the worker will sign with (this profile's, in IndexedDB: created now on first use), and its fingerprint. */
+  private async showIdentity(hospitalId: string): Promise<void> {
     try {
-      const key = await exportIdentityPublicKey((await identityFromCredential(token)).publicKey);
+      const key = await exportIdentityPublicKey((await loadOrCreateIdentity(indexedDbIdentity(hospitalId))).publicKey);
       this.set({ identity: { key: keyHex(key), fingerprint: await identityFingerprint(key) } });
     } catch (e) {
       this.log(`identity key unavailable: ${(e as Error).message}`);

@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { generateHospital } from '../data/generator';
-import { identityFromCredential } from '../secagg/identity';
-import { exportIdentityPublicKey, generateIdentityKeyPair } from '../secagg/keys';
+import { loadOrCreateIdentity, type IdentityStore } from '../secagg/identity';
+import { exportIdentityPublicKey, generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
 import { SecAggServer, secAggConfig, type ShareKeysRequest } from '../secagg/protocol';
 import { HospitalClient, type PinStore } from './client';
 
 const IDS = ['H1', 'H2', 'H3'];
-const TOKENS: Record<string, string> = { H1: 'fct_h1_token_0123456789', H2: 'fct_h2_token_0123456789', H3: 'fct_h3_token_0123456789' };
+
+/** Each hospital's identity store, as its host keeps it (IndexedDB, a key file): generated on first use, then loaded. */
+function memoryIdentity(): IdentityStore {
+  let kept: KeyPair | undefined;
+  return { load: async () => kept, add: async (k) => (kept ??= k) };
+}
+const IDENTITIES = new Map(IDS.map((h) => [h, memoryIdentity()]));
 
 function memoryPins(): PinStore & { saved: number } {
   let state: Record<string, Uint8Array> | undefined;
@@ -21,13 +27,13 @@ function memoryPins(): PinStore & { saved: number } {
   return store;
 }
 
-function client(h: string, pins: PinStore, roster?: Record<string, Uint8Array>) {
-  return new HospitalClient(h, generateHospital(h, { seed: 2, patients: 12 }).records, { credential: TOKENS[h] as string, pinStore: pins, ...(roster ? { roster } : {}) });
+function client(h: string, pins: PinStore, roster?: Record<string, Uint8Array>, identity: IdentityStore = IDENTITIES.get(h)!) {
+  return new HospitalClient(h, generateHospital(h, { seed: 2, patients: 12 }).records, { identity: () => loadOrCreateIdentity(identity), pinStore: pins, ...(roster ? { roster } : {}) });
 }
 
 /** Each hospital's identity public key as its operator would publish it (`fedcare identity`). */
 async function publishedKeys(): Promise<Record<string, Uint8Array>> {
-  return Object.fromEntries(await Promise.all(IDS.map(async (h) => [h, await exportIdentityPublicKey((await identityFromCredential(TOKENS[h] as string)).publicKey)] as const)));
+  return Object.fromEntries(await Promise.all(IDS.map(async (h) => [h, await exportIdentityPublicKey((await loadOrCreateIdentity(IDENTITIES.get(h)!)).publicKey)] as const)));
 }
 
 /** Advertise and share-keys of one round; `tamper` may rewrite the share-keys requests. */
@@ -57,7 +63,7 @@ describe('HospitalClient SecAgg+ identity and pins', () => {
     expect(stores.get('H1')!.saved).toBe(1);
     expect(Object.keys((await stores.get('H1')!.load())!).sort()).toEqual(['H2', 'H3']);
 
-    // H1 restarts (a new client object on the same pin store); H2 and H3 restart too: same credential → same identity, still accepted.
+    // H1 restarts (a new client object on the same pin store); H2 and H3 restart too: the same stored identity, still accepted.
     const restarted = new Map(IDS.map((h) => [h, client(h, stores.get(h)!)]));
     const r2 = await round(2, restarted);
     for (const h of IDS) expect(r2[h]).toMatchObject({ stage: 'share-keys' });
@@ -96,5 +102,23 @@ describe('HospitalClient SecAgg+ identity and pins', () => {
     );
     expect((r2.H1 as Error).name).toBe('PinMismatchError');
     expect((r2.H1 as Error).message).toMatch(/H2/);
+  });
+
+  it('a hospital whose generated key changed (lost, regenerated) is refused by name by a peer that pinned the old one, until re-pinned', async () => {
+    const stores = new Map(IDS.map((h) => [h, memoryPins()]));
+    const r1 = await round(1, new Map(IDS.map((h) => [h, client(h, stores.get(h)!)])));
+    for (const h of IDS) expect(r1[h]).toMatchObject({ stage: 'share-keys' });
+    // H3 loses its key file / browser profile: its host generates a new identity on next use.
+    const lost = memoryIdentity();
+    const r2 = await round(2, new Map(IDS.map((h) => [h, client(h, stores.get(h)!, undefined, h === 'H3' ? lost : IDENTITIES.get(h)!)])));
+    for (const h of ['H1', 'H2']) {
+      expect((r2[h] as Error).name).toBe('PinMismatchError');
+      expect((r2[h] as Error).message).toMatch(/the identity key relayed for hospital H3 .* differs from the one pinned for it/);
+    }
+    // The operators re-pin H3's new key (out of band): H1 and H2 accept it again.
+    const newKey = await exportIdentityPublicKey((await loadOrCreateIdentity(lost)).publicKey);
+    for (const h of ['H1', 'H2']) await stores.get(h)!.save({ ...(await stores.get(h)!.load())!, H3: newKey });
+    const r3 = await round(3, new Map(IDS.map((h) => [h, client(h, stores.get(h)!, undefined, h === 'H3' ? lost : IDENTITIES.get(h)!)])));
+    for (const h of IDS) expect(r3[h]).toMatchObject({ stage: 'share-keys' });
   });
 });

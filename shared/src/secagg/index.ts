@@ -85,6 +85,7 @@ export {
   checkPinnedIdentity,
   RevealRefusedError,
   SEALED_SHARES_BYTES,
+  SIGNED_SHARE_BYTES,
   SECAGG_STAGES,
   SecAggAbortError,
   SecAggClient,
@@ -126,7 +127,8 @@ export {
   type SecAggStage,
   type ShareKeysReply,
   type ShareKeysRequest,
+  type RevealedShare,
   type UnmaskReply,
   type UnmaskRequest,
 } from './protocol';
-export { RosterError, identityFingerprint, identityFromCredential, keyHex, parseRoster } from './identity';
+export { RosterError, identityFingerprint, keyHex, loadOrCreateIdentity, parseRoster, type IdentityStore } from './identity';

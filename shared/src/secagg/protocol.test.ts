@@ -11,6 +11,7 @@ import {
   SecAggClient,
   SecAggProtocolError,
   SecAggServer,
+  ENCODED_SHARE_BYTES,
   SEALED_SHARES_BYTES,
   bytesToWords,
   checkConfig,
@@ -699,9 +700,15 @@ describe('authenticated shares (Bell et al. 2020 SecAgg+, malicious clients): a 
   });
 
   it.each([
-    { name: 'a share re-signed with the holder’s own key', edit: async (r: UnmaskReply) => ({ ...r, b_shares: await Promise.all(r.b_shares.map(async (e) => (e.client_id === 'H2' ? { ...e, share: flip(e.share, 3), signature: await signAsHolder(e.share) } : e))) }) },
+    {
+      name: 'a share re-signed with the holder’s own key',
+      edit: async (r: UnmaskReply) => ({ ...r, b_shares: await Promise.all(r.b_shares.map(async (e) => (e.client_id === 'H2' ? { ...e, share: await resignedAsHolder(flip(e.share, 3)) } : e))) }),
+    },
     { name: 'a share given as another holder’s (index changed)', edit: async (r: UnmaskReply) => ({ ...r, b_shares: r.b_shares.map((e) => (e.client_id === 'H2' ? { ...e, share: flip(e.share, 0) } : e)) }) },
-    { name: 'a signature of another share', edit: async (r: UnmaskReply) => ({ ...r, b_shares: r.b_shares.map((e, _i, all) => (e.client_id === 'H2' ? { ...e, signature: (all.find((x) => x.client_id === 'H4') as typeof e).signature } : e)) }) },
+    {
+      name: 'the signature of another share',
+      edit: async (r: UnmaskReply) => ({ ...r, b_shares: r.b_shares.map((e, _i, all) => (e.client_id === 'H2' ? { ...e, share: withSignatureOf(e.share, (all.find((x) => x.client_id === 'H4') as typeof e).share) } : e)) }),
+    },
   ])('$name is caught the same way', async ({ edit }) => {
     const round = await Round.create({ n: 5, L: 100 });
     await round.advertise();
@@ -746,9 +753,19 @@ describe('authenticated shares (Bell et al. 2020 SecAgg+, malicious clients): a 
   });
 });
 
-/** A signature by H5 (the hostile holder) over a share, as if it were the dealer. */
-async function signAsHolder(share: Uint8Array): Promise<Uint8Array> {
-  return signShare((await identityOf('H5')).privateKey, { run_id: RUN, round: ROUND, dealer: 'H2', holder: 'H5', kind: 'b', share });
+/** A revealed share (encoded share ‖ signature) re-signed by H5, the hostile holder, as if it were the dealer H2. */
+async function resignedAsHolder(revealed: Uint8Array): Promise<Uint8Array> {
+  const out = revealed.slice();
+  const share = revealed.subarray(0, ENCODED_SHARE_BYTES);
+  out.set(await signShare((await identityOf('H5')).privateKey, { run_id: RUN, round: ROUND, dealer: 'H2', holder: 'H5', kind: 'b', share }), ENCODED_SHARE_BYTES);
+  return out;
+}
+
+/** `revealed`'s share with `other`'s signature. */
+function withSignatureOf(revealed: Uint8Array, other: Uint8Array): Uint8Array {
+  const out = revealed.slice();
+  out.set(other.subarray(ENCODED_SHARE_BYTES), ENCODED_SHARE_BYTES);
+  return out;
 }
 
 describe('validation of what the other side sends', () => {

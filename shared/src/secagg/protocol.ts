@@ -376,17 +376,20 @@ export interface UnmaskRequest extends Header<'unmask'> {
 }
 export interface UnmaskReply extends Header<'unmask'> {
   readonly client_id: string;
-  /** encodeShare of the share of b_j, for each survivor j, with j's signature over it as dealt (keys.ts signShare). */
+  /** The share of b_j, for each survivor j, as j dealt and signed it. */
   readonly b_shares: readonly RevealedShare[];
-  /** encodeShare of the share of s_j's private key, for each dropped j, with j's signature over it as dealt. */
+  /** The share of s_j's private key, for each dropped j, as j dealt and signed it. */
   readonly s_shares: readonly RevealedShare[];
 }
 
-/** A share revealed at unmask: whose secret (the dealer), the encoded share, and the dealer's signature (64 bytes). */
+/**
+ * A share revealed at unmask: whose secret (the dealer), and encodeShare(share) ‖ the dealer's
+ * signature over it (keys.ts signShare; SIGNED_SHARE_BYTES). One binary field per share: Socket.IO's
+ * parser refuses a packet with more than 10 binary attachments.
+ */
 export interface RevealedShare {
   readonly client_id: string;
   readonly share: Uint8Array;
-  readonly signature: Uint8Array;
 }
 
 export type SecAggRequest = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | ConsistencyCheckRequest | UnmaskRequest;
@@ -491,7 +494,7 @@ export const unmaskRequestSchema = z.object({
   dropped: z.array(idSchema).max(MAX_SHARES),
   signatures: z.array(z.object({ client_id: idSchema, signature: fixedBytes(64) })).max(MAX_SHARES),
 });
-const revealedShares = z.array(z.object({ client_id: idSchema, share: fixedBytes(ENCODED_SHARE_BYTES), signature: fixedBytes(SIGNATURE_BYTES) })).max(MAX_SHARES);
+const revealedShares = z.array(z.object({ client_id: idSchema, share: fixedBytes(SIGNED_SHARE_BYTES) })).max(MAX_SHARES);
 export const unmaskReplySchema = z.object({ ...header('unmask'), client_id: idSchema, b_shares: revealedShares, s_shares: revealedShares });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string, clientId?: string): T {
@@ -606,7 +609,12 @@ interface SignedShare {
   readonly signature: Uint8Array;
 }
 
-const reveal = (dealer: string, s: SignedShare): RevealedShare => ({ client_id: dealer, share: encodeShare(s.share), signature: s.signature });
+function reveal(dealer: string, s: SignedShare): RevealedShare {
+  const share = new Uint8Array(SIGNED_SHARE_BYTES);
+  share.set(encodeShare(s.share));
+  share.set(s.signature, ENCODED_SHARE_BYTES);
+  return { client_id: dealer, share };
+}
 
 interface Neighbour {
   readonly sPk: Uint8Array;
@@ -1202,14 +1210,15 @@ export class SecAggServer {
         throw new SecAggProtocolError(`unmask reply from ${clientId} reveals ${what} of [${[...ids].sort().join(', ')}], it was asked for [${[...expected].sort().join(', ')}]`, clientId);
       }
       return entries.map((e) => {
+        const encoded = e.share.subarray(0, ENCODED_SHARE_BYTES);
         let share: Share;
         try {
-          share = decodeShare(e.share);
+          share = decodeShare(encoded);
         } catch (err) {
           throw new SecAggProtocolError(`unmask reply from ${clientId}: bad share of ${e.client_id}: ${(err as Error).message}`, clientId);
         }
         if (share.threshold !== this.config.threshold) throw new SecAggProtocolError(`unmask reply from ${clientId}: share of ${e.client_id} has threshold ${share.threshold}, not ${this.config.threshold}`, clientId);
-        return { dealer: e.client_id, share, encoded: e.share, signature: e.signature };
+        return { dealer: e.client_id, share, encoded, signature: e.share.subarray(ENCODED_SHARE_BYTES) };
       });
     };
     const b = decode(msg.b_shares, asked.survivors, 'self-mask shares');

@@ -9,15 +9,21 @@ import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { ProgressBar } from '../progress';
 import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore, readRoster } from '../privacy-ledger-file';
+import { defaultIdentityPath, loadOrCreateIdentityFile } from '../identity-file';
+import { identityFingerprint, exportIdentityPublicKey } from '@fedcare/shared/secagg';
 
 const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
-         [--ca FILE] [--insecure] [--privacy-ledger FILE] [--max-epsilon E] [--pins FILE | --roster FILE] [--fault H1:disconnect@train:round=2]
+         [--ca FILE] [--insecure] [--privacy-ledger FILE] [--max-epsilon E] [--identity FILE] [--pins FILE | --roster FILE]
+         [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
 model updates and metrics leave this process. --once exits when the current run ends. With a
 differentially private run, the ε this hospital has spent is kept in --privacy-ledger (default:
 H1.privacy.json beside the data) and training past the run's target ε is declined. --max-epsilon
 is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.
+With secure aggregation, this hospital signs with its own identity key, generated here on first use
+and kept in --identity (default: H1.identity.pem beside the data, mode 0600; never derived from the
+token, so the coordinator cannot sign as this hospital); \`fedcare identity\` prints its fingerprint.
 With secure aggregation, the other hospitals' identity keys are pinned on first sight in --pins
 (default: H1.pins.json beside the data); a later substitute is refused. --roster FILE instead
 trusts no key on first use: a JSON object {"H1": "<hex key>", …} of the federation's identity keys,
@@ -44,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       'max-epsilon': { type: 'string' },
       pins: { type: 'string' },
       roster: { type: 'string' },
+      identity: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -65,8 +72,13 @@ export async function run(argv: string[]): Promise<number> {
   if (values.pins && values.roster) throw new CliError('--pins and --roster exclude each other: a roster replaces trust on first use', 2);
   const roster = values.roster === undefined ? undefined : readRoster(values.roster);
   const ca = values.ca === undefined ? undefined : readCa(values.ca);
-  await initTf('wasm');
   const log = (msg: string) => !values.quiet && process.stderr.write(`${msg}\n`);
+  const identityFile = values.identity ?? defaultIdentityPath(values.data as string, hospitalId);
+  const { identity, created } = await loadOrCreateIdentityFile(identityFile).catch((e: unknown) => {
+    throw new CliError((e as Error).message);
+  });
+  if (created) log(`${hospitalId}: created identity key ${identityFile} (fingerprint ${await identityFingerprint(await exportIdentityPublicKey(identity.publicKey))}); publish it with \`fedcare identity\``);
+  await initTf('wasm');
   let bar: ProgressBar | undefined;
   const hospital = startHospital({
     server: values.server as string,
@@ -74,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
     hospitalId,
     token: values.token as string,
     records,
+    identity,
     modelSeed: Number(values['model-seed']),
     privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
     ...(roster ? { roster } : { pinStore: filePinStore(values.pins ?? defaultPinPath(values.data as string, hospitalId)) }),

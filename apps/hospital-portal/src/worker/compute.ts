@@ -74,15 +74,13 @@ export class TrainingWorker implements HospitalCompute {
   }
 
   /**
-   * credential: the hospital's token, from which its SecAgg+ signing identity is derived (it never
-   * leaves the tab). roster: the federation's identity keys (hex), exchanged out of band; with one,
-   * no relayed key is trusted on first use.
+   * roster: the federation's identity keys (hex), exchanged out of band; with one, no relayed key is
+   * trusted on first use. The worker signs with this profile's own identity key (IndexedDB).
    */
-  load(hospitalId: string, maxEpsilon?: number, credential?: string, roster?: Record<string, string>): Promise<LoadReport> {
+  load(hospitalId: string, maxEpsilon?: number, roster?: Record<string, string>): Promise<LoadReport> {
     return this.call('load', {
       hospitalId,
       ...(maxEpsilon !== undefined ? { maxEpsilon } : {}),
-      ...(credential !== undefined ? { credential } : {}),
       ...(roster !== undefined ? { roster } : {}),
     });
   }

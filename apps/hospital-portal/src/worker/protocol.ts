@@ -59,7 +59,7 @@ export interface LoadReport {
 export type WorkerRequest =
   | { id: number; op: 'init'; backend: BackendChoice }
   /** maxEpsilon: the hospital's own ε cap (it then trains only in DP runs); absent = the run's target. */
-  | { id: number; op: 'load'; hospitalId: string; maxEpsilon?: number; credential?: string; roster?: Record<string, string> }
+  | { id: number; op: 'load'; hospitalId: string; maxEpsilon?: number; roster?: Record<string, string> }
   | { id: number; op: 'featureSums'; seqLen: number }
   | { id: number; op: 'holdFeatureSums'; runId: string; seqLen: number }
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }

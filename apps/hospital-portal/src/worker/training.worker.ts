@@ -12,9 +12,10 @@
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
-import { parseRoster } from '@fedcare/shared/secagg';
+import { loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
 import { compareSteps, stepCheckBatch, trainingStepNumbers } from '@fedcare/shared/train';
 import { kvGet, kvSet, loadRecords } from '../data/db';
+import { indexedDbIdentity } from '../data/identity';
 import { BackendGuard, NoBackendError } from './backend';
 import type { BackendName, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
 
@@ -145,7 +146,8 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
         // A roster (checked again here) replaces trust on first use; the TOFU pins stay untouched meanwhile.
         ...(req.roster !== undefined ? { roster: parseRoster(req.roster) } : { pinStore: indexedDbPins(req.hospitalId) }),
         ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
-        ...(req.credential !== undefined ? { credential: req.credential } : {}),
+        // Its own identity key, generated in this profile on first use (never derived from the token).
+        identity: () => loadOrCreateIdentity(indexedDbIdentity(req.hospitalId)),
       });
       return {
         value: { records: records.length, train: client.train.length, val: client.val.length, test: client.test.length, numTrainExamples: client.numTrainExamples },
