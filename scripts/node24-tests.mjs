@@ -11,7 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const NODE_VERSION = '24.22.3';
-const SUITES = ['apps/server'];
+// The coordinator's suites; the adversarial folder (attacks, fuzzing: protocol logic, not the runtime)
+// runs once, on the main Node, in `npm run test:unit`.
+const SUITES = ['apps/server', '--exclude', 'apps/server/src/adversarial/**'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cache = path.join(root, '.cache', 'node24');
