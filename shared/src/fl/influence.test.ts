@@ -50,7 +50,7 @@ describe('secure means and evaluation metrics', () => {
   ])('mean $mean within ±0.5 → $ok', ({ mean, ok }) => {
     expect(refuseSecureMean(mean, 0.5, 1e-6) === undefined).toBe(ok);
   });
-  it.each([
+  it.each<{ metrics: Record<string, number>; ok: boolean }>([
     { metrics: { auc_roc: 0.9, val_loss: 0.3 }, ok: true },
     { metrics: { auc_roc: 1.5 }, ok: false },
     { metrics: { test_accuracy: -0.1 }, ok: false },
