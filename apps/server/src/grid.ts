@@ -22,6 +22,8 @@ import { adaptiveDeadlineMs, type Dropout, type Grid, type StageOutcome, type St
 
 export interface HospitalSocketData {
   hospitalId: string;
+  /** SHA-256 (hex) of the token it signed in with: re-checked on revocation; the token itself is not kept (server.ts). */
+  tokenDigest?: string;
   host?: string;
   numRecords?: number;
 }

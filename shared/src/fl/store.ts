@@ -251,6 +251,11 @@ export interface Store {
   createToken(spec: TokenSpec): Promise<CreatedToken>;
   /** The principal of a valid, unrevoked, unexpired token; undefined otherwise. */
   verifyToken(token: string): Promise<TokenPrincipal | undefined>;
+  /**
+   * The same by the token's SHA-256 (lower-case hex), the form it is stored in: what a live
+   * connection keeps to re-check its credential (revocation) without keeping the token itself.
+   */
+  verifyTokenHash(sha256Hex: string): Promise<TokenPrincipal | undefined>;
   /** Revokes by tokenId; false when no such unrevoked token exists. */
   revokeToken(tokenId: string): Promise<boolean>;
   /** Metadata only, never secrets or hashes. Oldest first. */

@@ -147,6 +147,19 @@ describe('credentials', () => {
     await expect(FakeHospital.connect({ url: server.url, hospitalId: 'H4', token: h4.token })).rejects.toThrow(/unknown or revoked token/);
   });
 
+  it('a live connection whose token expires is closed (UNAUTHORIZED) within the recheck interval', async () => {
+    const s = await startTestServer({}, { limits: { tokenRecheckMs: 100 } });
+    try {
+      const soon = await s.store.createToken({ role: 'hospital', hospitalId: 'H4', expiresAt: new Date(Date.now() + 1500).toISOString() });
+      const h4 = await FakeHospital.connect({ url: s.url, hospitalId: 'H4', token: soon.token });
+      await h4.until(() => h4.errors.length > 0, 'the expiry notice', 10_000);
+      expect(h4.errors).toEqual([{ code: 'UNAUTHORIZED', message: 'this token has expired or was revoked', field: 'token' }]);
+      h4.close();
+    } finally {
+      await s.close();
+    }
+  });
+
   it('an observer cannot join as a hospital', async () => {
     const s = io(`${server.url}${HOSPITAL_NAMESPACE}`, { auth: { hospital_id: 'H1', token: observerToken, client_version: PROTOCOL_VERSION }, transports: ['websocket'], forceNew: true, reconnection: false });
     const err = await new Promise<{ data?: { code: string } }>((resolve) => {

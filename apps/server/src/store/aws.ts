@@ -1290,8 +1290,14 @@ export class AwsStore implements Store {
   async verifyToken(token: string): Promise<TokenPrincipal | undefined> {
     this.live();
     if (!plausibleToken(token)) return undefined;
+    return this.verifyTokenHash(hashToken(token));
+  }
+
+  async verifyTokenHash(sha256Hex: string): Promise<TokenPrincipal | undefined> {
+    this.live();
+    if (!/^[0-9a-f]{64}$/.test(sha256Hex)) return undefined;
     // Strongly consistent: a revoked token stops working at once.
-    const item = await this.getItem(this.tables.coordinator, { pk: S('token-sha256'), sk: S(hashToken(token)) });
+    const item = await this.getItem(this.tables.coordinator, { pk: S('token-sha256'), sk: S(sha256Hex) });
     if (item === undefined || item.revoked_at !== undefined) return undefined;
     const r = new Row(item, `${this.tables.coordinator} token`);
     if (!unexpired(r.optS('token_expires_at'), this.now())) return undefined;

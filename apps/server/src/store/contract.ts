@@ -468,6 +468,10 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect(await store.verifyToken(admin.token)).toEqual({ role: 'admin' });
       const wrong = [`${h1.token}x`, h1.token.slice(1), h1.token.toUpperCase(), hashToken(h1.token), '', 'x'.repeat(5000)];
       for (const w of wrong) expect(await store.verifyToken(w)).toBeUndefined();
+      // By digest (what a live connection keeps instead of the token): the same answers.
+      expect(await store.verifyTokenHash(hashToken(h1.token))).toEqual({ role: 'hospital', hospitalId: 'H1' });
+      expect(await store.verifyTokenHash(hashToken(admin.token))).toEqual({ role: 'admin' });
+      for (const w of [hashToken(`${h1.token}x`), hashToken(h1.token).toUpperCase(), h1.token, '', 'f'.repeat(63)]) expect(await store.verifyTokenHash(w)).toBeUndefined();
 
       const list = await store.listTokens();
       expect(list.map(({ tokenId, role, hospitalId, revokedAt }) => ({ tokenId, role, hospitalId, revokedAt }))).toEqual([
@@ -483,6 +487,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect(await store.revokeToken('tok_nope')).toBe(false);
       expect(await store.revokeToken('')).toBe(false);
       expect(await store.verifyToken(h1.token)).toBeUndefined();
+      expect(await store.verifyTokenHash(hashToken(h1.token))).toBeUndefined();
       expect(await store.verifyToken(admin.token)).toEqual({ role: 'admin' });
       const after = await store.listTokens();
       expect(after.map((i) => i.tokenId)).toEqual([h1.tokenId, admin.tokenId]);
@@ -498,6 +503,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect(await store.verifyToken(observer.token)).toEqual({ role: 'observer' });
       expect(await store.verifyToken(lasting.token)).toEqual({ role: 'hospital', hospitalId: 'H1' });
       expect(await store.verifyToken(expired.token)).toBeUndefined();
+      expect(await store.verifyTokenHash(hashToken(expired.token))).toBeUndefined();
       const list = await store.listTokens();
       expect(list.map(({ tokenId, role, expiresAt }) => ({ tokenId, role, expiresAt }))).toEqual([
         { tokenId: observer.tokenId, role: 'observer', expiresAt: undefined },

@@ -652,9 +652,13 @@ export class SqliteStore implements Store {
   }
 
   verifyToken(token: string): Promise<TokenPrincipal | undefined> {
+    return plausibleToken(token) ? this.verifyTokenHash(hashToken(token)) : this.call(() => undefined);
+  }
+
+  verifyTokenHash(sha256Hex: string): Promise<TokenPrincipal | undefined> {
     return this.call(() => {
-      if (!plausibleToken(token)) return undefined;
-      const row = this.s.findToken.get(hashToken(token));
+      if (!/^[0-9a-f]{64}$/.test(sha256Hex)) return undefined;
+      const row = this.s.findToken.get(sha256Hex);
       if (row === undefined || !unexpired(row.expires_at, this.now())) return undefined;
       if (row.role === 'admin' || row.role === 'observer') return { role: row.role };
       if (row.hospital_id === null) return undefined;

@@ -161,7 +161,7 @@ export class TokenAuthority {
   private readonly metricsDigest: Buffer | undefined;
 
   constructor(
-    private readonly store: Pick<Store, 'verifyToken'>,
+    private readonly store: Pick<Store, 'verifyToken' | 'verifyTokenHash'>,
     tokens: EnvTokens = {},
   ) {
     const env: EnvEntry[] = [];
@@ -192,7 +192,7 @@ export class TokenAuthority {
   }
 
   /** From FEDCARE_ADMIN_TOKEN / FEDCARE_HOSPITAL_TOKENS (pass process.env); throws TokenConfigError on a bad value. */
-  static fromEnv(store: Pick<Store, 'verifyToken'>, env: Record<string, string | undefined>): TokenAuthority {
+  static fromEnv(store: Pick<Store, 'verifyToken' | 'verifyTokenHash'>, env: Record<string, string | undefined>): TokenAuthority {
     return new TokenAuthority(store, envTokens(env));
   }
 
@@ -211,5 +211,20 @@ export class TokenAuthority {
     }
     if (match !== undefined) return match.role === 'hospital' ? { role: 'hospital', hospitalId: match.hospitalId } : { role: match.role };
     return this.store.verifyToken(token);
+  }
+
+  /**
+   * Who a token speaks for, by its SHA-256 (`hashToken`, what a connection keeps instead of the
+   * token): the same answer as `verify(token)`, so a revoked or expired token stops here too.
+   */
+  async verifyDigest(sha256Hex: unknown): Promise<TokenPrincipal | undefined> {
+    if (typeof sha256Hex !== 'string' || !/^[0-9a-f]{64}$/.test(sha256Hex)) return undefined;
+    const d = Buffer.from(sha256Hex, 'hex');
+    let match: TokenPrincipal | undefined;
+    for (const e of this.env) {
+      if (timingSafeEqual(d, e.digest) && match === undefined) match = e.principal;
+    }
+    if (match !== undefined) return match.role === 'hospital' ? { role: 'hospital', hospitalId: match.hospitalId } : { role: match.role };
+    return this.store.verifyTokenHash(sha256Hex);
   }
 }
