@@ -14,7 +14,7 @@ const hostModules = {
 };
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '.fedcare/**', 'data/**', 'test-results/**', '.scratch/**', '.cache/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/cdk.out/**', '.fedcare/**', 'data/**', 'test-results/**', '.scratch/**', '.cache/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
