@@ -1,59 +1,15 @@
 /**
- * REST /api/v1 client (history and admin actions only; live data comes over the socket). `fetch` is
- * injected so the module runs under Node in tests. Errors keep the server's `{ error: { code,
- * message, field } }` and the HTTP status; `describeError` turns them into what the UI shows.
+ * The dashboard's REST calls (history and admin actions only; live data comes over the socket), on
+ * the one typed client of the shared core (`@fedcare/shared/api`: paths, inputs and answers checked
+ * against the same zod schemas the coordinator serves and documents). `fetch` is injected so the
+ * module runs under Node in tests. `describeError` turns a failed call into what the UI shows.
  */
+import { ApiError, createApiClient, type CreatedTokenWire, type FetchLike, type RoundMetricsWire, type RunSummary, type TokenSpecInput, type TokenSummary } from '@fedcare/shared/api';
 import type { RunConfigInput, ServerStatus } from '@fedcare/shared/protocol';
-import type { Metrics } from './metrics';
 
-export interface RunSummary {
-  run_id: string;
-  status: string;
-  config?: Record<string, unknown>;
-  total_rounds?: number;
-  last_completed_round?: number;
-  reason?: string;
-  created_at?: string;
-}
-
-export interface RoundMetricsWire {
-  round_number: number;
-  metrics: Record<string, number | null>;
-  per_hospital?: Record<string, Metrics>;
-  participation?: unknown[];
-  timestamp: string;
-}
-
-/** A stored credential as the coordinator lists it (never the secret). */
-export interface TokenSummary {
-  token_id: string;
-  role: 'admin' | 'hospital';
-  hospital_id?: string;
-  created_at: string;
-  revoked_at?: string;
-}
-
+export { ApiError, type FetchLike, type RoundMetricsWire, type RunSummary, type TokenSummary };
 /** A credential just created: the only time its secret is shown. */
-export interface CreatedToken {
-  token_id: string;
-  token: string;
-  role: 'admin' | 'hospital';
-  hospital_id?: string;
-}
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-export type FetchLike = (input: string, init?: { method?: string; headers?: Record<string, string>; body?: string }) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+export type CreatedToken = CreatedTokenWire;
 
 export interface Api {
   status(): Promise<ServerStatus>;
@@ -62,38 +18,21 @@ export interface Api {
   start(config: RunConfigInput): Promise<{ run_id: string; status: string }>;
   stop(runId?: string): Promise<{ run_id?: string; status: string }>;
   tokens(): Promise<TokenSummary[]>;
-  createToken(spec: { role: 'hospital'; hospital_id: string } | { role: 'admin' }): Promise<CreatedToken>;
+  createToken(spec: TokenSpecInput): Promise<CreatedToken>;
   revokeToken(tokenId: string): Promise<{ token_id: string; revoked: true; disconnected: number }>;
 }
 
 export function createApi(token: string, opts: { baseUrl?: string; fetch?: FetchLike } = {}): Api {
-  const base = (opts.baseUrl ?? '').replace(/\/$/, '');
-  const doFetch: FetchLike = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await doFetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-    let payload: unknown;
-    try {
-      payload = await res.json();
-    } catch {
-      payload = undefined;
-    }
-    if (!res.ok) {
-      const err = (payload as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
-      throw new ApiError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status}`, err?.field);
-    }
-    return payload as T;
-  }
+  const { call } = createApiClient({ token, ...opts });
   return {
-    status: () => call<ServerStatus>('GET', '/api/v1/status'),
-    runs: async () => (await call<{ runs: RunSummary[] }>('GET', '/api/v1/runs')).runs,
-    metrics: async (runId) => (await call<{ rounds: RoundMetricsWire[] }>('GET', `/api/v1/metrics?run_id=${encodeURIComponent(runId)}`)).rounds,
-    start: (config) => call('POST', '/api/v1/train/start', { config }),
-    stop: (runId) => call('POST', `/api/v1/train/stop${runId ? `?run_id=${encodeURIComponent(runId)}` : ''}`),
-    tokens: async () => (await call<{ tokens: TokenSummary[] }>('GET', '/api/v1/tokens')).tokens,
-    createToken: (spec) => call('POST', '/api/v1/tokens', spec),
-    revokeToken: (tokenId) => call('POST', '/api/v1/tokens/revoke', { token_id: tokenId }),
+    status: () => call('getStatus'),
+    runs: async () => (await call('listRuns')).runs,
+    metrics: async (runId) => (await call('getRunMetrics', { params: { run_id: runId } })).rounds,
+    start: (config) => call('startTraining', { body: { config } }),
+    stop: (runId) => (runId ? call('stopRun', { params: { run_id: runId } }) : call('stopTraining')),
+    tokens: async () => (await call('listTokens')).tokens,
+    createToken: (spec) => call('createToken', { body: spec }),
+    revokeToken: (tokenId) => call('revokeToken', { params: { token_id: tokenId } }),
   };
 }
 

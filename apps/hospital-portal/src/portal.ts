@@ -5,6 +5,7 @@
  * feature sums, weights and metrics come back to be sent.
  */
 import { io, type Socket } from 'socket.io-client';
+import { createApiClient } from '@fedcare/shared/api';
 import { HospitalSession } from '@fedcare/shared/fl';
 import {
   HOSPITAL_NAMESPACE,
@@ -12,7 +13,6 @@ import {
   type HospitalClientToServer,
   type HospitalServerToClient,
   type ProtocolErrorPayload,
-  type ServerStatus,
 } from '@fedcare/shared/protocol';
 import { summarizeCohort } from './data/cohort';
 import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
@@ -49,11 +49,9 @@ export class Portal {
     this.set(appendLog(this.store.getState(), message));
   }
 
-  private async rest<T>(path: string, token: string): Promise<T> {
-    const res = await fetch(`${this.server}${path}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
-    const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
-    if (!res.ok) throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
-    return body as T;
+  /** The shared typed REST client, as this hospital (its answers checked against the API's schemas). */
+  private api(token: string) {
+    return createApiClient({ baseUrl: this.server, token }).call;
   }
 
   /** Restores a token saved in this tab (sessionStorage) after a reload. */
@@ -67,7 +65,7 @@ export class Portal {
     this.set({ signInError: undefined });
     let who: { role: string; hospital_id?: string };
     try {
-      who = await this.rest('/api/v1/whoami', token);
+      who = await this.api(token)('whoami');
     } catch (e) {
       this.set({ signInError: `sign-in failed: ${(e as Error).message}` });
       return;
@@ -105,7 +103,7 @@ export class Portal {
       const token = this.store.getState().token;
       if (!token) return;
       try {
-        this.set({ status: await this.rest<ServerStatus>('/api/v1/status', token), statusError: undefined });
+        this.set({ status: await this.api(token)('getStatus'), statusError: undefined });
       } catch (e) {
         this.set({ statusError: `coordinator unreachable: ${(e as Error).message}` });
       }

@@ -2,7 +2,7 @@
 export { startServer, MAX_MESSAGE_BYTES, DEFAULT_LIMITS, type RunningServer, type ServerLimits, type ServerOptions } from './server';
 export { Coordinator, RunConflictError } from './coordinator';
 export { SocketGrid } from './grid';
-export { openApiDocument } from './openapi';
+export { openApiDocument } from './http';
 export { openSqliteStore, openStore, type StoreSpec } from './store';
 export { TokenAuthority, generateToken, parseHospitalTokens } from './store/tokens';
 export { serveStatic, type StaticApp } from './static';

@@ -2,11 +2,13 @@
 // route, run control (start, conflict, stop), input errors naming their field, the OpenAPI 3.1
 // document (validated by a real validator and compared with the route table and with every status
 // code these tests observed), and Prometheus /metrics.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { createApiClient, endpoints, type EndpointName } from '@fedcare/shared/api';
 import { runConfigSchema, STRATEGY_NAMES } from '@fedcare/shared/protocol';
-import { apiRoutes } from './http';
-import { openApiDocument } from './openapi';
+import { apiRoutes, openApiDocument } from './http';
 import { UNAUTHENTICATED_MESSAGE_BYTES } from './message-limit';
 import type { RunningServer } from './server';
 import { ADMIN_TOKEN, FakeHospital, HOSPITAL_TOKENS, startTestServer } from './testing/fake-hospital';
@@ -16,6 +18,8 @@ let server: RunningServer;
 let completedRunId: string;
 /** Status codes seen per documented operation, e.g. 'POST /api/v1/train/start' → {200, 401, …}. */
 const observed = new Map<string, Set<number>>();
+/** Success answers that did not parse with their endpoint's zod response schema. */
+const mismatches: string[] = [];
 
 const H1 = HOSPITAL_TOKENS.H1 as string;
 const WRONG = 'wrong-token-0123456789abcdef';
@@ -27,7 +31,7 @@ interface Call {
   headers: Headers;
 }
 
-async function call(method: 'GET' | 'POST', target: string, o: { token?: string; body?: unknown; raw?: string; authorization?: string } = {}): Promise<Call> {
+async function call(method: 'GET' | 'POST' | 'DELETE', target: string, o: { token?: string; body?: unknown; raw?: string; authorization?: string } = {}): Promise<Call> {
   const headers: Record<string, string> = {};
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   if (o.authorization) headers.authorization = o.authorization;
@@ -44,13 +48,31 @@ async function call(method: 'GET' | 'POST', target: string, o: { token?: string;
     // not JSON (Prometheus text)
   }
   const path = new URL(target, 'http://x').pathname;
-  const key = `${method} ${path}`;
-  if (routeKeys().includes(key)) {
+  const route = apiRoutes(server.coordinator, server.store).find((r) => r.method === method && new RegExp(`^${r.path.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
+  if (route) {
+    const key = `${route.method} ${route.path}`;
     const seen = observed.get(key) ?? new Set<number>();
     seen.add(res.status);
     observed.set(key, seen);
+    // Every success answer is what the shared zod schema (the typed client's, the document's) says.
+    if (res.status === route.endpoint.status) {
+      const r = route.endpoint.response.safeParse(parsed);
+      if (!r.success) mismatches.push(`${key}: ${r.error.message}`);
+    }
   }
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** The typed client, its requests going through `call` (so that their statuses are observed too). */
+function client(token?: string) {
+  return createApiClient({
+    baseUrl: server.url,
+    ...(token !== undefined ? { token } : {}),
+    fetch: async (url, init) => {
+      const res = await call((init?.method ?? 'GET') as 'GET', url.slice(server.url.length), { ...(init?.headers?.authorization ? { authorization: init.headers.authorization } : {}), ...(init?.body !== undefined ? { raw: init.body } : {}) });
+      return { ok: res.status < 400, status: res.status, json: async () => res.body };
+    },
+  });
 }
 
 function routeKeys(): string[] {
@@ -139,7 +161,7 @@ describe('read routes: any valid token', () => {
     for (const bad of ['abc', '0', '-1', '1.5', '']) {
       const res = await call('GET', `/api/v1/metrics?run_id=${completedRunId}&round_number=${bad}`, { token: H1 });
       expect(res.status, `round_number=${bad}`).toBe(400);
-      expect(errorOf(res)).toEqual({ code: 'INVALID_PAYLOAD', message: 'round_number must be a positive integer', field: 'round_number' });
+      expect(errorOf(res)).toEqual({ code: 'INVALID_PAYLOAD', message: 'round_number: must be a positive integer', field: 'round_number' });
     }
     const missing = await call('GET', '/api/v1/metrics', { token: H1 });
     expect(missing.status).toBe(400);
@@ -241,10 +263,69 @@ describe('run control: admin only', () => {
     const started = await call('POST', '/api/v1/train/start', { token: ADMIN_TOKEN, body: { config } });
     expect(started.status).toBe(200);
     const t0 = Date.now();
-    const stopped = await call('POST', '/api/v1/train/stop', { token: ADMIN_TOKEN });
-    expect(stopped.status).toBe(200);
-    expect(stopped.body).toMatchObject({ status: 'stopped' });
+    const { run_id } = started.body as { run_id: string };
+    // POST /api/v1/runs/{run_id}/stop, through the typed client.
+    expect(await client(ADMIN_TOKEN).call('stopRun', { params: { run_id } })).toEqual({ run_id, status: 'stopped' });
     expect(Date.now() - t0).toBeLessThan(20_000);
+    await expect(client(ADMIN_TOKEN).call('stopRun', { params: { run_id } })).rejects.toMatchObject({ status: 404, code: 'NO_ACTIVE_RUN', field: 'run_id' });
+    await expect(client(H1).call('stopRun', { params: { run_id } })).rejects.toMatchObject({ status: 403, code: 'FORBIDDEN' });
+    await expect(client().call('stopRun', { params: { run_id } })).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+  });
+});
+
+describe('routes with path parameters, through the typed client (@fedcare/shared/api)', () => {
+  it('is the only REST client: no other source file of the apps or the shared core calls fetch or XMLHttpRequest', () => {
+    const root = path.resolve(import.meta.dirname, '../../..');
+    const sources = ['shared/src', 'apps/server/src', 'apps/cli/src', 'apps/dashboard/src', 'apps/hospital-portal/src']
+      .flatMap((d) => readdirSync(path.join(root, d), { recursive: true, encoding: 'utf8' }).map((f) => path.join(d, f)))
+      .filter((f) => /\.(ts|tsx)$/.test(f) && !/\.test\.tsx?$|[/\\]testing[/\\]|[/\\]adversarial[/\\]/.test(f));
+    expect(sources.length).toBeGreaterThan(50);
+    const callers = sources.filter((f) => /\bfetch\s*\(|XMLHttpRequest/.test(readFileSync(path.join(root, f), 'utf8')));
+    expect(callers).toEqual([path.join('shared/src/api/index.ts')]);
+  });
+
+  it('GET /api/v1/runs/{run_id}: the run as the list shows it; 404 naming run_id; 401 without a token', async () => {
+    const listed = (await client(H1).call('listRuns')).runs.find((r) => r.run_id === completedRunId);
+    expect(listed).toBeDefined();
+    expect(await client(H1).call('getRun', { params: { run_id: completedRunId } })).toEqual(listed);
+    await expect(client(H1).call('getRun', { params: { run_id: 'run-nope' } })).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND', field: 'run_id' });
+    await expect(client(WRONG).call('getRun', { params: { run_id: completedRunId } })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('GET /api/v1/runs/{run_id}/metrics equals the older /api/v1/metrics?run_id=, per round too; bad round_number is a 400 naming it', async () => {
+    const byPath = await client(ADMIN_TOKEN).call('getRunMetrics', { params: { run_id: completedRunId } });
+    expect(byPath.rounds.length).toBe(1);
+    expect(byPath).toEqual(await client(ADMIN_TOKEN).call('getMetrics', { query: { run_id: completedRunId } }));
+    expect(await client(ADMIN_TOKEN).call('getRunMetrics', { params: { run_id: completedRunId }, query: { round_number: 1 } })).toEqual(byPath);
+    // A hospital sees only its own per-hospital row on the new path as on the old one.
+    const own = await client(H1).call('getRunMetrics', { params: { run_id: completedRunId } });
+    expect(Object.keys(own.rounds[0]!.per_hospital ?? {})).toEqual(['H1']);
+    const bad = await call('GET', `/api/v1/runs/${completedRunId}/metrics?round_number=abc`, { token: H1 });
+    expect(bad.status).toBe(400);
+    expect(errorOf(bad)).toMatchObject({ code: 'INVALID_PAYLOAD', field: 'round_number' });
+    await expect(client(H1).call('getRunMetrics', { params: { run_id: 'run-nope' } })).rejects.toMatchObject({ status: 404, field: 'run_id' });
+    await expect(client().call('getRunMetrics', { params: { run_id: completedRunId } })).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('DELETE /api/v1/tokens/{token_id} revokes (the older POST /tokens/revoke is its alias); 404 after; 403 to a hospital', async () => {
+    const created = await client(ADMIN_TOKEN).call('createToken', { body: { role: 'observer' } });
+    expect(created).toMatchObject({ role: 'observer', token: expect.stringMatching(/^fct_/) as unknown });
+    await expect(client(H1).call('revokeToken', { params: { token_id: created.token_id } })).rejects.toMatchObject({ status: 403 });
+    await expect(client().call('revokeToken', { params: { token_id: created.token_id } })).rejects.toMatchObject({ status: 401 });
+    expect(await client(ADMIN_TOKEN).call('revokeToken', { params: { token_id: created.token_id } })).toEqual({ token_id: created.token_id, revoked: true, disconnected: 0 });
+    await expect(client(created.token).call('whoami')).rejects.toMatchObject({ status: 401 });
+    await expect(client(ADMIN_TOKEN).call('revokeToken', { params: { token_id: created.token_id } })).rejects.toMatchObject({ status: 404, field: 'token_id' });
+  });
+
+  it('checks inputs before sending (nothing reaches the server) and refuses an answer that does not match the API', async () => {
+    let sent = 0;
+    const counting = createApiClient({ baseUrl: server.url, token: ADMIN_TOKEN, fetch: (u, i) => (sent++, fetch(u, i)) });
+    await expect(counting.call('getRun', { params: { run_id: '' } })).rejects.toMatchObject({ status: 0, code: 'INVALID_PAYLOAD', field: 'run_id' });
+    await expect(counting.call('createToken', { body: { role: 'hospital', hospital_id: 'not a hospital' } })).rejects.toMatchObject({ status: 0, field: 'hospital_id' });
+    expect(sent).toBe(0);
+    // A server that answers 200 with something else (here: the status where the runs were expected).
+    const wrongAnswer = createApiClient({ baseUrl: server.url, token: ADMIN_TOKEN, fetch: (_u, i) => fetch(`${server.url}/api/v1/status`, i) });
+    await expect(wrongAnswer.call('listRuns')).rejects.toMatchObject({ code: 'INVALID_RESPONSE', message: expect.stringMatching(/^listRuns: the coordinator's answer does not match the API \(runs: /) as unknown });
   });
 });
 
@@ -323,7 +404,7 @@ describe('credentials: admin only', () => {
     expect(listed).toMatchObject({ token_id: c.token_id, role: 'hospital', hospital_id: 'H5' });
     expect(JSON.stringify(list.body)).not.toContain(c.token);
     const audit = (await server.store.listAudit({ limit: 1000 })).filter((e) => e.action === 'token.create');
-    expect(audit.at(-1)).toMatchObject({ actor: 'admin', outcome: 'ok', detail: { token_id: c.token_id, role: 'hospital', hospital_id: 'H5' } });
+    expect(audit.find((e) => e.detail?.token_id === c.token_id)).toMatchObject({ actor: 'admin', outcome: 'ok', detail: { token_id: c.token_id, role: 'hospital', hospital_id: 'H5' } });
     expect(JSON.stringify(audit)).not.toContain(c.token);
   });
 
@@ -375,7 +456,7 @@ describe('OpenAPI document', () => {
   it('is public and validates as OpenAPI 3.1', async () => {
     const res = await call('GET', '/api/v1/openapi.json');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual(JSON.parse(JSON.stringify(openApiDocument)));
+    expect(res.body).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
     const validator = new Validator();
     const result = await validator.validate(res.body as Record<string, unknown>);
     expect(result.errors).toBeUndefined();
@@ -401,10 +482,32 @@ describe('OpenAPI document', () => {
     }
   });
 
-  it('describes the run configuration with exactly the fields and strategies the server accepts', () => {
-    const documented = openApiDocument.components.schemas.RunConfig.properties;
+  it('describes the run configuration with exactly the fields, strategies and secure-aggregation modes the server accepts', () => {
+    const doc = openApiDocument() as { components: { schemas: Record<string, { properties: Record<string, { enum?: string[] }> }> } };
+    const documented = doc.components.schemas.RunConfig!.properties;
     expect(Object.keys(documented).sort()).toEqual(Object.keys(runConfigSchema.shape).sort());
-    expect(documented.strategy.enum).toEqual([...STRATEGY_NAMES]);
+    expect(documented.strategy!.enum).toEqual([...STRATEGY_NAMES]);
+    expect(documented.secure_aggregation!.enum).toEqual(['none', 'secagg', 'he']); // the hand-kept document had lost 'he'
+  });
+
+  it("documents each route's path parameters, query and body as its zod schemas define them", () => {
+    type Op = { parameters?: { name: string; in: string; required?: boolean }[]; requestBody?: { required?: boolean; content: Record<string, { schema: unknown }> } };
+    const doc = openApiDocument() as { paths: Record<string, Record<string, Op>> };
+    for (const [name, e] of Object.entries(endpoints) as [EndpointName, (typeof endpoints)[EndpointName]][]) {
+      const op = doc.paths[e.path]![e.method]!;
+      const params = (op.parameters ?? []).map((p) => `${p.in}:${p.name}:${p.required ?? false}`).sort();
+      const expected = [
+        ...('params' in e ? Object.keys(e.params.shape).map((k) => `path:${k}:true`) : []),
+        ...('query' in e ? Object.entries(e.query.shape).map(([k, v]) => `query:${k}:${!(v as { safeParse(x: unknown): { success: boolean } }).safeParse(undefined).success}`) : []),
+      ].sort();
+      expect(params, name).toEqual(expected);
+      expect(op.requestBody !== undefined, `${name} body`).toBe('body' in e);
+      if ('body' in e) expect(op.requestBody!.required ?? false, `${name} body required`).toBe('bodyRequired' in e && e.bodyRequired);
+    }
+  });
+
+  it('answered every success with what the endpoint\'s zod response schema says (runs last)', () => {
+    expect(mismatches).toEqual([]);
   });
 
   it('documents every status code these tests observed on each route (runs last)', async () => {

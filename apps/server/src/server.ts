@@ -17,9 +17,11 @@ import {
   MAX_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   validate,
+  type Ack,
   type DashboardClientToServer,
   type DashboardServerToClient,
   type ProtocolErrorPayload,
+  type ServerStatus,
 } from '@fedcare/shared/protocol';
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
@@ -172,7 +174,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('vary', 'origin');
       if (req.method === 'OPTIONS') {
-        res.writeHead(204, { 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
+        res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
         return;
       }
     }
@@ -391,9 +393,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     socket.emit('dash:clients', viewClients(p, connectedHospitals(grid.available())));
   });
   // GetStatus (seed spec 7.1): a hospital asks where the federation is (and sees itself, not the others).
+  // The acknowledgement is the last argument: a GetStatus with stray arguments before it is still answered (it hung unanswered: protocol fuzzer).
   hospitals.on('connection', (socket) => {
-    socket.on('fl:status', (ack) => {
-      if (typeof ack === 'function') ack({ ok: true, value: viewStatus({ role: 'hospital', hospitalId: String(socket.data.hospitalId) }, coordinator.status()) });
+    socket.on('fl:status', (...args: unknown[]) => {
+      const ack = args.at(-1);
+      if (typeof ack === 'function') (ack as Ack<ServerStatus>)({ ok: true, value: viewStatus({ role: 'hospital', hospitalId: String(socket.data.hospitalId) }, coordinator.status()) });
     });
   });
 

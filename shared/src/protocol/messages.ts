@@ -350,17 +350,21 @@ export type { SecAggReply, HeReply };
 export const declineSchema = z.strictObject({ run_id: runId, round, stage: z.enum(STAGES), reason: z.string().min(1).max(500) });
 export type Decline = z.infer<typeof declineSchema>;
 
-export interface ServerStatus {
-  protocol_version: number;
-  run_id: string | null;
-  status: 'idle' | 'running' | 'completed' | 'stopped' | 'failed';
-  current_round: number;
-  total_rounds: number;
-  stage: StageName | null;
-  active_clients: string[];
-  global_accuracy: number | null;
-  privacy_budget: number | null;
-}
+/** What `fl:status`, `dash:status` and REST GET /api/v1/status carry (one schema: the OpenAPI document is generated from it). */
+export const serverStatusSchema = z
+  .object({
+    protocol_version: z.number().int(),
+    run_id: z.string().nullable(),
+    status: z.enum(['idle', 'running', 'completed', 'stopped', 'failed']),
+    current_round: z.number().int(),
+    total_rounds: z.number().int(),
+    stage: z.enum(STAGES).nullable(),
+    active_clients: z.array(z.string()),
+    global_accuracy: z.number().nullable(),
+    privacy_budget: z.number().nullable(),
+  })
+  .meta({ id: 'Status' });
+export type ServerStatus = z.infer<typeof serverStatusSchema>;
 
 // ---------------------------------------------------------------------------------------------
 // Event maps (socket.io generics). Acknowledgements are the last parameter.

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSqliteStore, tokenJson } from '@fedcare/server';
+import { ApiError, createApiClient } from '@fedcare/shared/api';
 import { hospitalIdSchema } from '@fedcare/shared/data';
 import { parseDuration } from '../duration';
 import { CliError, defaultDbPath } from '../io';
@@ -22,23 +23,19 @@ whose database you have no shell on; revoking there also closes the token's open
 
 type TokenRow = ReturnType<typeof tokenJson>;
 
-/** The REST side of `fedcare token --server`: the same three actions, as the admin. */
-async function remote(server: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
+/** The REST side of `fedcare token --server`: the same three actions, as the admin, through the shared typed client. */
+function remote(server: string) {
   const admin = process.env.FEDCARE_ADMIN_TOKEN;
   if (!admin) throw new CliError('--server needs the admin token in FEDCARE_ADMIN_TOKEN', 2);
-  let res: Response;
-  try {
-    res = await fetch(`${server.replace(/\/$/, '')}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${admin}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-  } catch (e) {
-    throw new CliError(`cannot reach ${server}: ${(e as Error).message}`);
-  }
-  const payload = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-  if (!res.ok) throw new CliError(`${server}: ${res.status} ${payload?.error ? `${payload.error.code}: ${payload.error.message}` : res.statusText}`);
-  return payload;
+  const { call } = createApiClient({ baseUrl: server, token: admin });
+  return async <T>(request: (c: typeof call) => Promise<T>): Promise<T> => {
+    try {
+      return await request(call);
+    } catch (e) {
+      if (e instanceof ApiError) throw new CliError(e.status === 0 ? e.message : `${server}: ${e.status} ${e.code}: ${e.message}`);
+      throw e;
+    }
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -88,16 +85,17 @@ export async function run(argv: string[]): Promise<number> {
   if (values.server !== undefined) {
     const server = values.server;
     if (action === 'create') {
-      created((await remote(server, 'POST', '/api/v1/tokens', createSpec())) as Parameters<typeof created>[0], ` on ${server}`);
+      const spec = createSpec();
+      created(await remote(server)((call) => call('createToken', { body: spec })), ` on ${server}`);
       return 0;
     }
     if (action === 'list') {
-      listRows(((await remote(server, 'GET', '/api/v1/tokens')) as { tokens: TokenRow[] }).tokens);
+      listRows((await remote(server)((call) => call('listTokens'))).tokens);
       return 0;
     }
     if (action === 'revoke') {
       if (!arg) throw new CliError('revoke needs a TOKEN_ID (see `fedcare token list`)', 2);
-      const res = (await remote(server, 'POST', '/api/v1/tokens/revoke', { token_id: arg })) as { disconnected: number };
+      const res = await remote(server)((call) => call('revokeToken', { params: { token_id: arg } }));
       process.stderr.write(`token ${arg} revoked; ${res.disconnected} open connection(s) closed\n`);
       return 0;
     }

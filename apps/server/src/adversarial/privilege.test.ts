@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DASHBOARD_NAMESPACE, HOSPITAL_NAMESPACE, PROTOCOL_VERSION, type DashboardClientToServer, type DashboardServerToClient, type ServerStatus } from '@fedcare/shared/protocol';
+import { fillPath } from '@fedcare/shared/api';
 import { apiRoutes } from '../http';
 import { startServer, type RunningServer } from '../server';
 import { ADMIN_TOKEN, FakeHospital, HOSPITAL_TOKENS, startTestServer } from '../testing/fake-hospital';
@@ -69,9 +70,10 @@ describe('a hospital token reads REST', () => {
 
   it('on every readable route: nothing of another hospital (no per-hospital row, count, participation or host)', async () => {
     const routes = readable().map((r) => r.path);
-    expect(routes).toEqual(expect.arrayContaining(['/api/v1/status', '/api/v1/metrics', '/api/v1/runs', '/api/v1/whoami']));
+    expect(routes).toEqual(expect.arrayContaining(['/api/v1/status', '/api/v1/metrics', '/api/v1/runs', '/api/v1/whoami', '/api/v1/runs/{run_id}', '/api/v1/runs/{run_id}/metrics']));
     for (const route of routes) {
-      const res = await get(route === '/api/v1/metrics' ? `${route}?run_id=${runId}` : route, H3);
+      const target = fillPath(route, { run_id: runId });
+      const res = await get(route === '/api/v1/metrics' ? `${target}?run_id=${runId}` : target, H3);
       expect(res.status, route).toBe(200);
       const text = await res.text();
       expect(text, `${route} shows another hospital`).not.toMatch(OTHERS);
@@ -96,7 +98,7 @@ describe('a hospital token reads REST', () => {
     expect(admin.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['GET /api/v1/tokens', 'POST /api/v1/tokens', 'POST /api/v1/train/start']));
     for (const token of [H3, observerToken]) {
       for (const r of admin) {
-        const res = await fetch(`${server.url}${r.path}`, { method: r.method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(r.method === 'POST' ? { body: '{}' } : {}) });
+        const res = await fetch(`${server.url}${fillPath(r.path, { run_id: runId, token_id: 'tok_000000000000' })}`, { method: r.method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(r.method === 'POST' ? { body: '{}' } : {}) });
         expect(res.status, `${r.method} ${r.path}`).toBe(403);
         expect(await res.text()).not.toMatch(/fct_|token_id/);
       }
