@@ -19,6 +19,8 @@ import { STEP_CHECK_TOLERANCE } from '@fedcare/shared/train';
 import { identityFingerprint, keyHex } from '@fedcare/shared/secagg';
 import { ADMIN, CspWatch, OUT, ROOT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
+/** T for the e2e runs: the run form's Sequence length (the seed's 30 makes each LSTM step 2.5× longer; 12 is what the server tests use). */
+const E2E_SEQ_LEN = '12';
 const HOSPITALS = ['H1', 'H2', 'H3'] as const;
 const BACKENDS: Record<(typeof HOSPITALS)[number], string> = { H1: 'wasm', H2: 'webgl', H3: 'auto' };
 const PATIENTS = 70;
@@ -284,6 +286,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByLabel('Rounds').fill('2');
     await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('3');
+    await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
     await form.getByRole('button', { name: 'Start run' }).click();
     await expect.poll(() => dashboard.getByTestId('last-round').textContent(), { timeout: 400_000, interval: 500 }).toBe('2');
     server.events.off('round', keepModel);
@@ -388,6 +391,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('2');
+    await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
     await form.getByRole('button', { name: 'Start run' }).click();
     const h2 = tabs[1]!;
     await expect.poll(() => h2.page.getByTestId('stage').textContent(), { timeout: 120_000, interval: 100 }).toMatch(/round 1: train — working/);
@@ -423,6 +427,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('2');
+    await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
     await form.getByLabel('Differential privacy').check();
     await form.getByLabel('Noise multiplier σ').fill('1.0');
     await form.getByLabel('Target ε').fill('20');
@@ -497,6 +502,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByLabel('Differential privacy').uncheck();
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Min clients').fill('3');
+    await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
     await form.getByLabel('Secure aggregation').selectOption('secagg');
     await form.getByRole('button', { name: 'Start run' }).click();
     await expect.poll(async () => (await server.store.listRuns())[0]?.config.secure_aggregation, { timeout: 10_000 }).toBe('secagg');
@@ -567,6 +573,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByLabel('Secure aggregation').selectOption('none');
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Min clients').fill('3');
+    await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
     await form.getByRole('button', { name: 'Start run' }).click();
     // Once H3 is training (a minibatch done), its device goes.
     await expect.poll(() => h3.page.getByTestId('stage').textContent(), { timeout: 120_000, interval: 100 }).toMatch(/round 1: train — working/);

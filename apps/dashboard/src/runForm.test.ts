@@ -6,7 +6,7 @@ describe('formToConfig', () => {
     const res = formToConfig(DEFAULT_RUN_FORM);
     expect(res).toEqual({
       ok: true,
-      config: { strategy: 'fedavg', rounds: 3, local_epochs: 1, learning_rate: 0.001, batch_size: 32, fraction_fit: 1, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2 },
+      config: { strategy: 'fedavg', rounds: 3, local_epochs: 1, learning_rate: 0.001, batch_size: 32, seq_len: 30, fraction_fit: 1, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2 },
     });
   });
 
@@ -27,6 +27,8 @@ describe('formToConfig', () => {
     [{ rounds: '2.5' }, 'rounds'],
     [{ learning_rate: 'abc' }, 'learning_rate'],
     [{ fraction_fit: '1.5' }, 'fraction_fit'],
+    [{ seq_len: '1' }, 'seq_len'],
+    [{ seq_len: '400' }, 'seq_len'],
     [{ strategy: 'sgd' }, 'strategy'],
     [{ min_clients: '0' }, 'min_fit_clients'],
     [{ dp: true, noise_multiplier: '0' }, 'dp.noise_multiplier'],

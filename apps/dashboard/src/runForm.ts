@@ -12,6 +12,8 @@ export interface RunForm {
   local_epochs: string;
   learning_rate: string;
   batch_size: string;
+  /** T: days of vitals and labs per patient the LSTM encoders read (seed spec: 30). */
+  seq_len: string;
   fraction_fit: string;
   min_clients: string;
   /** 'none' or 'secagg' (SecAgg+: the coordinator sees only the weighted sum). */
@@ -30,6 +32,7 @@ export const DEFAULT_RUN_FORM: RunForm = {
   local_epochs: '1',
   learning_rate: '0.001',
   batch_size: '32',
+  seq_len: '30',
   fraction_fit: '1',
   min_clients: '2',
   secure_aggregation: 'none',
@@ -57,6 +60,7 @@ export function formToConfig(form: RunForm): FormResult {
     ['local_epochs', 'local epochs'],
     ['learning_rate', 'learning rate'],
     ['batch_size', 'batch size'],
+    ['seq_len', 'sequence length T'],
     ['fraction_fit', 'fraction fit'],
     ['min_clients', 'min clients'],
     ...(form.dp ? dpFields : []),
@@ -75,6 +79,7 @@ export function formToConfig(form: RunForm): FormResult {
     local_epochs: n.local_epochs,
     learning_rate: n.learning_rate,
     batch_size: n.batch_size,
+    seq_len: n.seq_len,
     fraction_fit: n.fraction_fit,
     min_fit_clients: min,
     min_evaluate_clients: min,

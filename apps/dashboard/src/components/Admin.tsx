@@ -17,6 +17,7 @@ const FIELDS: Array<[TextField, string, string]> = [
   ['local_epochs', 'Local epochs', '1'],
   ['learning_rate', 'Learning rate', 'any'],
   ['batch_size', 'Batch size', '1'],
+  ['seq_len', 'Sequence length T (days)', '1'],
   ['fraction_fit', 'Fraction fit', 'any'],
   ['min_clients', 'Min clients', '1'],
 ];
