@@ -55,6 +55,11 @@ declare var performance: { now(): number };
 declare function setTimeout(handler: () => void, timeout?: number): unknown;
 declare function clearTimeout(id: unknown): void;
 declare function structuredClone<T>(value: T): T;
+/** The fetch API (tab, worker, Node ≥ 18), as far as the REST client (src/api) uses it. */
+declare function fetch(
+  input: string,
+  init?: { method?: string; headers?: Record<string, string>; body?: string },
+): Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
 interface AbortSignal {
   readonly aborted: boolean;
   readonly reason: unknown;

@@ -278,7 +278,7 @@ describe('routes with path parameters, through the typed client (@fedcare/shared
     const root = path.resolve(import.meta.dirname, '../../..');
     const sources = ['shared/src', 'apps/server/src', 'apps/cli/src', 'apps/dashboard/src', 'apps/hospital-portal/src']
       .flatMap((d) => readdirSync(path.join(root, d), { recursive: true, encoding: 'utf8' }).map((f) => path.join(d, f)))
-      .filter((f) => /\.(ts|tsx)$/.test(f) && !/\.test\.tsx?$|[/\\]testing[/\\]|[/\\]adversarial[/\\]/.test(f));
+      .filter((f) => /\.(ts|tsx)$/.test(f) && !/\.d\.ts$|\.test\.tsx?$|[/\\]testing[/\\]|[/\\]adversarial[/\\]/.test(f));
     expect(sources.length).toBeGreaterThan(50);
     const callers = sources.filter((f) => /\bfetch\s*\(|XMLHttpRequest/.test(readFileSync(path.join(root, f), 'utf8')));
     expect(callers).toEqual([path.join('shared/src/api/index.ts')]);

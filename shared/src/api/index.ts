@@ -277,7 +277,7 @@ export type ApiCall = <K extends EndpointName>(
  */
 export function createApiClient(opts: ApiClientOptions = {}): { call: ApiCall } {
   const base = (opts.baseUrl ?? '').replace(/\/$/, '');
-  const doFetch: FetchLike = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const doFetch: FetchLike = opts.fetch ?? ((input, init) => fetch(input, init));
   const call = async (name: EndpointName, input: { params?: Record<string, string>; query?: Record<string, unknown>; body?: unknown } = {}): Promise<unknown> => {
     const e: Endpoint = endpoints[name];
     const check = <T>(schema: z.ZodType<T> | undefined, value: unknown, what: string): T | undefined => {
@@ -291,9 +291,10 @@ export function createApiClient(opts: ApiClientOptions = {}): { call: ApiCall } 
     check(e.params, input.params, 'path parameter');
     check(e.query, input.query, 'query');
     if (e.body !== undefined && (input.body !== undefined || e.bodyRequired)) check(e.body, input.body, 'body');
-    const query = new URLSearchParams();
-    for (const [k, v] of Object.entries(input.query ?? {})) if (v !== undefined) query.set(k, String(v));
-    const qs = query.toString();
+    const qs = Object.entries(input.query ?? {})
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+      .join('&');
     const url = `${base}${fillPath(e.path, input.params)}${qs ? `?${qs}` : ''}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;

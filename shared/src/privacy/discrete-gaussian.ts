@@ -37,7 +37,7 @@ import { PrivacyParameterError } from './rdp';
 /** A supply of independent uniform 32-bit words. */
 export interface WordSource {
   /** Fills `out` with independent uniform words in [0, 2^32). */
-  fill(out: Uint32Array): void;
+  fill(out: Uint32Array<ArrayBuffer>): void;
 }
 
 /** getRandomValues fills at most 65 536 bytes per call. */
