@@ -65,6 +65,12 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8').trim() !== want) {
   writeFileSync(stamp, `${want}\n`);
 }
 
+// With --prepare, only steps 1–3 (npm test runs them beside the typecheck and lint: scripts/test.mjs).
+if (process.argv.includes('--prepare')) {
+  say('prepared');
+  process.exit(0);
+}
+
 // 4. The suites, every vitest fork on Node 24.
 run(node, ['-e', "const D = require('better-sqlite3'); new D(':memory:').close(); console.log(`[node24] ${process.version}, NODE_MODULE_VERSION ${process.versions.modules}: better-sqlite3 loads`)"], { cwd: tree, env });
 run(node, [path.join(tree, 'node_modules', 'vitest', 'vitest.mjs'), 'run', ...SUITES], { cwd: tree, env });

@@ -127,17 +127,25 @@ export class DataStack extends Stack {
       { id: 'HIPAA.Security-S3BucketReplicationEnabled', reason: 'Operational logs of a single-region deployment: versioned and retained on stack deletion; cross-region replication is not needed for them.' },
     );
 
+    // What both data buckets share: KMS with the one key, no public access, no ACLs, TLS ≥ 1.2 only,
+    // versioned, access-logged, retained when the stack goes.
+    const dataBucket = (prefix: string) =>
+      ({
+        encryption: BucketEncryption.KMS,
+        encryptionKey: this.key,
+        bucketKeyEnabled: true,
+        blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+        objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforceSSL: true,
+        minimumTLSVersion: 1.2,
+        versioned: true,
+        serverAccessLogsBucket: this.logBucket,
+        serverAccessLogsPrefix: prefix,
+        removalPolicy: RemovalPolicy.RETAIN,
+      }) as const;
+
     this.modelsBucket = new Bucket(this, 'ModelsBucket', {
-      encryption: BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      versioned: true,
-      serverAccessLogsBucket: this.logBucket,
-      serverAccessLogsPrefix: 's3/models/',
+      ...dataBucket('s3/models/'),
       // Seed spec 5.1 fl-demo-models: infrequent access after 90 days, expire after 365. A run's
       // weights (its best round included) are gone a year after they were written: copy a model
       // that must live longer to the artifacts bucket. Superseded weights the coordinator deletes
@@ -152,23 +160,10 @@ export class DataStack extends Stack {
         },
         { id: 'expired-delete-markers', expiredObjectDeleteMarker: true },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
     });
 
     // Seed spec 5.1 fl-demo-artifacts: encryption and nothing else, so no lifecycle: kept until deleted.
-    this.artifactsBucket = new Bucket(this, 'ArtifactsBucket', {
-      encryption: BucketEncryption.KMS,
-      encryptionKey: this.key,
-      bucketKeyEnabled: true,
-      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      versioned: true,
-      serverAccessLogsBucket: this.logBucket,
-      serverAccessLogsPrefix: 's3/artifacts/',
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    this.artifactsBucket = new Bucket(this, 'ArtifactsBucket', dataBucket('s3/artifacts/'));
     for (const bucket of [this.modelsBucket, this.artifactsBucket]) {
       Validations.of(bucket).acknowledge({
         id: 'HIPAA.Security-S3BucketReplicationEnabled',
