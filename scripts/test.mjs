@@ -1,31 +1,67 @@
 #!/usr/bin/env node
-// `npm test` after ensure-deps: typecheck, lint, the suites on this Node, then the store and server
-// suites on Node 24. Node 24's preparation (its download and an `npm ci` that compiles
-// better-sqlite3) runs beside the typecheck and lint, which keep one of CI's two cores busy, so
-// that it is done when the suites on Node 24 start. Any failing step fails the whole, with its code.
-import { spawn, spawnSync } from 'node:child_process';
+// `npm test` after ensure-deps. CI has two cores, and the typecheck and lint each keep one busy for a
+// few minutes, so they run beside the suites instead of before them: the typecheck and lint in one
+// lane, Node 24's preparation (its download and an `npm ci` that compiles better-sqlite3) in
+// another, the suites on this Node (`test:unit`) in a third; a failing typecheck or lint stops the
+// suites at once. Then the store and server suites on Node 24. Any failing step fails the whole,
+// with its exit code, and says which step it was.
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const children = new Set();
 
-const prep = spawn(process.execPath, [path.join(root, 'scripts', 'node24-tests.mjs'), '--prepare'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-const prepared = new Promise((resolve) => prep.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+function start(name, cmd, args) {
+  const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], detached: process.platform !== 'win32' });
+  children.add(child);
+  const done = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ name, code: code ?? (signal ? 1 : 0) });
+    }),
+  );
+  return done;
+}
 
-function step(script) {
-  const res = spawnSync(npm, ['run', script], { cwd: root, stdio: 'inherit' });
-  if (res.status !== 0) {
-    prep.kill();
-    process.stderr.write(`[test] npm run ${script} failed (exit code ${res.status ?? res.signal})\n`);
-    process.exit(res.status ?? 1);
+/** A step's whole process group (npm → vitest → its forks, Chromium) goes. */
+function stopAll() {
+  for (const child of children) {
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      child.kill('SIGTERM');
+    }
   }
 }
 
-for (const script of ['typecheck', 'lint', 'test:unit']) step(script);
-const code = await prepared;
-if (code !== 0) {
-  process.stderr.write(`[test] preparing Node 24 failed (exit code ${code})\n`);
-  process.exit(code);
+function fail({ name, code }) {
+  stopAll();
+  process.stderr.write(`[test] ${name} failed (exit code ${code})\n`);
+  process.exit(code || 1);
 }
-step('test:node24');
+
+/** npm run a, then b, … — the first failure ends the lane. */
+async function lane(...scripts) {
+  for (const s of scripts) {
+    const r = await start(`npm run ${s}`, npm, ['run', s]);
+    if (r.code !== 0) return r;
+  }
+  return { name: scripts.join(' + '), code: 0 };
+}
+
+// Ctrl-C or CI's own timeout: the detached steps go too.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    stopAll();
+    process.exit(130);
+  });
+}
+
+const checks = lane('typecheck', 'lint').then((r) => (r.code !== 0 ? fail(r) : r));
+const node24 = start('preparing Node 24', process.execPath, [path.join(root, 'scripts', 'node24-tests.mjs'), '--prepare']);
+const unit = lane('test:unit');
+for (const r of await Promise.all([checks, node24, unit])) if (r.code !== 0) fail(r);
+const last = await lane('test:node24');
+if (last.code !== 0) fail(last);

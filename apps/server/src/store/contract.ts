@@ -437,10 +437,13 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
       expect(next.id).toBe(31);
       await reopened();
       expect((await store.listAudit({ limit: 1000 })).map((e) => e.id)).toEqual([31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
-      // By age: everything written before the sleep goes, the entry after it stays.
-      await sleep(30);
+      // By age: everything written before the sleep goes, the entry after it stays. The horizon is
+      // the young entry's age now plus 900 ms (the older ones are ≥ 1 s older than it), so a slow
+      // store or a loaded machine (CI: dynalite took > 20 ms for one append) cannot race it.
+      await sleep(1000);
       const young = await store.appendAudit({ actor: 'young', action: 'x', outcome: 'ok' });
-      expect(await store.pruneAudit({ maxRows: 1000, maxAgeMs: 20 })).toBe(11);
+      const youngAge = Math.max(0, Date.now() - Date.parse(young.at));
+      expect(await store.pruneAudit({ maxRows: 1000, maxAgeMs: youngAge + 900 })).toBe(11);
       expect(await store.listAudit({ limit: 1000 })).toEqual([young]);
       await rejectsWith(store.pruneAudit({ maxRows: 0 }), 'invalid', /maxRows/);
       await rejectsWith(store.pruneAudit({ maxRows: 5, maxAgeMs: -1 }), 'invalid', /maxAgeMs/);
