@@ -336,15 +336,24 @@ function buildApp(routes: Route[], verify: (token: string | undefined) => Promis
     return send(c, 404, { error: { code: 'NOT_FOUND', message: `no route ${path}` } });
   });
   app.onError((e, c) => {
-    if (e instanceof HttpError) return send(c, e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } }, e.headers);
-    if (e instanceof HTTPException && e.status === 415) return send(c, 415, { error: { code: 'INVALID_PAYLOAD', message: 'the request body must be application/json', field: '(body)' } });
-    if (e instanceof HTTPException && e.status === 400) return send(c, 400, { error: { code: 'INVALID_PAYLOAD', message: 'request body is not valid JSON', field: '(body)' } });
-    // Never the message (it may name files, SQL or a stack): a correlation id the log has with the error.
-    const id = randomUUID();
-    guard.internal(e, id, c.env.incoming);
-    return send(c, 500, { error: { code: 'INTERNAL', message: `internal error; the coordinator's log has it under correlation id ${id}`, correlation_id: id } });
+    const [status, body, headers] = errorAnswer(e, guard, c.env.incoming);
+    return send(c, status, body, headers);
   });
   return { app, document };
+}
+
+/**
+ * The answer to an error thrown while handling a request: an HttpError as it says; Hono's 415 and
+ * malformed-JSON 400 as INVALID_PAYLOAD; anything else a 500 with a correlation id only — never the
+ * message (it may name files, SQL or a stack); the log has the error under that id.
+ */
+function errorAnswer(e: unknown, guard: HttpGuard, req: IncomingMessage): [number, unknown, Record<string, string>] {
+  if (e instanceof HttpError) return [e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } }, e.headers];
+  if (e instanceof HTTPException && e.status === 415) return [415, { error: { code: 'INVALID_PAYLOAD', message: 'the request body must be application/json', field: '(body)' } }, {}];
+  if (e instanceof HTTPException && e.status === 400) return [400, { error: { code: 'INVALID_PAYLOAD', message: 'request body is not valid JSON', field: '(body)' } }, {}];
+  const id = randomUUID();
+  guard.internal(e, id, req);
+  return [500, { error: { code: 'INTERNAL', message: `internal error; the coordinator's log has it under correlation id ${id}`, correlation_id: id } }, {}];
 }
 
 /**
@@ -364,18 +373,14 @@ export function createHttpHandler(
     try {
       if (await extra(req, res, url)) return;
     } catch (e) {
-      const send = (status: number, value: unknown, headers: Record<string, string> = {}) => {
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
-        res.end(stringifyMetrics(value));
-      };
-      if (e instanceof HttpError) return send(e.status, { error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } }, e.headers);
-      const id = randomUUID();
-      guard.internal(e, id, req);
+      const [status, body, headers] = errorAnswer(e, guard, req);
       if (res.headersSent) {
         res.destroy();
         return;
       }
-      return send(500, { error: { code: 'INTERNAL', message: `internal error; the coordinator's log has it under correlation id ${id}`, correlation_id: id } });
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+      res.end(stringifyMetrics(body));
+      return;
     }
     await listener(req, res);
   };
