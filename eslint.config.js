@@ -32,6 +32,28 @@ export default tseslint.config(
     },
   },
   {
+    // Randomness for privacy and keys is the CSPRNG (shared/src/util/csprng.ts), never Math.random.
+    files: ['shared/src/**/*.ts', 'apps/*/src/**/*.ts', 'apps/*/src/**/*.tsx'],
+    ignores: ['**/*.test.ts', '**/*.test.tsx'],
+    rules: { 'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Math.random is not a CSPRNG: use crypto.getRandomValues (shared/src/util/csprng.ts) or the seeded Rng where reproducibility, not secrecy, is wanted.' }] },
+  },
+  {
+    // The DP-SGD path adds only exact discrete Gaussian noise (issue 14): no floating-point Gaussian
+    // (Box–Muller's log/cos/sin, or any other transcendental of a random draw) may come back here.
+    files: ['shared/src/train/dp.ts', 'shared/src/train/dp-fast.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        ...['random', 'log', 'log1p', 'cos', 'sin', 'exp'].map((property) => ({
+          object: 'Math',
+          property,
+          message: 'the DP path samples noise only with the exact discrete Gaussian (shared/src/privacy/discrete-gaussian.ts); a floating-point transform of random draws leaks (Mironov 2012).',
+        })),
+      ],
+      'no-restricted-imports': ['error', { ...hostModules, paths: [{ name: '../util/csprng', importNames: ['gaussians'], message: 'no floating-point Gaussian on the DP path' }] }],
+    },
+  },
+  {
     files: ['scripts/**/*.mjs', 'apps/cli/bin/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

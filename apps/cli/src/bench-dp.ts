@@ -2,7 +2,7 @@
  * Cost of a DP-SGD step on the full MultimodalRiskClassifier on the current TF.js backend, against
  * a plain Adam step on the same minibatch: per-example clipping by one backward pass per example
  * (`clippedGradientSum`) and by ghost clipping with book-keeping in one batched pass
- * (`clippedGradientSumFast`). Each DP step is clipped sum + N(0, σ²C²) noise from the CSPRNG +
+ * (`clippedGradientSumFast`). Each DP step is clipped sum + discrete Gaussian noise on the grid (CSPRNG) +
  * division by the lot size + the same Adam update. Real data shapes: a generated hospital encoded
  * at T steps, dropout on (training). The three variants take turns step by step, so load on the
  * machine hits them alike. Reports medians after warm-up; asserts nothing about time.
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_FEATURE_CONFIG, fitAndEncode, generateHospital, type FeatureBatch } from '@fedcare/shared/data';
 import { createClassifier, type MultimodalRiskClassifier } from '@fedcare/shared/model';
-import { clippedGradientSum, clippedGradientSumFast, disposeInputs, gaussianNoiseLike, inputsFor, labelledIndices, type ClippedSum } from '@fedcare/shared/train';
+import { clippedGradientSum, clippedGradientSumFast, disposeInputs, discreteNoisySum, inputsFor, labelledIndices, type ClippedSum } from '@fedcare/shared/train';
 // Not yet exported from @fedcare/shared/train.
 import { initTf } from './tf-node';
 
@@ -63,14 +63,14 @@ function realBatch(T: number, batch: number): { data: FeatureBatch; rows: number
 /** One DP-SGD step on a fixed lot, as dpSgdStep does it (without Poisson sampling and FedProx). */
 async function dpStep(clip: ClipFn, model: MultimodalRiskClassifier, optimizer: tf.Optimizer, data: FeatureBatch, rows: readonly number[]): Promise<number> {
   const { sum, lossSum } = await clip(model, data, rows, MAX_GRAD_NORM);
-  const noise = gaussianNoiseLike(sum, NOISE_MULTIPLIER * MAX_GRAD_NORM);
+  const noisy = await discreteNoisySum(sum, NOISE_MULTIPLIER, MAX_GRAD_NORM);
   const named: tf.NamedTensorMap = {};
   tf.tidy(() => {
     model.params.forEach((p, i) => {
-      named[p.variable.name] = tf.keep(tf.div(tf.add(sum[i]!, noise[i]!), rows.length));
+      named[p.variable.name] = tf.keep(tf.div(noisy[i]!, rows.length));
     });
   });
-  tf.dispose([...sum, ...noise]);
+  tf.dispose([...sum, ...noisy]);
   optimizer.applyGradients(named);
   tf.dispose(Object.values(named));
   return lossSum / rows.length;

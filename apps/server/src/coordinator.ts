@@ -145,7 +145,7 @@ export class Coordinator {
           strategy,
           grid: this.grid,
           store: this.store,
-          initialWeights: await initialWeights(config.seed),
+          initialWeights: await initialWeights(config.seed, config.model),
           signal: controller.signal,
           log: this.log,
           events: {

@@ -4,11 +4,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { createClassifier, flattenWeights } from '@fedcare/shared/model';
+import { createModel, flattenWeights, type ModelName } from '@fedcare/shared/model';
 
 let ready: Promise<void> | undefined;
 
-export async function initialWeights(seed: number): Promise<Float32Array> {
+export async function initialWeights(seed: number, model: ModelName = 'standard'): Promise<Float32Array> {
   ready ??= (async () => {
     // In its own process the coordinator uses the cpu backend; sharing a process with hospitals
     // (tests, in-process simulations) it keeps whatever backend they chose.
@@ -19,10 +19,10 @@ export async function initialWeights(seed: number): Promise<Float32Array> {
     await tf.ready();
   })();
   await ready;
-  const model = createClassifier({}, seed);
+  const m = createModel(model, seed);
   try {
-    return await flattenWeights(model.params);
+    return await flattenWeights(m.params);
   } finally {
-    model.dispose();
+    m.dispose();
   }
 }

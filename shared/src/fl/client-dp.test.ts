@@ -3,7 +3,7 @@ import { finalizeFeatureStats } from '../data/features';
 import { generateHospital } from '../data/generator';
 import { createClassifier } from '../model/classifier';
 import { flattenWeights, sha256Hex, weightsToBytes } from '../model/weights';
-import { epsilonFor } from '../privacy/rdp';
+import { computeRdp, DEFAULT_ORDERS, DP_SGD_ORDERS, epsilonFor } from '../privacy/rdp';
 import type { DpConfig, Instruction } from '../protocol/messages';
 import { dpSchedule } from '../train/train';
 import { HospitalClient } from './client';
@@ -33,8 +33,8 @@ describe('HospitalClient with differential privacy', () => {
     const r1 = await c.fit(await trainInstruction(1, dp));
     const r2 = await c.fit(await trainInstruction(2, dp));
     const { sampleRate, steps } = dpSchedule(c.numTrainExamples, 8, 1);
-    expect(r1.metrics.privacy_epsilon).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.2, steps, delta: 1e-3 }).epsilon, 10);
-    expect(r2.metrics.privacy_epsilon).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.2, steps: 2 * steps, delta: 1e-3 }).epsilon, 10);
+    expect(r1.metrics.privacy_epsilon).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.2, steps, delta: 1e-3, orders: DP_SGD_ORDERS }).epsilon, 10);
+    expect(r2.metrics.privacy_epsilon).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.2, steps: 2 * steps, delta: 1e-3, orders: DP_SGD_ORDERS }).epsilon, 10);
     expect(r1.metrics).not.toHaveProperty('train_loss');
     expect(r1.metrics).not.toHaveProperty('train_accuracy');
     // a new client (a restart) on the same store starts from what was spent
@@ -61,6 +61,19 @@ describe('HospitalClient with differential privacy', () => {
     const foreign = memoryLedgerStore();
     await foreign.save({ version: 1, hospital_id: 'H2', orders: [2], rdp: [0], entries: [] });
     await expect(PrivacyLedger.open('H1', foreign)).rejects.toThrow(/belongs to H2 .* refusing to reset a privacy budget silently/);
+  });
+
+  it('narrows a ledger kept at Opacus’s orders (before the discrete Gaussian) to the integer orders, keeping what was spent', async () => {
+    const store = memoryLedgerStore();
+    const old = computeRdp(0.05, 1.1, 400, DEFAULT_ORDERS);
+    await store.save({ version: 1, hospital_id: 'H1', orders: [...DEFAULT_ORDERS], rdp: old, entries: [{ run_id: RUN, round: 1, sample_rate: 0.05, noise_multiplier: 1.1, steps: 400, at: '2026-01-01T00:00:00.000Z' }] });
+    const ledger = await PrivacyLedger.open('H1', store);
+    const spent = ledger.spent(1e-5);
+    expect(spent).toBeCloseTo(epsilonFor({ sampleRate: 0.05, noiseMultiplier: 1.1, steps: 400, delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon, 10);
+    expect(spent).toBeGreaterThanOrEqual(epsilonFor({ sampleRate: 0.05, noiseMultiplier: 1.1, steps: 400, delta: 1e-5 }).epsilon);
+    // a ledger missing an integer order cannot be narrowed: refused, not reset
+    await store.save({ version: 1, hospital_id: 'H1', orders: [1.5, 2.5], rdp: [0.1, 0.2], entries: [] });
+    await expect(PrivacyLedger.open('H1', store)).rejects.toThrow(/lack some of DP-SGD's integer orders; refusing to reset/);
   });
 
   it('applies the hospital’s own ε cap below the run’s target, and refuses a non-private run when it has one', async () => {

@@ -15,7 +15,8 @@ import {
 import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
 import type { PatientRecord } from '../data/schema';
 import { splitByHospital } from '../data/split';
-import { createClassifier, type MultimodalRiskClassifier } from '../model/classifier';
+import { createModel, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
+import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
@@ -84,6 +85,7 @@ export class HospitalClient {
   readonly val: PatientRecord[];
   readonly test: PatientRecord[];
   private model: MultimodalRiskClassifier | undefined;
+  private modelName: ModelName = 'standard';
   private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
@@ -140,15 +142,24 @@ export class HospitalClient {
     return this.stats?.runId === runId;
   }
 
-  private ensureModel(): MultimodalRiskClassifier {
-    this.model ??= createClassifier({}, this.options.modelSeed ?? 0);
+  /** The run's model definition; a run with another one gets a fresh model. */
+  private ensureModel(name: ModelName): MultimodalRiskClassifier {
+    if (this.model && this.modelName !== name) {
+      this.model.dispose();
+      this.model = undefined;
+    }
+    this.model ??= createModel(name, this.options.modelSeed ?? 0);
+    this.modelName = name;
     return this.model;
   }
 
-  private async loadGlobal(weights: Uint8Array, sha: string): Promise<MultimodalRiskClassifier> {
+  private async loadGlobal(weights: Uint8Array, sha: string, name: ModelName = 'standard'): Promise<MultimodalRiskClassifier> {
     if ((await sha256Hex(weights)) !== sha) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
-    const model = this.ensureModel();
-    unflattenWeights(model.params, weightsFromBytes(weights));
+    const model = this.ensureModel(name);
+    const flat = weightsFromBytes(weights);
+    const expected = countParams(model.params);
+    if (flat.length !== expected) throw new ProtocolError('INVALID_PAYLOAD', `global weights hold ${flat.length} values; the ${name} model has ${expected}`, 'weights');
+    unflattenWeights(model.params, flat);
     return model;
   }
 
@@ -171,7 +182,7 @@ export class HospitalClient {
     this.stopRequested = false;
     const data = this.requireEncoded(instr.run_id);
     if (data.seqLen !== instr.config.seq_len) throw new ProtocolError('INVALID_PAYLOAD', `seq_len ${instr.config.seq_len} differs from the run's ${data.seqLen}`, 'config.seq_len');
-    const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.config.model);
     const rows = labelledIndices(data.train);
     const dp = instr.config.dp;
     const cap = this.options.maxEpsilon;
@@ -248,7 +259,7 @@ export class HospitalClient {
 
   async evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
     const data = this.requireEncoded(instr.run_id);
-    const model = await this.loadGlobal(instr.weights, instr.weights_sha256);
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.model);
     this.options.onProgress?.({ stage: 'evaluate', round: instr.round });
     const test = await evaluate(model, data.test);
     const metrics: Record<string, number> = { ...splitMetrics('test', test) };

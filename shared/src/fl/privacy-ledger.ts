@@ -5,7 +5,7 @@
  * headless client) so a reload or restart cannot reset a hospital's budget. ε is derived for the
  * δ asked for; the ledger stores only δ-free RDP.
  */
-import { computeRdp, DEFAULT_ORDERS, getPrivacySpent } from '../privacy/rdp';
+import { computeRdp, DP_SGD_ORDERS, getPrivacySpent } from '../privacy/rdp';
 
 export interface LedgerEntry {
   run_id: string;
@@ -54,6 +54,18 @@ export class PrivacyBudgetError extends Error {
   }
 }
 
+/**
+ * A ledger kept before DP-SGD's noise became the discrete Gaussian holds RDP at every order of
+ * DEFAULT_ORDERS; only the integer ones bound the discrete mechanism, so the ledger keeps those
+ * (its RDP there stays valid for the steps already spent: ε can only grow). Any other order set is
+ * refused rather than reset.
+ */
+function narrowToDpSgdOrders(state: PrivacyLedgerState): PrivacyLedgerState {
+  const at = DP_SGD_ORDERS.map((a) => state.orders.indexOf(a));
+  if (at.some((i) => i < 0)) throw new Error(`privacy ledger of ${state.hospital_id}: stored orders lack some of DP-SGD's integer orders; refusing to reset a privacy budget silently`);
+  return { ...state, orders: [...DP_SGD_ORDERS], rdp: at.map((i) => state.rdp[i] as number) };
+}
+
 export class PrivacyLedger {
   private constructor(
     private state: PrivacyLedgerState,
@@ -66,9 +78,9 @@ export class PrivacyLedger {
       if (loaded.version !== 1 || loaded.hospital_id !== hospitalId || loaded.orders.length !== loaded.rdp.length) {
         throw new Error(`privacy ledger: stored state belongs to ${loaded.hospital_id ?? '?'} or is malformed; refusing to reset a privacy budget silently`);
       }
-      return new PrivacyLedger(loaded, store);
+      return new PrivacyLedger(narrowToDpSgdOrders(loaded), store);
     }
-    return new PrivacyLedger({ version: 1, hospital_id: hospitalId, orders: [...DEFAULT_ORDERS], rdp: DEFAULT_ORDERS.map(() => 0), entries: [] }, store);
+    return new PrivacyLedger({ version: 1, hospital_id: hospitalId, orders: [...DP_SGD_ORDERS], rdp: DP_SGD_ORDERS.map(() => 0), entries: [] }, store);
   }
 
   get entries(): readonly LedgerEntry[] {

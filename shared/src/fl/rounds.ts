@@ -594,6 +594,7 @@ async function trainStage({ o, round, random, timeoutMs, privacy, guard, acc }: 
     proximal_mu: Number(fitConfig.proximal_mu),
     seq_len: cfg.seq_len,
     seed: cfg.seed * 1000 + round,
+    ...(cfg.model && cfg.model !== 'standard' ? { model: cfg.model } : {}),
     ...(cfg.dp ? { dp: cfg.dp } : {}),
     ...(secure ? { secure_aggregation: cfg.secure_aggregation as 'secagg' | 'he' } : {}),
   };
@@ -685,7 +686,7 @@ async function evaluateStage({ o, round, random, timeoutMs, guard, acc }: RoundC
       round,
       stage: 'evaluate',
       targets,
-      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000 }),
+      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000, ...(cfg.model && cfg.model !== 'standard' ? { model: cfg.model } : {}) }),
       // num_examples within the hospital's bound, metrics within their ranges: one hospital cannot set the stored AUC.
       check: async (h, r) => {
         const refused = guard.bounds.refuse(h, 'num_examples', r.num_examples) ?? refuseEvaluateMetrics(r.metrics);

@@ -80,6 +80,40 @@ export const DEFAULT_CLASSIFIER_CONFIG: Readonly<ClassifierConfig> = Object.free
   fastLstm: true,
 });
 
+/** The model definitions a run can choose (run config `model`); the same on every host. */
+export const MODEL_NAMES = ['standard', 'compact'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+/**
+ * 'standard': the seed spec's model (569k parameters). 'compact': the DP recipe's model (9.3k
+ * parameters: one 12-unit LSTM layer per sequence, 4-wide static embeddings, a 16-unit head). DP-SGD's
+ * noise grows with √(parameters) while the clipped signal does not (Tramèr & Boneh 2021), so under
+ * DP the compact model learns where the standard one drowns (README, "Differential privacy").
+ */
+export const MODEL_PRESETS: Readonly<Record<ModelName, Readonly<Partial<ClassifierConfig>>>> = Object.freeze({
+  standard: Object.freeze({}),
+  compact: Object.freeze({
+    clinicalHidden: 12,
+    labHidden: 12,
+    lstmLayers: 1,
+    demographicsHidden: 8,
+    demographicsOut: 4,
+    biologyHidden: 8,
+    biologyOut: 4,
+    omicsHidden: 8,
+    omicsOut: 4,
+    attentionHeads: 2,
+    headHidden: Object.freeze([16]),
+  }),
+});
+
+/** The classifier of a run's `model` (the standard one when absent). */
+export function createModel(name: ModelName = 'standard', seed = 0): MultimodalRiskClassifier {
+  const preset = MODEL_PRESETS[name];
+  if (!preset) throw new Error(`unknown model "${String(name)}" (${MODEL_NAMES.join(', ')})`);
+  return createClassifier(preset, seed);
+}
+
 /** One minibatch; all float32. T may differ between vitals and labs. */
 export interface ClassifierInputs {
   /** [B, T, vitalsChannels] */

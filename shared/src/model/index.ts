@@ -9,7 +9,11 @@ export {
 export {
   classifierParamCount,
   createClassifier,
+  createModel,
   DEFAULT_CLASSIFIER_CONFIG,
+  MODEL_NAMES,
+  MODEL_PRESETS,
+  type ModelName,
   type ClassifierConfig,
   type ClassifierInputs,
   type ForwardOptions,

@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { gaussians, seededRandom } from '../util/csprng';
+import { seededRandom, type RandomSource } from '../util/csprng';
+
+/** n standard normal draws by Box–Muller: the floating-point Gaussian DP-SGD used before, kept here only as a control. */
+function gaussians(n: number, source: RandomSource): Float32Array {
+  const out = new Float32Array(n);
+  const u = new Float64Array(2 * Math.ceil(n / 2));
+  source.uniforms(u);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(u[i] as number));
+    out[i] = r * Math.cos(2 * Math.PI * (u[i + 1] as number));
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * (u[i + 1] as number));
+  }
+  return out;
+}
 import {
   MAX_SIGMA2,
   UniformIntegers,

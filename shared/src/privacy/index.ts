@@ -2,6 +2,7 @@
 export {
   CONVERSIONS,
   DEFAULT_ORDERS,
+  DP_SGD_ORDERS,
   PrivacyParameterError,
   computeRdp,
   epsilonFor,

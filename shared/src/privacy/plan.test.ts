@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planPrivacy, USEFUL_NOISE_LIMIT } from './plan';
-import { epsilonFor } from './rdp';
+import { DP_SGD_ORDERS, epsilonFor } from './rdp';
 import { dpSchedule } from './schedule';
 
 // The seed spec's settings: σ 1.1, batch 32, 5 local epochs, 50 rounds, target ε 1.0, δ 1e-5; H1–H3
@@ -21,16 +21,16 @@ describe('privacy planner', () => {
       const { sampleRate, steps } = dpSchedule(h.n, 32, 5);
       expect(h.sample_rate).toBe(sampleRate);
       expect(h.steps_total).toBe(steps * 50);
-      expect(h.epsilon_run).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: steps * 50, delta: 1e-5 }).epsilon, 12);
+      expect(h.epsilon_run).toBeCloseTo(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: steps * 50, delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon, 12);
       expect(h.epsilon_run).toBeGreaterThan(16);
       expect(h.epsilon_run).toBeLessThan(24);
       // the budget stops it early: exactly the last round within the target
       const per = h.steps_per_round;
-      expect(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: Math.max(1, per * h.rounds_affordable), delta: 1e-5 }).epsilon <= 1 || h.rounds_affordable === 0).toBe(true);
-      expect(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: per * (h.rounds_affordable + 1), delta: 1e-5 }).epsilon).toBeGreaterThan(1);
+      expect(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: Math.max(1, per * h.rounds_affordable), delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon <= 1 || h.rounds_affordable === 0).toBe(true);
+      expect(epsilonFor({ sampleRate, noiseMultiplier: 1.1, steps: per * (h.rounds_affordable + 1), delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon).toBeGreaterThan(1);
       // the σ that meets the target over the whole run does
       const sigma = h.noise_for_target!;
-      const e = epsilonFor({ sampleRate, noiseMultiplier: sigma, steps: h.steps_total, delta: 1e-5 }).epsilon;
+      const e = epsilonFor({ sampleRate, noiseMultiplier: sigma, steps: h.steps_total, delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon;
       expect(e).toBeLessThanOrEqual(1);
       expect(e).toBeGreaterThan(0.99);
       expect(sigma).toBeGreaterThan(USEFUL_NOISE_LIMIT);

@@ -17,6 +17,14 @@ export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
   ...Array.from({ length: 52 }, (_, k) => 12 + k),
 ]);
 
+/**
+ * The orders DP-SGD is accounted at: the integer ones of DEFAULT_ORDERS (2–10, 12–63). DP-SGD adds
+ * discrete Gaussian noise (shared/src/train/dp.ts), and the sampled Gaussian's RDP bounds the
+ * sampled discrete Gaussian's only at integer orders (its binomial expansion); fractional orders
+ * use the continuous density. A subset of DEFAULT_ORDERS, so a ledger kept at those can be narrowed.
+ */
+export const DP_SGD_ORDERS: readonly number[] = Object.freeze(DEFAULT_ORDERS.filter((a) => Number.isInteger(a)));
+
 /** A parameter outside its domain. `parameter` is the caller's name for it, `rule` what it must satisfy. */
 export class PrivacyParameterError extends RangeError {
   constructor(

@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, type FeatureStats } from '../data/features';
 import { hospitalIdSchema } from '../data/schema';
+import { MODEL_NAMES, type ModelName } from '../model/classifier';
 import type { ProtocolErrorPayload } from './errors';
 import {
   advertiseKeysReplySchema,
@@ -93,6 +94,8 @@ export const dpConfigSchema = z.strictObject({
 export type DpConfig = z.infer<typeof dpConfigSchema>;
 
 export const runConfigSchema = z.strictObject({
+  /** The model definition (shared/src/model/classifier.ts MODEL_PRESETS): 'compact' is the DP recipe's. */
+  model: z.enum(MODEL_NAMES).default('standard'),
   strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
   rounds: z.number().int().min(1).max(1000).default(50),
   local_epochs: z.number().int().min(1).max(100).default(5),
@@ -221,6 +224,8 @@ export interface FitConfigWire {
   proximal_mu: number;
   seq_len: number;
   seed: number;
+  /** The run's model definition; absent: 'standard'. */
+  model?: ModelName;
   dp?: DpConfig;
   /** 'secagg' / 'he': keep the update and send it only masked / encrypted, in the stages that follow (no weights in the train reply). */
   secure_aggregation?: 'secagg' | 'he';
@@ -231,7 +236,7 @@ export type Instruction =
   | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg' }
   /** timeout_s: how long the coordinator waits for the result, from when it sends the instruction. */
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
-  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
+  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number; model?: ModelName }
   | SecAggRequest
   | HeRequest;
 
@@ -242,6 +247,7 @@ const fitConfigSchema = z.object({
   proximal_mu: z.number().min(0),
   seq_len: z.number().int().min(2),
   seed: z.number().int(),
+  model: z.enum(MODEL_NAMES).optional(),
   dp: dpConfigSchema.optional(),
   secure_aggregation: z.enum(['secagg', 'he']).optional(),
 });
@@ -249,7 +255,7 @@ const fitConfigSchema = z.object({
 export const instructionSchema = z.discriminatedUnion('stage', [
   z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2), secure_aggregation: z.literal('secagg').optional() }),
   z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
-  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional() }),
   advertiseKeysRequestSchema,
   shareKeysRequestSchema,
   maskedInputRequestSchema,

@@ -4,7 +4,8 @@ import { fitAndEncode } from '../data/features';
 import { generateHospital } from '../data/generator';
 import { createClassifier } from '../model/classifier';
 import { seededRandom } from '../util/csprng';
-import { clippedGradientSum, dpSgdStep, gaussianNoiseLike, poissonSample } from './dp';
+import { seededIntegers } from '../privacy/discrete-gaussian';
+import { clippedGradientSum, discreteMechanism, discreteNoisySum, dpSgdStep, GRID_RESOLUTION, poissonSample } from './dp';
 import { disposeInputs, inputsFor, labelledIndices, trainLocal } from './train';
 
 const NO_DROPOUT = { lstmDropout: 0, demographicsDropout: 0, omicsDropout: 0, attentionDropout: 0, headDropout: 0 };
@@ -72,37 +73,75 @@ describe('DP-SGD building blocks', () => {
     model.dispose();
   });
 
-  it('adds noise with standard deviation σ·C (zero gradient, 569k draws): mean, std and tails within sampling error', () => {
+  it('adds discrete Gaussian noise on the grid γ = C/2^16 with standard deviation σ·Δ·γ = σ(C + ⌈√d⌉γ) (zero sum, 569k draws)', async () => {
     const sigma = 1.1;
     const C = 0.7;
-    const zeros = [tf.zeros([569_091])];
-    const [noise] = gaussianNoiseLike(zeros, sigma * C);
+    const d = 569_091;
+    const mech = discreteMechanism(d, sigma, C);
+    expect(mech.resolution).toBe(GRID_RESOLUTION);
+    expect(mech.gamma).toBe(C / 2 ** 16);
+    expect(mech.sensitivity).toBe(2 ** 16 + Math.ceil(Math.sqrt(d)));
+    // σ_Z² is (σΔ)² rounded up, by less than one part in 10^9
+    const s2 = Number(mech.sigma2.num) / Number(mech.sigma2.den);
+    expect(s2).toBeGreaterThanOrEqual((sigma * mech.sensitivity) ** 2);
+    expect(s2 / (sigma * mech.sensitivity) ** 2 - 1).toBeLessThan(1e-9);
+    const zeros = [tf.zeros([d])];
+    const [noise] = await discreteNoisySum(zeros, sigma, C);
     const v = noise!.dataSync();
-    const n = v.length;
+    const sd = sigma * mech.sensitivity * mech.gamma;
+    // ~1.2 % above σC: the rounding's share of the sensitivity
+    expect(sd / (sigma * C)).toBeCloseTo(1 + Math.ceil(Math.sqrt(d)) / 2 ** 16, 12);
     let s = 0;
-    let s2 = 0;
+    let s2n = 0;
     let beyond2 = 0;
+    let offGrid = 0;
     for (const x of v) {
       s += x;
-      s2 += x * x;
-      if (Math.abs(x) > 2 * sigma * C) beyond2++;
+      s2n += x * x;
+      if (Math.abs(x) > 2 * sd) beyond2++;
+      const k = x / mech.gamma;
+      if (Math.abs(k - Math.round(k)) > 1e-6 * Math.max(1, Math.abs(k))) offGrid++;
     }
+    const n = v.length;
     const mean = s / n;
-    const std = Math.sqrt(s2 / n - mean * mean);
-    // standard errors: mean σC/√n, std ≈ σC/√(2n); allow 5 of them
-    expect(Math.abs(mean)).toBeLessThan((5 * sigma * C) / Math.sqrt(n));
-    expect(Math.abs(std - sigma * C)).toBeLessThan((5 * sigma * C) / Math.sqrt(2 * n));
-    // P(|Z| > 2) = 0.0455
+    const std = Math.sqrt(s2n / n - mean * mean);
+    expect(Math.abs(mean)).toBeLessThan((5 * sd) / Math.sqrt(n));
+    expect(Math.abs(std - sd)).toBeLessThan((5 * sd) / Math.sqrt(2 * n));
     expect(Math.abs(beyond2 / n - 0.0455)).toBeLessThan(5 * Math.sqrt((0.0455 * 0.9545) / n));
+    // every released value is an integer multiple of γ (up to float32's representation of k·γ)
+    expect(offGrid).toBe(0);
     tf.dispose([...zeros, noise!]);
   });
 
-  it('draws noise from the CSPRNG by default: two draws differ', () => {
+  it('releases nothing of a sum below the grid: sums that round to the same grid point give bit-identical outputs for the same draws', async () => {
+    const C = 1;
+    const gamma = C / GRID_RESOLUTION;
+    const base = Float32Array.from({ length: 4096 }, (_, i) => (i - 2048) * gamma * 3.5);
+    // perturbations well inside ±γ/2 of each grid point: a floating-point sampler would carry them into the output's low bits
+    const a = [tf.tensor1d(base.map((x) => Math.round(x / gamma) * gamma + 0.3 * gamma))];
+    const b = [tf.tensor1d(base.map((x) => Math.round(x / gamma) * gamma - 0.2 * gamma))];
+    const [na] = await discreteNoisySum(a, 2, C, seededIntegers('grid'));
+    const [nb] = await discreteNoisySum(b, 2, C, seededIntegers('grid'));
+    expect(Array.from(na!.dataSync())).toEqual(Array.from(nb!.dataSync()));
+    // and the noise is there: outputs differ from the rounded input
+    const [nc] = await discreteNoisySum(a, 2, C, seededIntegers('other'));
+    expect(Array.from(nc!.dataSync())).not.toEqual(Array.from(na!.dataSync()));
+    tf.dispose([...a, ...b, na!, nb!, nc!]);
+  });
+
+  it('draws noise from the CSPRNG by default: two draws differ; bad parameters are named', async () => {
     const z = [tf.zeros([1000])];
-    const [a] = gaussianNoiseLike(z, 1);
-    const [b] = gaussianNoiseLike(z, 1);
+    const [a] = await discreteNoisySum(z, 1, 1);
+    const [b] = await discreteNoisySum(z, 1, 1);
     expect(Array.from(a!.dataSync())).not.toEqual(Array.from(b!.dataSync()));
     tf.dispose([...z, a!, b!]);
+    expect(() => discreteMechanism(10, 0, 1)).toThrow(/noise_multiplier > 0/);
+    expect(() => discreteMechanism(10, 1, -1)).toThrow(/max_grad_norm must be a finite number > 0/);
+    expect(() => discreteMechanism(0, 1, 1)).toThrow(/dims must be a positive integer/);
+    // a very large σ gets a coarser grid so σ_Z stays within the sampler's range; Δ shrinks with it
+    const big = discreteMechanism(569_091, 900, 1);
+    expect(big.resolution).toBeLessThan(GRID_RESOLUTION);
+    expect(900 * big.sensitivity).toBeLessThanOrEqual(2 ** 24);
   });
 
   it('samples each row with probability q (Poisson), independently', () => {
@@ -145,8 +184,8 @@ describe('DP-SGD building blocks', () => {
       const b = createClassifier(NO_DROPOUT, 5);
       const C = 0.05; // small: most examples are clipped
       const all = labelledIndices(batch);
-      const ra = await dpSgdStep(a, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), perExample: 'naive' });
-      const rb = await dpSgdStep(b, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), perExample: 'fast' });
+      const ra = await dpSgdStep(a, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), noise: seededIntegers(11), perExample: 'naive' });
+      const rb = await dpSgdStep(b, tf.train.sgd(0.05), batch, all, 0.3, { noiseMultiplier: sigma, maxGradNorm: C, random: seededRandom(11), noise: seededIntegers(11), perExample: 'fast' });
       expect(rb.lotSize).toBe(ra.lotSize);
       expect(rb.clipped).toBe(ra.clipped);
       expect(ra.clipped).toBeGreaterThan(0);

@@ -41,17 +41,3 @@ export function seededRandom(seed: string | number): RandomSource {
     },
   };
 }
-
-/** n standard normal draws (Box–Muller on pairs of uniforms from `source`). */
-export function gaussians(n: number, source: RandomSource = cryptoRandom): Float32Array {
-  const out = new Float32Array(n);
-  const u = new Float64Array(2 * Math.ceil(n / 2));
-  source.uniforms(u);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(u[i] as number));
-    const theta = 2 * Math.PI * (u[i + 1] as number);
-    out[i] = r * Math.cos(theta);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(theta);
-  }
-  return out;
-}

@@ -13,7 +13,7 @@ import { CliError, writeFileAtomic } from '../io';
 import { renderChart } from '../plot';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
-import { roundLine, runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, simulationInputs, type SimulationResult } from './simulate';
+import { roundLine, runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, simulationInputs, trainExamplesOf, type SimulationResult } from './simulate';
 
 const HELP = `usage: fedcare compare --data DIR --strategies fedavg,fedprox,fedadam [--target-epsilons 1,5,inf]
          [--plot compare.svg] [--json] [every fedcare simulate option: --rounds, --local-epochs, --seed,
@@ -145,6 +145,7 @@ export async function run(argv: string[]): Promise<number> {
         ...(v.targetEpsilon === null ? { dp: false } : v.targetEpsilon === undefined ? {} : { dp: true, 'target-epsilon': String(v.targetEpsilon) }),
       },
       hospitals.length,
+      trainExamplesOf(inputs.records, hospitals),
     ),
   );
 

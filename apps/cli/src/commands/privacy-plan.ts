@@ -78,6 +78,13 @@ export async function run(argv: string[]): Promise<number> {
     );
     for (const w of plan.warnings) process.stdout.write(`warning: ${w}\n`);
     if (plan.ok) process.stdout.write('every hospital trains every round within its budget\n');
+    const p = plan.proposal;
+    if (p) {
+      process.stdout.write(
+        `proposed (the DP recipe for ε ${p.dp.target_epsilon}): model ${p.model}, ${p.rounds} rounds × ${p.local_epochs} local epochs, lot size ${p.batch_size}, ` +
+          `learning rate ${p.learning_rate}, C ${p.dp.max_grad_norm}, σ ${p.dp.noise_multiplier} — in a run config: ${JSON.stringify(p)}\n`,
+      );
+    }
   }
   return plan.ok ? 0 : 1;
 }

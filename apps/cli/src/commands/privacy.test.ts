@@ -1,6 +1,6 @@
 // `fedcare privacy` as a user runs it: the real binary, one process per call.
 import { spawnSync } from 'node:child_process';
-import { epsilonFor, noiseForEpsilon, stepsForBudget } from '@fedcare/shared/privacy';
+import { DP_SGD_ORDERS, epsilonFor, noiseForEpsilon, stepsForBudget } from '@fedcare/shared/privacy';
 import { describe, expect, it } from 'vitest';
 import { BIN } from '../testing-processes';
 
@@ -11,7 +11,7 @@ function fedcare(...args: string[]) {
 
 describe('fedcare privacy epsilon', () => {
   it('--json prints exactly {"epsilon":…,"alpha":…} on one line (Opacus accountant test: ε 7.32911117143)', () => {
-    const r = fedcare('privacy', 'epsilon', '--sample-rate', '0.04', '--noise-multiplier', '1.5', '--steps', '2250', '--delta', '1e-5', '--json');
+    const r = fedcare('privacy', 'epsilon', '--sample-rate', '0.04', '--noise-multiplier', '1.5', '--steps', '2250', '--delta', '1e-5', '--orders', 'opacus', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\{"epsilon":[-+.e\d]+,"alpha":[.\d]+\}\n$/);
     const out = JSON.parse(r.stdout) as { epsilon: number; alpha: number };
@@ -21,15 +21,31 @@ describe('fedcare privacy epsilon', () => {
   });
 
   it('prints ε and the best α on one line; takes --sample-rate as a fraction and --conversion classic', () => {
-    const r = fedcare('privacy', 'epsilon', '--sample-rate', '256/60000', '--noise-multiplier', '1.1', '--steps', '14062', '--delta', '1e-5', '--conversion', 'classic');
+    const r = fedcare('privacy', 'epsilon', '--sample-rate', '256/60000', '--noise-multiplier', '1.1', '--steps', '14062', '--delta', '1e-5', '--conversion', 'classic', '--orders', 'opacus');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ε = 3\.008\d* \(best α = 8\.8; δ = 0\.00001, classic conversion\)\n$/);
   });
 });
 
+describe('fedcare privacy: the orders', () => {
+  it('by default charges at DP-SGD’s integer orders (the discrete Gaussian): ε ≥ the Opacus orders’ ε, best α an integer', () => {
+    const args = ['privacy', 'epsilon', '--sample-rate', '0.04', '--noise-multiplier', '1.5', '--steps', '2250', '--delta', '1e-5', '--json'];
+    const dp = JSON.parse(fedcare(...args).stdout) as { epsilon: number; alpha: number };
+    const op = JSON.parse(fedcare(...args, '--orders', 'opacus').stdout) as { epsilon: number; alpha: number };
+    expect(dp.epsilon).toBe(epsilonFor({ sampleRate: 0.04, noiseMultiplier: 1.5, steps: 2250, delta: 1e-5, orders: DP_SGD_ORDERS }).epsilon);
+    expect(Number.isInteger(dp.alpha)).toBe(true);
+    expect(dp.epsilon).toBeGreaterThan(op.epsilon);
+    // α 3.9 is Opacus's best; the integer neighbours cost little (< 2 %)
+    expect(dp.epsilon / op.epsilon).toBeLessThan(1.02);
+    const bad = fedcare('privacy', 'epsilon', '--sample-rate', '0.04', '--noise-multiplier', '1.5', '--steps', '2250', '--delta', '1e-5', '--orders', 'tf');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--orders must be dp-sgd or opacus (got "tf")');
+  });
+});
+
 describe('fedcare privacy noise', () => {
   it('--json prints {"noise_multiplier":…}: Opacus’s σ 1.3562 for ε 8, q 0.04, 2000 steps', () => {
-    const r = fedcare('privacy', 'noise', '--target-epsilon', '8', '--sample-rate', '0.04', '--steps', '2000', '--delta', '1e-5', '--json');
+    const r = fedcare('privacy', 'noise', '--target-epsilon', '8', '--sample-rate', '0.04', '--steps', '2000', '--delta', '1e-5', '--orders', 'opacus', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\{"noise_multiplier":[.\d]+\}\n$/);
     const { noise_multiplier: sigma } = JSON.parse(r.stdout) as { noise_multiplier: number };
@@ -38,7 +54,7 @@ describe('fedcare privacy noise', () => {
   });
 
   it('prints σ and the ε it gives', () => {
-    const r = fedcare('privacy', 'noise', '--target-epsilon', '3', '--sample-rate', '0.01', '--steps', '1000', '--delta', '1e-5');
+    const r = fedcare('privacy', 'noise', '--target-epsilon', '3', '--sample-rate', '0.01', '--steps', '1000', '--delta', '1e-5', '--orders', 'opacus');
     expect(r.code, r.stderr).toBe(0);
     const m = /^σ = ([.\d]+) \(ε = ([.\d]+) ≤ 3 over 1000 steps; δ = 0\.00001, opacus conversion\)\n$/.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
@@ -50,7 +66,7 @@ describe('fedcare privacy noise', () => {
 
 describe('fedcare privacy steps', () => {
   it('--json prints {"steps":…}, the largest count within the budget', () => {
-    const r = fedcare('privacy', 'steps', '--target-epsilon', '3', '--sample-rate', '0.01', '--noise-multiplier', '1', '--delta', '1e-5', '--json');
+    const r = fedcare('privacy', 'steps', '--target-epsilon', '3', '--sample-rate', '0.01', '--noise-multiplier', '1', '--delta', '1e-5', '--orders', 'opacus', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\{"steps":\d+\}\n$/);
     expect(JSON.parse(r.stdout)).toEqual({ steps: stepsForBudget({ targetEpsilon: 3, sampleRate: 0.01, noiseMultiplier: 1, delta: 1e-5 }) });

@@ -1,9 +1,9 @@
 /** `fedcare privacy epsilon|noise|steps|plan`: the RDP accountant of DP-SGD from the command line. */
 import { parseArgs } from 'node:util';
-import { CONVERSIONS, epsilonFor, noiseForEpsilon, PrivacyParameterError, stepsForBudget, type Conversion } from '@fedcare/shared/privacy';
+import { CONVERSIONS, DEFAULT_ORDERS, DP_SGD_ORDERS, epsilonFor, noiseForEpsilon, PrivacyParameterError, stepsForBudget, type Conversion } from '@fedcare/shared/privacy';
 import { CliError } from '../io';
 
-const HELP = `usage: fedcare privacy epsilon --sample-rate Q --noise-multiplier S --steps T --delta D [--conversion opacus|classic] [--json]
+const HELP = `usage: fedcare privacy epsilon --sample-rate Q --noise-multiplier S --steps T --delta D [--conversion opacus|classic] [--orders dp-sgd|opacus] [--json]
        fedcare privacy noise --target-epsilon E --sample-rate Q --steps T --delta D [--conversion …] [--json]
        fedcare privacy steps --target-epsilon E --sample-rate Q --noise-multiplier S --delta D [--conversion …] [--json]
        fedcare privacy plan --config run.json (--data DIR | --hospitals H1=720,H2=576) [--json]
@@ -13,7 +13,9 @@ noise    the noise multiplier σ that keeps T steps within ε = E
 steps    the most steps that stay within ε = E
 plan     per hospital, what a run configuration will spend (see fedcare privacy plan --help)
 
-RDP accountant of the sampled Gaussian mechanism (Mironov et al. 2019) over Opacus's orders 1.1…63.
+RDP accountant of the sampled Gaussian mechanism (Mironov et al. 2019). --orders dp-sgd (default) uses
+the integer orders 2…63 at which fedcare's hospitals charge their discrete Gaussian DP-SGD (the bound
+holds for it there); --orders opacus uses Opacus's orders 1.1…63, for the continuous Gaussian.
 --conversion opacus (default) is Opacus's RDP → (ε, δ) conversion (Balle et al. 2020); classic is
 ε = RDP − log δ/(α − 1), as in TF Privacy before 2020.`;
 
@@ -60,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       delta: { type: 'string' },
       'target-epsilon': { type: 'string' },
       conversion: { type: 'string', default: 'opacus' },
+      orders: { type: 'string', default: 'dp-sgd' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -80,16 +83,18 @@ export async function run(argv: string[]): Promise<number> {
   if (missing.length) throw new CliError(`missing ${missing.map((f) => `--${f}`).join(', ')} (see fedcare privacy --help)`, 2);
   const num = (flag: NumberFlag) => parseNumber(flag, values[flag] as string);
   const conversion = values.conversion as Conversion;
+  if (values.orders !== 'dp-sgd' && values.orders !== 'opacus') throw new CliError(`--orders must be dp-sgd or opacus (got "${values.orders}")`, 2);
+  const orders = values.orders === 'opacus' ? DEFAULT_ORDERS : DP_SGD_ORDERS;
   if (!CONVERSIONS.includes(conversion)) throw new CliError(`--conversion must be one of ${CONVERSIONS.join(', ')} (got "${values.conversion}")`, 2);
 
   try {
     if (action === 'epsilon') {
-      const args = { sampleRate: num('sample-rate'), noiseMultiplier: num('noise-multiplier'), steps: num('steps'), delta: num('delta'), conversion };
+      const args = { sampleRate: num('sample-rate'), noiseMultiplier: num('noise-multiplier'), steps: num('steps'), delta: num('delta'), conversion, orders };
       const { epsilon, alpha } = epsilonFor(args);
       if (values.json) process.stdout.write(`${JSON.stringify({ epsilon, alpha })}\n`);
       else process.stdout.write(`ε = ${format(epsilon)} (best α = ${alpha}; δ = ${args.delta}, ${conversion} conversion)\n`);
     } else if (action === 'noise') {
-      const args = { targetEpsilon: num('target-epsilon'), sampleRate: num('sample-rate'), steps: num('steps'), delta: num('delta'), conversion };
+      const args = { targetEpsilon: num('target-epsilon'), sampleRate: num('sample-rate'), steps: num('steps'), delta: num('delta'), conversion, orders };
       const sigma = noiseForEpsilon(args);
       if (values.json) process.stdout.write(`${JSON.stringify({ noise_multiplier: sigma })}\n`);
       else {
@@ -97,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
         process.stdout.write(`σ = ${format(sigma)} (ε = ${format(epsilon)} ≤ ${args.targetEpsilon} over ${args.steps} steps; δ = ${args.delta}, ${conversion} conversion)\n`);
       }
     } else {
-      const args = { targetEpsilon: num('target-epsilon'), sampleRate: num('sample-rate'), noiseMultiplier: num('noise-multiplier'), delta: num('delta'), conversion };
+      const args = { targetEpsilon: num('target-epsilon'), sampleRate: num('sample-rate'), noiseMultiplier: num('noise-multiplier'), delta: num('delta'), conversion, orders };
       const steps = stepsForBudget(args);
       if (values.json) process.stdout.write(`${JSON.stringify({ steps })}\n`);
       else {

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateHospital } from '@fedcare/shared/data';
 import { HospitalClient } from '@fedcare/shared/fl';
-import { epsilonFor } from '@fedcare/shared/privacy';
+import { DP_RECIPE, DP_SGD_ORDERS, epsilonFor, type PrivacyPlan } from '@fedcare/shared/privacy';
+import { writeFileSync } from 'node:fs';
 import { dpSchedule } from '@fedcare/shared/train';
 import { openSqliteStore } from '@fedcare/server';
 import { generateToDir } from './generate';
@@ -29,7 +30,7 @@ describe('fedcare simulate --dp', () => {
         return [h, dpSchedule(n, BATCH, 1)];
       }),
     );
-    const eps = (h: string, rounds: number) => epsilonFor({ sampleRate: schedule[h]!.sampleRate, noiseMultiplier: SIGMA, steps: schedule[h]!.steps * rounds, delta: DELTA }).epsilon;
+    const eps = (h: string, rounds: number) => epsilonFor({ sampleRate: schedule[h]!.sampleRate, noiseMultiplier: SIGMA, steps: schedule[h]!.steps * rounds, delta: DELTA, orders: DP_SGD_ORDERS }).epsilon;
     // A target every hospital meets for two rounds and the thirstiest passes in round 3.
     const target = Number((Math.max(...HOSPITALS.map((h) => eps(h, 2))) * 1.02).toFixed(4));
     const last = Object.fromEntries(HOSPITALS.map((h) => [h, [1, 2, 3, 4, 5, 6].filter((k) => eps(h, k) <= target).at(-1) ?? 0]));
@@ -39,7 +40,7 @@ describe('fedcare simulate --dp', () => {
     expect(expectedRounds.length).toBeLessThan(6);
 
     const db = path.join(dir, 'sim.db');
-    const p = fedcareProcess(['simulate', '--data', dir, '--rounds', '6', '--seq-len', '12', '--batch-size', String(BATCH), '--min-fit-clients', '2', '--dp', '--noise-multiplier', String(SIGMA), '--max-grad-norm', '1', '--target-epsilon', String(target), '--delta', String(DELTA), '--db', db, '--json']);
+    const p = fedcareProcess(['simulate', '--data', dir, '--rounds', '6', '--seq-len', '12', '--batch-size', String(BATCH), '--local-epochs', '1', '--min-fit-clients', '2', '--dp', '--noise-multiplier', String(SIGMA), '--max-grad-norm', '1', '--target-epsilon', String(target), '--delta', String(DELTA), '--db', db, '--json']);
     expect(await p.exited, p.output()).toBe(0);
     const lines = p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     type Line = Record<string, number> & { round: number; privacy_epsilon_per_hospital: Record<string, number>; dropouts: { hospital: string; stage: string; status: string; reason: string }[] };
@@ -71,5 +72,35 @@ describe('fedcare simulate --dp', () => {
     const stored = await store.getRoundMetrics(run!.runId);
     expect(stored.map((r) => r.perHospital.H1?.privacy_epsilon)).toEqual(rounds.map((r) => r.privacy_epsilon_per_hospital.H1));
     await store.close();
+  }, 600_000);
+
+  it('with --dp alone, runs the DP recipe (compact model, lot 256, 10 local epochs, planner’s σ) and each hospital spends what `fedcare privacy plan` predicts, within 1 %', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-simdp-recipe-'));
+    generateToDir(HOSPITALS, 6, dir, 300);
+    const db = path.join(dir, 'sim.db');
+    const p = fedcareProcess(['simulate', '--data', dir, '--rounds', '1', '--seq-len', '12', '--dp', '--target-epsilon', '4', '--delta', '1e-4', '--db', db, '--json']);
+    expect(await p.exited, p.output()).toBe(0);
+    const round = p.output().split('\n').filter((l) => l.startsWith('{"round"')).map((l) => JSON.parse(l) as { privacy_epsilon_per_hospital: Record<string, number> })[0]!;
+    const store = openSqliteStore(db);
+    const [run] = await store.listRuns();
+    await store.close();
+    const config = run!.config as Record<string, unknown> & { dp: { noise_multiplier: number; max_grad_norm: number; target_epsilon: number; delta: number } };
+    expect(config).toMatchObject({ model: 'compact', rounds: 1, local_epochs: DP_RECIPE.local_epochs, batch_size: DP_RECIPE.batch_size, learning_rate: DP_RECIPE.learning_rate });
+    expect(config.dp).toMatchObject({ max_grad_norm: 1, target_epsilon: 4, delta: 1e-4 });
+    // the planner, as the admin runs it, on the stored run configuration
+    const runJson = path.join(dir, 'run.json');
+    writeFileSync(runJson, JSON.stringify(config));
+    const plan = fedcareProcess(['privacy', 'plan', '--config', runJson, '--data', dir, '--json']);
+    expect(await plan.exited, plan.output()).toBe(0);
+    const predicted = JSON.parse(plan.output().split('\n').find((l) => l.startsWith('{'))!) as PrivacyPlan;
+    expect(predicted.proposal?.dp.noise_multiplier).toBe(config.dp.noise_multiplier);
+    for (const h of HOSPITALS) {
+      const want = predicted.hospitals.find((x) => x.hospital_id === h)!.epsilon_run;
+      const got = round.privacy_epsilon_per_hospital[h]!;
+      expect(Math.abs(got - want) / want, h).toBeLessThan(0.01);
+      expect(got).toBeLessThanOrEqual(4);
+    }
+    // σ was calibrated on the thirstiest hospital: it spends (almost) the whole target
+    expect(Math.max(...Object.values(round.privacy_epsilon_per_hospital))).toBeGreaterThan(4 * 0.97);
   }, 600_000);
 });

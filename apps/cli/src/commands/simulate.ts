@@ -11,8 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { generateToken, openStore, startServer, type StoreSpec } from '@fedcare/server';
 import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
-import type { FederationSummary, RoundReport, StageProgress } from '@fedcare/shared/fl';
-import { createClassifier, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
+import { HospitalClient, type FederationSummary, type RoundReport, type StageProgress } from '@fedcare/shared/fl';
+import { DP_RECIPE, proposeDp } from '@fedcare/shared/privacy';
+import { createModel, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
 import { runConfigSchema, STRATEGY_NAMES, type RunConfig, type RunConfigInput } from '@fedcare/shared/protocol';
 import { evaluate, splitMetrics } from '@fedcare/shared/train';
 import { stringifyMetrics } from '@fedcare/shared/util';
@@ -28,14 +29,18 @@ import { storeSpec } from '../server-config';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
-         [--batch-size 32] [--lr 0.001] [--fault H2:disconnect@train:round=2] [--db FILE]
-         [--dp --noise-multiplier 1.1 --max-grad-norm 1.0 --target-epsilon 1.0 --delta 1e-5]
+         [--batch-size 32] [--lr 0.001] [--model standard|compact] [--fault H2:disconnect@train:round=2] [--db FILE]
+         [--dp [--target-epsilon 1.0] [--noise-multiplier σ] [--max-grad-norm 1.0] [--delta 1e-5]]
          [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
          [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--json]
 
---dp trains with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and an RDP
+--dp trains with DP-SGD (Poisson sampling, per-example clipping, discrete Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
-take it past --target-epsilon, and the run ends when too few hospitals have budget left.
+take it past --target-epsilon, and the run ends when too few hospitals have budget left. With --dp
+the defaults are the DP recipe: --model compact --rounds 3 --local-epochs 10 --batch-size 256
+--lr 0.01 --max-grad-norm 1 --delta 1e-5, and σ the planner's for the target over these hospitals
+(fedcare privacy plan shows it); any flag given overrides its part. Without --dp: --model standard
+--rounds 5 --local-epochs 1 --batch-size 32 --lr 0.001.
 --secure-aggregation secagg runs SecAgg+ after training (advertise-keys, share-keys, masked-input,
 consistency-check, unmask; all valid --fault stages): the coordinator sees only the weighted sum of the updates.
 --secure-aggregation he encrypts the updates (BFV, node-seal): stages he-keys, he-setup, he-input,
@@ -60,15 +65,16 @@ export function roundLine(r: RoundReport): Record<string, unknown> {
 export const SIMULATE_OPTIONS = {
   data: { type: 'string', default: 'data' },
   hospitals: { type: 'string', default: 'H1,H2,H3' },
-  rounds: { type: 'string', default: '5' },
+  rounds: { type: 'string' },
   strategy: { type: 'string', default: 'fedavg' },
-  'local-epochs': { type: 'string', default: '1' },
+  model: { type: 'string' },
+  'local-epochs': { type: 'string' },
   'fraction-fit': { type: 'string', default: '1' },
   'min-fit-clients': { type: 'string' },
   seed: { type: 'string', default: '1' },
   'seq-len': { type: 'string', default: '30' },
-  'batch-size': { type: 'string', default: '32' },
-  lr: { type: 'string', default: '0.001' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
   'stage-timeout': { type: 'string', default: '600' },
   fault: { type: 'string', multiple: true, default: [] },
   dp: { type: 'boolean', default: false },
@@ -76,10 +82,10 @@ export const SIMULATE_OPTIONS = {
   'secagg-threshold': { type: 'string' },
   'secagg-neighbours': { type: 'string' },
   'secagg-clip': { type: 'string' },
-  'noise-multiplier': { type: 'string', default: '1.1' },
-  'max-grad-norm': { type: 'string', default: '1.0' },
-  'target-epsilon': { type: 'string', default: '1.0' },
-  delta: { type: 'string', default: '1e-5' },
+  'noise-multiplier': { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  'target-epsilon': { type: 'string' },
+  delta: { type: 'string' },
   db: { type: 'string' },
   store: { type: 'string' },
   'create-missing': { type: 'boolean', default: false },
@@ -119,21 +125,53 @@ export function simulationInputs(
   };
 }
 
-/** The run configuration the options describe, validated (a CliError naming the field otherwise). */
-export function runConfigFromOptions(values: SimulateValues, hospitals: number): RunConfig {
+/** Each hospital's labelled training examples, as its client will count them (the planner's n). */
+export function trainExamplesOf(records: readonly PatientRecord[], hospitals: readonly string[]): { hospital_id: string; n: number }[] {
+  return hospitals.map((h) => ({ hospital_id: h, n: new HospitalClient(h, records.filter((r) => r.hospital_id === h)).numTrainExamples }));
+}
+
+/** Without --dp: the seed spec's model and schedule. */
+const PLAIN_DEFAULTS = { rounds: 5, model: 'standard', local_epochs: 1, batch_size: 32, learning_rate: 0.001 } as const;
+
+/**
+ * The run configuration the options describe, validated (a CliError naming the field otherwise).
+ * With --dp, what a flag leaves unsaid is the DP recipe (shared/src/privacy/plan.ts DP_RECIPE): the
+ * compact model, lot 256, 10 local epochs, learning rate 0.01, 3 rounds, C 1, target ε 1, δ 1e-5, and
+ * σ from the planner for these hospitals' training examples (`trainExamples`; needed only then).
+ */
+export function runConfigFromOptions(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[] = []): RunConfig {
   const n = hospitals;
+  const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
+  const base = values.dp ? DP_RECIPE : PLAIN_DEFAULTS;
+  const rounds = num(values.rounds, base.rounds);
+  let dp: RunConfigInput['dp'];
+  if (values.dp) {
+    const target = num(values['target-epsilon'], 1);
+    const delta = num(values.delta, DP_RECIPE.delta);
+    let sigma = values['noise-multiplier'] === undefined ? undefined : Number(values['noise-multiplier']);
+    if (sigma === undefined) {
+      if (trainExamples.length === 0) throw new CliError('--dp without --noise-multiplier needs the hospitals\' training examples to propose σ', 2);
+      try {
+        sigma = proposeDp(target, trainExamples, { rounds, delta }).dp.noise_multiplier;
+      } catch (e) {
+        throw new CliError(`--target-epsilon ${target}: ${(e as Error).message}`, 2);
+      }
+    }
+    dp = { noise_multiplier: sigma, max_grad_norm: num(values['max-grad-norm'], DP_RECIPE.max_grad_norm), target_epsilon: target, delta };
+  }
   const input: RunConfigInput = {
+    model: (values.model ?? base.model) as RunConfigInput['model'],
     strategy: values.strategy as RunConfigInput['strategy'],
-    rounds: Number(values.rounds),
-    local_epochs: Number(values['local-epochs']),
+    rounds,
+    local_epochs: num(values['local-epochs'], base.local_epochs),
     fraction_fit: Number(values['fraction-fit']),
     min_fit_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     min_evaluate_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     min_available_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     seed: Number(values.seed),
     seq_len: Number(values['seq-len']),
-    batch_size: Number(values['batch-size']),
-    learning_rate: Number(values.lr),
+    batch_size: num(values['batch-size'], base.batch_size),
+    learning_rate: num(values.lr, base.learning_rate),
     stage_timeout_s: Number(values['stage-timeout']),
     wait_for_clients_s: 120,
     early_stopping_patience: 0,
@@ -141,16 +179,7 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number):
     ...(values['secagg-threshold'] ? { secagg_threshold: Number(values['secagg-threshold']) } : {}),
     ...(values['secagg-neighbours'] ? { secagg_neighbours: Number(values['secagg-neighbours']) } : {}),
     ...(values['secagg-clip'] ? { secagg_clip: Number(values['secagg-clip']) } : {}),
-    ...(values.dp
-      ? {
-          dp: {
-            noise_multiplier: Number(values['noise-multiplier']),
-            max_grad_norm: Number(values['max-grad-norm']),
-            target_epsilon: Number(values['target-epsilon']),
-            delta: Number(values.delta),
-          },
-        }
-      : {}),
+    ...(dp ? { dp } : {}),
   };
   const parsed = runConfigSchema.safeParse(input);
   if (!parsed.success) {
@@ -168,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const inputs = simulationInputs(values);
   const hospitals = inputs.hospitals;
-  const config = runConfigFromOptions(values, hospitals.length);
+  const config = runConfigFromOptions(values, hospitals.length, trainExamplesOf(inputs.records, hospitals));
 
   const bar = new ProgressBar('rounds', config.rounds);
   const result = await runSimulation({
@@ -316,7 +345,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     const out: SimulationResult['summary'] = { rounds: summary.roundsCompleted, status: summary.status, strategy: o.config.strategy, run_id: runId };
     if (summary.reason) out.reason = summary.reason;
     if (model && stats) {
-      const clf = createClassifier({}, 0);
+      const clf = createModel(o.config.model, 0);
       unflattenWeights(clf.params, weightsFromBytes(model.bytes));
       const test = splitByHospital(o.records, 0.2, 0).test;
       const batch = encodeRecords(test, stats, { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
