@@ -419,31 +419,42 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(await h3.page.getByRole('button', { name: 'Join round' }).isEnabled()).toBe(true);
   }, 400_000);
 
-  it('one differentially private round in the browser (H3 on WebGPU): the plan before the start, ε per hospital after it, in the portal, the dashboard and the database', async () => {
+  it('one differentially private round in the browser (H3 on WebGPU) with the DP recipe: the plan before the start, ε per hospital after it as planned, in the portal, the dashboard and the database', async () => {
     const [h1, , h3] = tabs as [HospitalTab, HospitalTab, HospitalTab];
     await h3.page.getByRole('button', { name: 'Join round' }).click();
     await expect.poll(() => server.grid.available(), { timeout: 10_000 }).toEqual(['H1', 'H3']);
     const form = dashboard.getByRole('region', { name: 'Run control' });
-    await form.getByLabel('Rounds').fill('1');
-    await form.getByLabel('Local epochs').fill('1');
     await form.getByLabel('Min clients').fill('2');
     await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
+    // Ticking DP applies the recipe: compact model, lot 256, 10 local epochs, learning rate 0.01, C 1
     await form.getByLabel('Differential privacy').check();
-    await form.getByLabel('Noise multiplier σ').fill('1.0');
-    await form.getByLabel('Target ε').fill('20');
+    expect(await form.getByLabel('Model').inputValue()).toBe('compact');
+    expect(await form.getByLabel('Local epochs').inputValue()).toBe('10');
+    expect(await form.getByLabel('Batch size').inputValue()).toBe('256');
+    await form.getByLabel('Rounds').fill('1');
+    await form.getByLabel('Target ε').fill('8');
     await form.getByLabel('δ').fill('0.001');
-    // The planner uses the n each hospital reported at sign-in.
+    // The planner uses the n each hospital reported at sign-in, and proposes σ for 1 round at ε 8.
     const plan = form.getByLabel('Privacy plan');
     await expect.poll(() => plan.locator('[data-plan]').count(), { timeout: 10_000 }).toBe(2);
+    await plan.getByRole('button', { name: 'Use the DP recipe' }).click();
+    const sigma = Number(await form.getByLabel('Noise multiplier σ').inputValue());
+    expect(sigma).toBeGreaterThan(0);
+    await expect.poll(() => plan.getByRole('button', { name: 'Use the DP recipe' }).count()).toBe(0);
+    const planned = Object.fromEntries(
+      await Promise.all(['H1', 'H3'].map(async (h) => [h, Number(await plan.locator(`[data-plan="${h}"] td`).nth(4).textContent())] as const)),
+    );
     await form.getByRole('button', { name: 'Start run' }).click();
     await expect.poll(async () => (await server.store.listRuns())[0]?.status, { timeout: 300_000, interval: 500 }).toBe('completed');
     const [run] = await server.store.listRuns();
-    expect(run!.config).toMatchObject({ dp: { noise_multiplier: 1, max_grad_norm: 1, target_epsilon: 20, delta: 0.001 } });
+    expect(run!.config).toMatchObject({ model: 'compact', local_epochs: 10, batch_size: 256, learning_rate: 0.01, dp: { noise_multiplier: sigma, max_grad_norm: 1, target_epsilon: 8, delta: 0.001 } });
     const [round] = await server.store.getRoundMetrics(run!.runId);
     const eps = { H1: round!.perHospital.H1?.privacy_epsilon, H3: round!.perHospital.H3?.privacy_epsilon };
-    for (const e of Object.values(eps)) {
+    for (const [h, e] of Object.entries(eps)) {
       expect(e).toBeGreaterThan(0);
-      expect(e).toBeLessThanOrEqual(20);
+      expect(e).toBeLessThanOrEqual(8);
+      // what the planner showed before the start (2 decimals), within 1 %
+      expect(Math.abs(e! - planned[h]!) / planned[h]!, h).toBeLessThan(0.01);
     }
     expect(round!.metrics.privacy_epsilon).toBe(Math.max(eps.H1!, eps.H3!));
     // H3 trained its DP-SGD round (per-example clipping in one batched pass) on WebGPU, without a decline
@@ -500,6 +511,11 @@ describe('hospital portals and the dashboard in Chromium', () => {
 
     const form = dashboard.getByRole('region', { name: 'Run control' });
     await form.getByLabel('Differential privacy').uncheck();
+    // back from the DP recipe to the standard model and schedule
+    await form.getByLabel('Model').selectOption('standard');
+    await form.getByLabel('Local epochs').fill('1');
+    await form.getByLabel('Batch size').fill('32');
+    await form.getByLabel('Learning rate').fill('0.001');
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Min clients').fill('3');
     await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);

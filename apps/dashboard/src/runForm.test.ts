@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RUN_FORM, formToConfig } from './runForm';
+import { DP_RECIPE, planPrivacy, proposeDp } from '@fedcare/shared/privacy';
+import { applyDpRecipe, DEFAULT_RUN_FORM, formToConfig, proposedSigma } from './runForm';
 
 describe('formToConfig', () => {
   it('turns the default form into a valid config with min clients applied to all three minimums', () => {
@@ -41,5 +42,42 @@ describe('formToConfig', () => {
     const res = formToConfig({ ...DEFAULT_RUN_FORM, ...patch });
     expect(res.ok).toBe(false);
     if (!res.ok) expect(res.field).toBe(field);
+  });
+});
+
+describe('the DP recipe in the run form', () => {
+  const hospitals = [
+    { hospital_id: 'H1', n: 800 },
+    { hospital_id: 'H2', n: 640 },
+    { hospital_id: 'H3', n: 960 },
+  ];
+
+  it('ticking DP applies the recipe and the planner’s σ for the target over the connected hospitals', () => {
+    const form = applyDpRecipe({ ...DEFAULT_RUN_FORM, target_epsilon: '8' }, hospitals);
+    const res = formToConfig(form);
+    expect(res.ok).toBe(true);
+    if (!res.ok) return;
+    const proposal = proposeDp(8, hospitals, { rounds: 3, delta: 1e-5 });
+    expect(res.config).toMatchObject({ model: 'compact', rounds: DP_RECIPE.rounds, local_epochs: DP_RECIPE.local_epochs, batch_size: DP_RECIPE.batch_size, learning_rate: DP_RECIPE.learning_rate });
+    expect(res.config.dp).toEqual({ noise_multiplier: proposal.dp.noise_multiplier, max_grad_norm: 1, target_epsilon: 8, delta: 1e-5 });
+    // what the planner then shows: the thirstiest hospital (H2, smallest n) spends the target, nobody more, every round affordable
+    const plan = planPrivacy({ rounds: 3, local_epochs: 10, batch_size: 256, dp: res.config.dp! }, hospitals);
+    expect(plan.ok).toBe(true);
+    expect(plan.proposal).toEqual(proposal);
+    const h2 = plan.hospitals.find((h) => h.hospital_id === 'H2')!;
+    expect(h2.epsilon_run).toBeLessThanOrEqual(8);
+    expect(h2.epsilon_run).toBeGreaterThan(8 * 0.97);
+    for (const h of plan.hospitals) expect(h.rounds_affordable).toBe(3);
+  });
+
+  it('keeps rounds and δ the admin set while DP was on, and leaves σ alone without known hospitals', () => {
+    const on = applyDpRecipe({ ...DEFAULT_RUN_FORM }, hospitals);
+    const edited = applyDpRecipe({ ...on, rounds: '1', delta: '1e-4', target_epsilon: '2' }, hospitals);
+    expect(edited.rounds).toBe('1');
+    expect(edited.delta).toBe('1e-4');
+    expect(Number(edited.noise_multiplier)).toBe(proposeDp(2, hospitals, { rounds: 1, delta: 1e-4 }).dp.noise_multiplier);
+    const unknown = applyDpRecipe({ ...DEFAULT_RUN_FORM, noise_multiplier: '1.7' }, []);
+    expect(unknown.noise_multiplier).toBe('1.7');
+    expect(proposedSigma({ ...on, target_epsilon: 'x' }, hospitals)).toBeNull();
   });
 });

@@ -4,9 +4,12 @@
  * the server fills the other defaults. "min clients" sets the fit, evaluate and available minimums.
  * With DP on, σ, C, target ε and δ go in `dp` (checked by the same schema: σ ≤ 0, δ ≥ 1 … are refused).
  */
+import { DP_RECIPE, proposeDp } from '@fedcare/shared/privacy';
 import { runConfigSchema, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
 
 export interface RunForm {
+  /** 'standard' (the seed spec's model) or 'compact' (the DP recipe's). */
+  model: string;
   strategy: string;
   rounds: string;
   local_epochs: string;
@@ -27,6 +30,7 @@ export interface RunForm {
 }
 
 export const DEFAULT_RUN_FORM: RunForm = {
+  model: 'standard',
   strategy: 'fedavg',
   rounds: '3',
   local_epochs: '1',
@@ -45,10 +49,45 @@ export const DEFAULT_RUN_FORM: RunForm = {
 
 export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
 
+/**
+ * Ticking "Differential privacy" applies the DP recipe (shared/src/privacy/plan.ts DP_RECIPE): the
+ * compact model, lot 256, 10 local epochs, learning rate 0.01, 3 rounds, C 1, δ 1e-5 — and σ, the
+ * planner's for the target ε over the connected hospitals (`hospitals`: their n from sign-in), when
+ * any is known. Rounds and target ε stay as the admin set them if already edited for DP.
+ */
+export function applyDpRecipe(form: RunForm, hospitals: readonly { hospital_id: string; n: number }[]): RunForm {
+  const next: RunForm = {
+    ...form,
+    dp: true,
+    model: DP_RECIPE.model,
+    rounds: form.dp ? form.rounds : String(DP_RECIPE.rounds),
+    local_epochs: String(DP_RECIPE.local_epochs),
+    batch_size: String(DP_RECIPE.batch_size),
+    learning_rate: String(DP_RECIPE.learning_rate),
+    max_grad_norm: String(DP_RECIPE.max_grad_norm),
+    delta: form.dp ? form.delta : String(DP_RECIPE.delta),
+  };
+  const sigma = proposedSigma(next, hospitals);
+  return sigma === null ? next : { ...next, noise_multiplier: String(sigma) };
+}
+
+/** The planner's σ for the form's target ε, rounds and δ over these hospitals; null when unknown or out of reach. */
+export function proposedSigma(form: RunForm, hospitals: readonly { hospital_id: string; n: number }[]): number | null {
+  const target = Number(form.target_epsilon);
+  const rounds = Number(form.rounds);
+  const delta = Number(form.delta);
+  if (hospitals.length === 0 || !(target > 0) || !Number.isInteger(rounds) || rounds < 1 || !(delta > 0 && delta < 1)) return null;
+  try {
+    return proposeDp(target, hospitals, { rounds, delta }).dp.noise_multiplier;
+  } catch {
+    return null;
+  }
+}
+
 export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
 
 export function formToConfig(form: RunForm): FormResult {
-  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation'>;
+  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation' | 'model'>;
   const dpFields: Array<[NumberField, string]> = [
     ['noise_multiplier', 'noise multiplier σ'],
     ['max_grad_norm', 'max grad norm C'],
@@ -74,6 +113,7 @@ export function formToConfig(form: RunForm): FormResult {
   }
   const min = n.min_clients as number;
   const config = {
+    ...(form.model !== 'standard' ? { model: form.model } : {}),
     strategy: form.strategy,
     rounds: n.rounds,
     local_epochs: n.local_epochs,

@@ -40,23 +40,30 @@ export interface DpProposal {
 /**
  * The recipe for a target ε and these hospitals: σ is calibrated on the hospital with the largest
  * sampling rate (the smallest n), rounded up to 3 decimals, so no hospital passes the target.
+ * `options` override the recipe's rounds, δ, local epochs and lot size (σ is then calibrated for them).
  */
-export function proposeDp(targetEpsilon: number, hospitals: readonly { hospital_id: string; n: number }[], options: { rounds?: number; delta?: number } = {}): DpProposal {
+export function proposeDp(
+  targetEpsilon: number,
+  hospitals: readonly { hospital_id: string; n: number }[],
+  options: { rounds?: number; delta?: number; local_epochs?: number; batch_size?: number } = {},
+): DpProposal {
   const rounds = options.rounds ?? DP_RECIPE.rounds;
   const delta = options.delta ?? DP_RECIPE.delta;
+  const localEpochs = options.local_epochs ?? DP_RECIPE.local_epochs;
+  const batchSize = options.batch_size ?? DP_RECIPE.batch_size;
   if (hospitals.length === 0) throw new Error('the DP recipe needs at least one hospital with a known number of training examples');
   const sigma = Math.max(
     ...hospitals.map(({ hospital_id, n }) => {
       if (!(Number.isInteger(n) && n > 0)) throw new Error(`${hospital_id}: n must be a positive integer of labelled training examples, got ${n}`);
-      const { sampleRate, steps } = dpSchedule(n, DP_RECIPE.batch_size, DP_RECIPE.local_epochs);
+      const { sampleRate, steps } = dpSchedule(n, batchSize, localEpochs);
       return noiseForEpsilon({ targetEpsilon, sampleRate, steps: steps * rounds, delta, orders: DP_SGD_ORDERS });
     }),
   );
   return {
     model: DP_RECIPE.model,
     rounds,
-    local_epochs: DP_RECIPE.local_epochs,
-    batch_size: DP_RECIPE.batch_size,
+    local_epochs: localEpochs,
+    batch_size: batchSize,
     learning_rate: DP_RECIPE.learning_rate,
     dp: { noise_multiplier: Math.ceil(sigma * 1000) / 1000, max_grad_norm: DP_RECIPE.max_grad_norm, target_epsilon: targetEpsilon, delta },
   };

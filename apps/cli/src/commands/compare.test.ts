@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { classifierParamCount, MODEL_PRESETS } from '@fedcare/shared/model';
 import { CliError } from '../io';
 import { fedcareProcess } from '../testing-processes';
 import { parseVariants, type ComparisonRow } from './compare';
@@ -52,6 +53,7 @@ describe('fedcare compare', () => {
     const variants = lines.filter((l) => 'variant' in l) as { variant: string; config: { strategy: string; dp?: { target_epsilon: number } }; summary: { status: string; test: { auc_roc: number } }; rounds: { round: number; auc_roc: number; privacy_epsilon: number | null }[] }[];
     expect(variants.map((v) => v.variant)).toEqual(['fedavg ε=∞', 'fedavg ε=30', 'median ε=∞', 'median ε=30']);
     expect(variants.map((v) => v.config.strategy)).toEqual(['fedavg', 'fedavg', 'median', 'median']);
+    expect(variants.map((v) => (v.config as { model?: string }).model)).toEqual(['compact', 'compact', 'compact', 'compact']);
     expect(variants.map((v) => v.config.dp?.target_epsilon ?? null)).toEqual([null, 30, null, 30]);
     const rows = (lines.find((l) => 'comparison' in l) as { comparison: ComparisonRow[] }).comparison;
     expect(rows).toHaveLength(4);
@@ -62,7 +64,8 @@ describe('fedcare compare', () => {
       expect(r.status).toBe('completed');
       expect(r.rounds).toBe(1);
       expect(r.auc_roc).toBe(v.summary.test.auc_roc);
-      expect(r.upload_bytes_per_hospital_round).toBeGreaterThan(2_000_000); // a full float32 update
+      // a full float32 update of the DP recipe's compact model, which every variant trains when one is private
+      expect(r.upload_bytes_per_hospital_round).toBeGreaterThanOrEqual(classifierParamCount(MODEL_PRESETS.compact) * 4);
       if (r.target_epsilon === null) expect(r.epsilon_spent).toBeNull();
       else {
         expect(r.epsilon_spent).toBeGreaterThan(0);

@@ -13,6 +13,7 @@ import { CliError, writeFileAtomic } from '../io';
 import { renderChart } from '../plot';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
+import { DP_RECIPE } from '@fedcare/shared/privacy';
 import { roundLine, runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, simulationInputs, trainExamplesOf, type SimulationResult } from './simulate';
 
 const HELP = `usage: fedcare compare --data DIR --strategies fedavg,fedprox,fedadam [--target-epsilons 1,5,inf]
@@ -25,7 +26,9 @@ target ε in --target-epsilons (DP-SGD with that budget; "inf" trains without DP
 Prints a table ranked by the final model's pooled test AUC-ROC (with the ε spent and the upload
 per hospital and round); --plot overlays the variants round by round; --json prints one line per
 variant, then {"comparison": rows}. With --db every run lands in one database (the dashboard's run
-history shows them side by side).`;
+history shows them side by side). When any variant is private, every variant (∞ too) trains the DP
+recipe where no flag says otherwise (--model compact --rounds 3 --local-epochs 10 --batch-size 256
+--lr 0.01; σ per target from the planner), so the variants differ only in strategy and ε.`;
 
 export interface Variant {
   name: string;
@@ -137,10 +140,23 @@ export async function run(argv: string[]): Promise<number> {
   const inputs = simulationInputs(values);
   const hospitals = inputs.hospitals;
   // Every variant's configuration is validated before the first simulation starts.
+  // With a private variant in the grid, every variant (∞ too) trains the DP recipe where a flag
+  // leaves it unsaid: the variants then differ only in strategy and ε.
+  const anyDp = values.dp || variants.some((v) => typeof v.targetEpsilon === 'number');
+  const recipe = anyDp
+    ? {
+        model: values.model ?? DP_RECIPE.model,
+        rounds: values.rounds ?? String(DP_RECIPE.rounds),
+        'local-epochs': values['local-epochs'] ?? String(DP_RECIPE.local_epochs),
+        'batch-size': values['batch-size'] ?? String(DP_RECIPE.batch_size),
+        lr: values.lr ?? String(DP_RECIPE.learning_rate),
+      }
+    : {};
   const configs = variants.map((v) =>
     runConfigFromOptions(
       {
         ...values,
+        ...recipe,
         strategy: v.strategy,
         ...(v.targetEpsilon === null ? { dp: false } : v.targetEpsilon === undefined ? {} : { dp: true, 'target-epsilon': String(v.targetEpsilon) }),
       },

@@ -144,6 +144,8 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number, 
   const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
   const base = values.dp ? DP_RECIPE : PLAIN_DEFAULTS;
   const rounds = num(values.rounds, base.rounds);
+  const localEpochs = num(values['local-epochs'], base.local_epochs);
+  const batchSize = num(values['batch-size'], base.batch_size);
   let dp: RunConfigInput['dp'];
   if (values.dp) {
     const target = num(values['target-epsilon'], 1);
@@ -152,7 +154,7 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number, 
     if (sigma === undefined) {
       if (trainExamples.length === 0) throw new CliError('--dp without --noise-multiplier needs the hospitals\' training examples to propose σ', 2);
       try {
-        sigma = proposeDp(target, trainExamples, { rounds, delta }).dp.noise_multiplier;
+        sigma = proposeDp(target, trainExamples, { rounds, delta, local_epochs: localEpochs, batch_size: batchSize }).dp.noise_multiplier;
       } catch (e) {
         throw new CliError(`--target-epsilon ${target}: ${(e as Error).message}`, 2);
       }
@@ -163,14 +165,14 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number, 
     model: (values.model ?? base.model) as RunConfigInput['model'],
     strategy: values.strategy as RunConfigInput['strategy'],
     rounds,
-    local_epochs: num(values['local-epochs'], base.local_epochs),
+    local_epochs: localEpochs,
     fraction_fit: Number(values['fraction-fit']),
     min_fit_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     min_evaluate_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     min_available_clients: values['min-fit-clients'] ? Number(values['min-fit-clients']) : n,
     seed: Number(values.seed),
     seq_len: Number(values['seq-len']),
-    batch_size: num(values['batch-size'], base.batch_size),
+    batch_size: batchSize,
     learning_rate: num(values.lr, base.learning_rate),
     stage_timeout_s: Number(values['stage-timeout']),
     wait_for_clients_s: 120,

@@ -1,9 +1,9 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { planPrivacy, type PrivacyPlan } from '@fedcare/shared/privacy';
 import { store, useDash } from '../instance';
-import { DEFAULT_RUN_FORM, formToConfig, STRATEGIES, type RunForm } from '../runForm';
+import { applyDpRecipe, DEFAULT_RUN_FORM, formToConfig, STRATEGIES, type RunForm } from '../runForm';
 
-type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation'>;
+type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation' | 'model'>;
 
 const DP_FIELDS: Array<[TextField, string, string]> = [
   ['noise_multiplier', 'Noise multiplier σ', 'any'],
@@ -29,20 +29,21 @@ export function AdminPanel() {
   const notice = useDash((s) => s.notice);
   const running = useDash((s) => s.status?.status === 'running');
   const clients = useDash((s) => s.clients);
-  // The planner: what each connected hospital would spend with these settings (its n from sign-in).
+  // The hospitals' n as they reported it at sign-in: what the planner and the DP recipe's σ use.
+  const known = useMemo(() => clients.filter((h) => h.num_records !== undefined && h.num_records > 0).map((h) => ({ hospital_id: h.hospital_id, n: h.num_records as number })), [clients]);
+  // The planner: what each connected hospital would spend with these settings.
   const plan = useMemo((): PrivacyPlan | string | null => {
     if (!form.dp) return null;
     const res = formToConfig(form);
     if (!res.ok) return null;
     const c = res.config;
-    const known = clients.filter((h) => h.num_records !== undefined && h.num_records > 0).map((h) => ({ hospital_id: h.hospital_id, n: h.num_records as number }));
     if (known.length === 0) return 'No connected hospital has reported its number of records yet.';
     try {
       return planPrivacy({ rounds: c.rounds ?? 50, local_epochs: c.local_epochs ?? 5, batch_size: c.batch_size ?? 32, dp: c.dp! }, known);
     } catch (e) {
       return (e as Error).message;
     }
-  }, [form, clients]);
+  }, [form, known]);
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     const res = formToConfig(form);
@@ -54,6 +55,13 @@ export function AdminPanel() {
     <section className="wide" aria-label="Run control">
       <h2>Run control (admin)</h2>
       <form className="run" onSubmit={onSubmit}>
+        <label>
+          Model
+          <select value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })}>
+            <option value="standard">standard (569k parameters)</option>
+            <option value="compact">compact (9.3k; the DP recipe)</option>
+          </select>
+        </label>
         <label>
           Strategy
           <select value={form.strategy} onChange={(e) => setForm({ ...form, strategy: e.target.value })}>
@@ -79,7 +87,7 @@ export function AdminPanel() {
           </select>
         </label>
         <label className="check">
-          <input type="checkbox" checked={form.dp} onChange={(e) => setForm({ ...form, dp: e.target.checked })} />
+          <input type="checkbox" checked={form.dp} onChange={(e) => setForm(e.target.checked ? applyDpRecipe(form, known) : { ...form, dp: false })} />
           Differential privacy
         </label>
         {form.dp &&
@@ -97,7 +105,7 @@ export function AdminPanel() {
         </button>
       </form>
       {formError && <p className="error">{formError}</p>}
-      {plan !== null && <PlanTable plan={plan} />}
+      {plan !== null && <PlanTable plan={plan} sigma={form.noise_multiplier} onUseProposal={() => setForm(applyDpRecipe(form, known))} />}
       {notice && (
         <p className={notice.kind} role={notice.kind === 'error' ? 'alert' : 'status'}>
           {notice.text}
@@ -108,8 +116,9 @@ export function AdminPanel() {
 }
 
 /** The privacy planner's verdict for the connected hospitals, before the run starts. */
-function PlanTable({ plan }: { plan: PrivacyPlan | string }) {
+function PlanTable({ plan, sigma, onUseProposal }: { plan: PrivacyPlan | string; sigma: string; onUseProposal: () => void }) {
   if (typeof plan === 'string') return <p className="muted">{plan}</p>;
+  const proposal = plan.proposal;
   return (
     <div aria-label="Privacy plan">
       <h3>Privacy plan</h3>
@@ -144,6 +153,17 @@ function PlanTable({ plan }: { plan: PrivacyPlan | string }) {
           {w}
         </p>
       ))}
+      {proposal && (
+        <p className="muted" data-testid="dp-proposal">
+          DP recipe for ε {proposal.dp.target_epsilon} over {proposal.rounds} round(s): {proposal.model} model, lot {proposal.batch_size}, {proposal.local_epochs} local epochs, learning rate{' '}
+          {proposal.learning_rate}, C {proposal.dp.max_grad_norm}, σ {proposal.dp.noise_multiplier}.{' '}
+          {String(proposal.dp.noise_multiplier) !== sigma.trim() && (
+            <button type="button" onClick={onUseProposal}>
+              Use the DP recipe
+            </button>
+          )}
+        </p>
+      )}
     </div>
   );
 }
