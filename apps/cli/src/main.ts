@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   token: { summary: 'create, list or revoke credentials', load: () => import('./commands/token') },
   identity: { summary: 'print a hospital’s identity key and fingerprint, for an out-of-band roster', load: () => import('./commands/identity') },
   privacy: { summary: 'ε for a DP-SGD schedule (RDP accountant), σ for a target ε, affordable steps', load: () => import('./commands/privacy') },
+  audit: { summary: 'audit a DP run: one-run ε lower bound from canaries and a membership-inference attack, beside the accountant’s ε', load: () => import('./commands/audit') },
   bench: { summary: 'benchmarks, one JSON object per line', load: () => import('./commands/bench') },
 };
 

@@ -32,3 +32,4 @@ export {
   type Rational,
   type WordSource,
 } from './discrete-gaussian';
+export { binomialTail, epsilonLowerBound, guessMembership, type AuditGuesses } from './audit';
