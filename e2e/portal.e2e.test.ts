@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
 import { HospitalClient, type EvaluateReply, type StoredModel, type TrainReply } from '@fedcare/shared/fl';
-import { createClassifier, flattenWeights, sha256Hex, weightsToBytes } from '@fedcare/shared/model';
+import { createClassifier, createModel, flattenWeights, sha256Hex, weightsToBytes, type ModelName } from '@fedcare/shared/model';
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { STEP_CHECK_TOLERANCE } from '@fedcare/shared/train';
 import { identityFingerprint, keyHex } from '@fedcare/shared/secagg';
@@ -124,9 +124,9 @@ async function liveTensors(page: Page): Promise<number> {
   return worker.evaluate(() => (self as unknown as { fedcareTestHooks: { liveTensors(): number } }).fedcareTestHooks.liveTensors());
 }
 
-/** What a worker holds between stages: the model's parameters and its one constant (the fusion's token mask). */
-function modelTensors(): number {
-  const m = createClassifier({}, 0);
+/** What a worker holds between stages: the run model's parameters and its one constant (the fusion's token mask). */
+function modelTensors(name: ModelName = 'standard'): number {
+  const m = createModel(name, 0);
   m.dispose();
   return m.params.length + 1;
 }
@@ -470,7 +470,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await screenshot(h1.page, 'portal-H1-dp-round');
     await screenshot(h3.page, 'portal-H3-dp-round');
     // DP-SGD's recorded pass and clipping leave nothing behind on WebGPU either.
-    expect(await liveTensors(h3.page)).toBe(modelTensors());
+    expect(await liveTensors(h3.page)).toBe(modelTensors('compact'));
   }, 400_000);
 
   it('a round with secure aggregation (SecAgg+) in three browser tabs: the coordinator gets only masked feature sums and updates', async () => {
