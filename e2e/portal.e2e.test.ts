@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
 import { HospitalClient, type EvaluateReply, type StoredModel, type TrainReply } from '@fedcare/shared/fl';
+import { DP_RECIPE } from '@fedcare/shared/privacy';
 import { createClassifier, createModel, flattenWeights, sha256Hex, weightsToBytes, type ModelName } from '@fedcare/shared/model';
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { STEP_CHECK_TOLERANCE } from '@fedcare/shared/train';
@@ -426,11 +427,11 @@ describe('hospital portals and the dashboard in Chromium', () => {
     const form = dashboard.getByRole('region', { name: 'Run control' });
     await form.getByLabel('Min clients').fill('2');
     await form.getByLabel('Sequence length').fill(E2E_SEQ_LEN);
-    // Ticking DP applies the recipe: compact model, lot 256, 10 local epochs, learning rate 0.01, C 1
+    // Ticking DP applies the recipe: compact model, lot 128, 10 local epochs, learning rate 0.01, C 1
     await form.getByLabel('Differential privacy').check();
     expect(await form.getByLabel('Model').inputValue()).toBe('compact');
     expect(await form.getByLabel('Local epochs').inputValue()).toBe('10');
-    expect(await form.getByLabel('Batch size').inputValue()).toBe('256');
+    expect(await form.getByLabel('Batch size').inputValue()).toBe(String(DP_RECIPE.batch_size));
     await form.getByLabel('Rounds').fill('1');
     await form.getByLabel('Target ε').fill('8');
     await form.getByLabel('δ').fill('0.001');
@@ -447,7 +448,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     await form.getByRole('button', { name: 'Start run' }).click();
     await expect.poll(async () => (await server.store.listRuns())[0]?.status, { timeout: 300_000, interval: 500 }).toBe('completed');
     const [run] = await server.store.listRuns();
-    expect(run!.config).toMatchObject({ model: 'compact', local_epochs: 10, batch_size: 256, learning_rate: 0.01, dp: { noise_multiplier: sigma, max_grad_norm: 1, target_epsilon: 8, delta: 0.001 } });
+    expect(run!.config).toMatchObject({ model: 'compact', local_epochs: 10, batch_size: DP_RECIPE.batch_size, learning_rate: 0.01, dp: { noise_multiplier: sigma, max_grad_norm: 1, target_epsilon: 8, delta: 0.001 } });
     const [round] = await server.store.getRoundMetrics(run!.runId);
     const eps = { H1: round!.perHospital.H1?.privacy_epsilon, H3: round!.perHospital.H3?.privacy_epsilon };
     for (const [h, e] of Object.entries(eps)) {

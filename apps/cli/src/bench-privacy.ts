@@ -1,7 +1,7 @@
 /**
  * The privacy–utility table (`fedcare bench --only privacy`): the spec cohort (H1–H3 from the default
  * generator, T = 30, δ = 1e-5) federated with the DP recipe (shared/src/privacy/plan.ts: compact
- * model, lot 256, 10 local epochs, 3 rounds, σ from the planner so the thirstiest hospital spends
+ * model, lot 128, 10 local epochs, 3 rounds, σ from the planner so the thirstiest hospital spends
  * the target) at each target ε, through the real coordinator and one client process per hospital —
  * and, for each ε, the one-run privacy audit and the membership-inference attack (./audit.ts).
  *
@@ -13,7 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateHospital, KNOWN_HOSPITALS, type PatientRecord } from '@fedcare/shared/data';
-import { DP_SGD_ORDERS, epsilonFor } from '@fedcare/shared/privacy';
+import { DP_RECIPE, DP_SGD_ORDERS, epsilonFor } from '@fedcare/shared/privacy';
 import { generateToDir } from './commands/generate';
 import { runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, trainExamplesOf } from './commands/simulate';
 import { runAudit, type AuditResult } from './audit';
@@ -92,7 +92,7 @@ export async function benchPrivacy(o: PrivacyBenchOptions): Promise<(PrivacyUtil
     const finite = Number.isFinite(target);
     // The DP recipe for every ε, ∞ included (the same model and schedule without noise): simulate --dp's defaults.
     const config = runConfigFromOptions(
-      { ...defaults, dp: finite, model: 'compact', rounds: '3', 'local-epochs': '10', 'batch-size': '256', lr: '0.01', ...(finite ? { 'target-epsilon': String(target) } : {}) },
+      { ...defaults, dp: finite, model: DP_RECIPE.model, rounds: String(DP_RECIPE.rounds), 'local-epochs': String(DP_RECIPE.local_epochs), 'batch-size': String(DP_RECIPE.batch_size), lr: String(DP_RECIPE.learning_rate), ...(finite ? { 'target-epsilon': String(target) } : {}) },
       hospitals.length,
       examples,
     );

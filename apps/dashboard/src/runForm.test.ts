@@ -61,7 +61,7 @@ describe('the DP recipe in the run form', () => {
     expect(res.config).toMatchObject({ model: 'compact', rounds: DP_RECIPE.rounds, local_epochs: DP_RECIPE.local_epochs, batch_size: DP_RECIPE.batch_size, learning_rate: DP_RECIPE.learning_rate });
     expect(res.config.dp).toEqual({ noise_multiplier: proposal.dp.noise_multiplier, max_grad_norm: 1, target_epsilon: 8, delta: 1e-5 });
     // what the planner then shows: the thirstiest hospital (H2, smallest n) spends the target, nobody more, every round affordable
-    const plan = planPrivacy({ rounds: 3, local_epochs: 10, batch_size: 256, dp: res.config.dp! }, hospitals);
+    const plan = planPrivacy({ rounds: 3, local_epochs: 10, batch_size: DP_RECIPE.batch_size, dp: res.config.dp! }, hospitals);
     expect(plan.ok).toBe(true);
     expect(plan.proposal).toEqual(proposal);
     const h2 = plan.hospitals.find((h) => h.hospital_id === 'H2')!;

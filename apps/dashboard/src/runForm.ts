@@ -51,7 +51,7 @@ export const STRATEGIES: readonly string[] = STRATEGY_NAMES;
 
 /**
  * Ticking "Differential privacy" applies the DP recipe (shared/src/privacy/plan.ts DP_RECIPE): the
- * compact model, lot 256, 10 local epochs, learning rate 0.01, 3 rounds, C 1, δ 1e-5 — and σ, the
+ * compact model, lot 128, 10 local epochs, learning rate 0.01, 3 rounds, C 1, δ 1e-5 — and σ, the
  * planner's for the target ε over the connected hospitals (`hospitals`: their n from sign-in), when
  * any is known. Rounds and target ε stay as the admin set them if already edited for DP.
  */

@@ -86,9 +86,11 @@ export type ModelName = (typeof MODEL_NAMES)[number];
 
 /**
  * 'standard': the seed spec's model (569k parameters). 'compact': the DP recipe's model (9.3k
- * parameters: one 12-unit LSTM layer per sequence, 4-wide static embeddings, a 16-unit head). DP-SGD's
- * noise grows with √(parameters) while the clipped signal does not (Tramèr & Boneh 2021), so under
- * DP the compact model learns where the standard one drowns (README, "Differential privacy").
+ * parameters: one 12-unit LSTM layer per sequence, 4-wide static embeddings, a 16-unit head, no
+ * dropout). DP-SGD's noise grows with √(parameters) while the clipped signal does not (Tramèr &
+ * Boneh 2021), so under DP the compact model learns where the standard one drowns; dropout, a
+ * regulariser, only adds variance to gradients that DP's noise already regularises (measured:
+ * +0.03–0.05 AUC-ROC at ε = 1 without it; README, "Differential privacy").
  */
 export const MODEL_PRESETS: Readonly<Record<ModelName, Readonly<Partial<ClassifierConfig>>>> = Object.freeze({
   standard: Object.freeze({}),
@@ -104,6 +106,11 @@ export const MODEL_PRESETS: Readonly<Record<ModelName, Readonly<Partial<Classifi
     omicsOut: 4,
     attentionHeads: 2,
     headHidden: Object.freeze([16]),
+    lstmDropout: 0,
+    demographicsDropout: 0,
+    omicsDropout: 0,
+    attentionDropout: 0,
+    headDropout: 0,
   }),
 });
 

@@ -8,7 +8,7 @@ import { initTf } from '../tf-node';
 
 const HELP = `usage: fedcare audit [--epsilons 1,8,inf] [--canaries 1000] [--patients N] [--hospital H1] [--seed 1] [--json]
 
-For each target ε ("inf": no noise) trains the DP recipe (compact model, lot 256, 10 local epochs,
+For each target ε ("inf": no noise) trains the DP recipe (compact model, lot 128, 10 local epochs,
 3 rounds, σ from the planner) in a FedAvg federation of the generated hospitals H1–H3 (the spec
 cohort unless --patients), with m canaries (synthetic out-of-distribution records, random classes)
 each added to --hospital's training split with probability ½. From the final global model alone it

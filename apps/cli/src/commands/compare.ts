@@ -27,7 +27,7 @@ Prints a table ranked by the final model's pooled test AUC-ROC (with the ε spen
 per hospital and round); --plot overlays the variants round by round; --json prints one line per
 variant, then {"comparison": rows}. With --db every run lands in one database (the dashboard's run
 history shows them side by side). When any variant is private, every variant (∞ too) trains the DP
-recipe where no flag says otherwise (--model compact --rounds 3 --local-epochs 10 --batch-size 256
+recipe where no flag says otherwise (--model compact --rounds 3 --local-epochs 10 --batch-size 128
 --lr 0.01; σ per target from the planner), so the variants differ only in strategy and ε.`;
 
 export interface Variant {

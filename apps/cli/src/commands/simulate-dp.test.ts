@@ -74,7 +74,7 @@ describe('fedcare simulate --dp', () => {
     await store.close();
   }, 600_000);
 
-  it('with --dp alone, runs the DP recipe (compact model, lot 256, 10 local epochs, planner’s σ) and each hospital spends what `fedcare privacy plan` predicts, within 1 %', async () => {
+  it('with --dp alone, runs the DP recipe (compact model, lot 128, 10 local epochs, planner’s σ) and each hospital spends what `fedcare privacy plan` predicts, within 1 %', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fc-simdp-recipe-'));
     generateToDir(HOSPITALS, 6, dir, 300);
     const db = path.join(dir, 'sim.db');

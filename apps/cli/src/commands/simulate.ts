@@ -37,7 +37,7 @@ const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--round
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, discrete Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
 take it past --target-epsilon, and the run ends when too few hospitals have budget left. With --dp
-the defaults are the DP recipe: --model compact --rounds 3 --local-epochs 10 --batch-size 256
+the defaults are the DP recipe: --model compact --rounds 3 --local-epochs 10 --batch-size 128
 --lr 0.01 --max-grad-norm 1 --delta 1e-5, and σ the planner's for the target over these hospitals
 (fedcare privacy plan shows it); any flag given overrides its part. Without --dp: --model standard
 --rounds 5 --local-epochs 1 --batch-size 32 --lr 0.001.
@@ -136,7 +136,7 @@ const PLAIN_DEFAULTS = { rounds: 5, model: 'standard', local_epochs: 1, batch_si
 /**
  * The run configuration the options describe, validated (a CliError naming the field otherwise).
  * With --dp, what a flag leaves unsaid is the DP recipe (shared/src/privacy/plan.ts DP_RECIPE): the
- * compact model, lot 256, 10 local epochs, learning rate 0.01, 3 rounds, C 1, target ε 1, δ 1e-5, and
+ * compact model, lot 128, 10 local epochs, learning rate 0.01, 3 rounds, C 1, target ε 1, δ 1e-5, and
  * σ from the planner for these hospitals' training examples (`trainExamples`; needed only then).
  */
 export function runConfigFromOptions(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[] = []): RunConfig {
