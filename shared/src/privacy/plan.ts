@@ -15,8 +15,9 @@ import { DP_SGD_ORDERS, epsilonFor } from './rdp';
  * patients, T = 30): the compact model (9.3k parameters; DP noise grows with √parameters, Tramèr &
  * Boneh 2021; no dropout), Poisson lots of 128 (4–5× the seed's 32: the noise per example falls as
  * the lot grows, De et al. 2022; 64–512 measured, 128 best at ε = 1), 10 local epochs per round and
- * Adam at 0.01. Measured (README, "Differential privacy"): pooled test macro AUC-ROC ≈ 0.85 without
- * DP, ≈ 0.84 at ε = 8, ≈ 0.79 at ε = 1 (the standard model at the old schedule: 0.70 / 0.64).
+ * Adam at 0.01. Measured by `bench --only privacy` (README, "Differential privacy"): pooled test
+ * macro AUC-ROC 0.83 without DP, 0.83–0.84 at ε = 8, 0.755–0.776 at ε = 1 (the standard model at
+ * the old schedule: 0.70 / 0.64).
  */
 export const DP_RECIPE = Object.freeze({
   model: 'compact' as const,
