@@ -5,6 +5,7 @@ import { generateHospital } from '../data/generator';
 import { createClassifier } from '../model/classifier';
 import { seededRandom } from '../util/csprng';
 import { seededIntegers } from '../privacy/discrete-gaussian';
+import { computeRdp, DP_SGD_ORDERS } from '../privacy/rdp';
 import { clippedGradientSum, discreteMechanism, discreteNoisySum, dpSgdStep, GRID_RESOLUTION, poissonSample } from './dp';
 import { disposeInputs, inputsFor, labelledIndices, trainLocal } from './train';
 
@@ -111,6 +112,26 @@ describe('DP-SGD building blocks', () => {
     // every released value is an integer multiple of γ (up to float32's representation of k·γ)
     expect(offGrid).toBe(0);
     tf.dispose([...zeros, noise!]);
+  });
+
+  it('the accountant charges at least the discrete Gaussian’s published RDP: at q = 1, α/(2s²) for s = σ_Z/Δ ≥ σ (CKS20: ½(Δ/σ_Z)²-concentrated DP)', () => {
+    for (const [d, sigma] of [
+      [9_347, 10.3125],
+      [569_091, 1.1],
+      [1_000, 0.5],
+    ] as const) {
+      const mech = discreteMechanism(d, sigma, 1);
+      const sZ = Math.sqrt(Number(mech.sigma2.num) / Number(mech.sigma2.den));
+      // the noise actually added, per unit of integer sensitivity, is at least the σ the accountant is given
+      expect(sZ / mech.sensitivity).toBeGreaterThanOrEqual(sigma);
+      const rdp = computeRdp(1, sigma, 1, DP_SGD_ORDERS);
+      DP_SGD_ORDERS.forEach((alpha, i) => {
+        // without subsampling the sampled Gaussian's RDP is the Gaussian's α/(2σ²) — the discrete Gaussian's too
+        expect(rdp[i]).toBeCloseTo(alpha / (2 * sigma * sigma), 12);
+        // and it bounds the discrete mechanism's true RDP α/(2(σ_Z/Δ)²)
+        expect(rdp[i]! + 1e-15).toBeGreaterThanOrEqual(alpha / (2 * (sZ / mech.sensitivity) ** 2));
+      });
+    }
   });
 
   it('releases nothing of a sum below the grid: sums that round to the same grid point give bit-identical outputs for the same draws', async () => {
