@@ -26,7 +26,7 @@ describe('fedcare simulate on the aws store, with CloudWatch EMF', () => {
     generateToDir(['H1', 'H2'], 7, dir, 40);
     const emf = path.join(dir, 'metrics.emf.jsonl');
     const env = { ...aws.env, FEDCARE_S3_BUCKET: 'fedcare-sim-models', FEDCARE_DYNAMODB_TABLE_PREFIX: 'sim-' };
-    const p = fedcareProcess(['simulate', '--data', dir, '--hospitals', 'H1,H2', '--rounds', '2', '--seq-len', '8', '--batch-size', '16', '--dp', '--target-epsilon', '50', '--delta', '1e-3', '--store', 'aws', '--create-missing', '--cloudwatch-emf', emf, '--json'], env);
+    const p = fedcareProcess(['simulate', '--data', dir, '--hospitals', 'H1,H2', '--rounds', '2', '--seq-len', '8', '--batch-size', '16', '--model', 'standard', '--local-epochs', '1', '--dp', '--target-epsilon', '50', '--delta', '1e-3', '--store', 'aws', '--create-missing', '--cloudwatch-emf', emf, '--json'], env);
     expect(await p.exited, p.output()).toBe(0);
     const lines = p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const rounds = lines.filter((l) => 'round' in l) as Record<string, number>[];
