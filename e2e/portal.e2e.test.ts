@@ -221,7 +221,8 @@ describe('hospital portals and the dashboard in Chromium', () => {
       const tab: HospitalTab = { id, context, page, capture: capture(context, page), errors: [] };
       page.on('pageerror', (e) => tab.errors.push(e.message));
       tabs.push(tab);
-      await page.goto(`${server.url}/hospital/?hospital=${id}`);
+      // H1 trains on WASM with 2 threads (TF.js's threaded build: pthreads as blob: workers).
+      await page.goto(`${server.url}/hospital/?hospital=${id}${id === 'H1' ? '&threads=2' : ''}`);
       await signIn(page, TOKENS[id] as string);
       await page.getByTestId('backend-select').selectOption(BACKENDS[id]);
       await page.getByTestId('import-input').setInputFiles(path.join(dir, `${id}.ndjson`));
@@ -235,6 +236,9 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(portalHeaders.get('x-content-type-options')).toBe('nosniff');
     // The backend on screen is the one asked for; automatic selection took WebGPU and says the adapter is a software one.
     expect(await tabs[0]!.page.getByTestId('backend').textContent()).toBe('wasm');
+    // The thread pool TF.js actually started, on screen (its default would be 1 here: half of 2 logical cores).
+    expect(await tabs[0]!.page.getByTestId('backend').getAttribute('data-threads')).toBe('2');
+    expect(await tabs[0]!.page.getByTestId('backend-detail').textContent()).toMatch(/2 threads/);
     expect(await tabs[1]!.page.getByTestId('backend').textContent()).toBe('webgl');
     const h3 = tabs[2]!;
     expect(await h3.page.getByTestId('backend').textContent()).toBe('webgpu');

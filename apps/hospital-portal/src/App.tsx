@@ -10,7 +10,9 @@ import { BACKEND_ORDER, type BackendChoice } from './worker/protocol';
 const SERVER = (import.meta.env.VITE_FEDCARE_SERVER as string | undefined) ?? '';
 const params = new URLSearchParams(globalThis.location.search);
 const store = createPortalStore();
-const portal = new Portal(store, SERVER, params.get('hospital') ?? undefined);
+/** `?threads=N`: WASM on N threads (a positive integer) instead of one per physical core. */
+const threadsParam = Number(params.get('threads'));
+const portal = new Portal(store, SERVER, params.get('hospital') ?? undefined, Number.isInteger(threadsParam) && threadsParam > 0 ? threadsParam : undefined);
 
 function usePortal<T>(selector: (s: PortalState) => T): T {
   return useStore(store, selector);
@@ -198,7 +200,7 @@ function BackendPanel({ joined }: { joined: boolean }) {
           </select>
         </label>
         <p>
-          In use: <strong data-testid="backend">{backend ? backend.backend : error ? 'none' : 'starting …'}</strong>
+          In use: <strong data-testid="backend" data-threads={backend?.threads}>{backend ? backend.backend : error ? 'none' : 'starting …'}</strong>
           {backend ? <span className="muted" data-testid="backend-detail"> — {backend.detail}</span> : null}
         </p>
       </div>

@@ -39,6 +39,8 @@ export class Portal {
     private readonly server = '',
     /** The hospital the URL names (`?hospital=H1`); a token of another hospital is refused. */
     private readonly expectedHospital?: string,
+    /** WASM's thread count (`?threads=N`); one per physical core when absent. */
+    private readonly threads?: number,
   ) {}
 
   private set(patch: Partial<ReturnType<PortalStore['getState']>>): void {
@@ -133,7 +135,7 @@ export class Portal {
     this.set({ backendChoice: choice, backend: undefined, backendError: undefined, loaded: undefined, backendCheck: undefined });
     this.workerReady = (async () => {
       try {
-        const backend = await worker.init(choice);
+        const backend = await worker.init(choice, this.threads);
         if (this.worker !== worker) return;
         this.set({ backend });
         this.log(`TensorFlow.js backend: ${backend.backend} (${backend.detail})${backend.attempts.filter((a) => !a.ok).map((a) => `; ${a.backend} not used: ${a.reason}`).join('')}`);

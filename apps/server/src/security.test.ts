@@ -90,16 +90,18 @@ describe('security headers, origins and health on a plain-HTTP coordinator', () 
     expect(res.headers.get('strict-transport-security')).toBeNull();
   });
 
-  it("the training worker's script: the portal's policy plus 'unsafe-eval' (node-seal's bindings), for that script only", async () => {
+  it("the training worker's script: the portal's policy plus 'unsafe-eval' (node-seal's bindings) and blob: workers and scripts (TF.js's WASM threads), for that script only", async () => {
     mkdirSync(path.join(web, 'hospital', 'assets'), { recursive: true });
     writeFileSync(path.join(web, 'hospital', 'assets', 'training.worker-AbC_12-x.js'), 'export {};');
     writeFileSync(path.join(web, 'hospital', 'assets', 'index-AbC.js'), 'export {};');
     const worker = await fetch(`${server.url}/hospital/assets/training.worker-AbC_12-x.js`);
     expect(worker.status).toBe(200);
-    expect(csp(worker.headers)['script-src']).toEqual(["'self'", "'wasm-unsafe-eval'", "'unsafe-eval'"]);
+    expect(csp(worker.headers)['script-src']).toEqual(["'self'", "'wasm-unsafe-eval'", "'unsafe-eval'", 'blob:']);
+    expect(csp(worker.headers)['worker-src']).toEqual(["'self'", 'blob:']);
     expect(worker.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
     const other = await fetch(`${server.url}/hospital/assets/index-AbC.js`);
     expect(csp(other.headers)['script-src']).toEqual(["'self'", "'wasm-unsafe-eval'"]);
+    expect(csp(other.headers)['worker-src']).toEqual(["'self'"]);
   });
 
   it('the dashboard: no WebAssembly, no worker, not isolated; the API and everything else: default-src none', async () => {

@@ -49,9 +49,12 @@ const POLICIES: Record<Surface, Record<string, string[]>> = {
   portal: PORTAL,
   // The training worker's own policy (a worker's CSP is the one its script is served with): it
   // also allows 'unsafe-eval', because node-seal's Emscripten bindings (embind) build their method
-  // callers with `new Function`; without it HE mode cannot run. The page keeps the strict policy:
-  // the worker has no DOM, and it loads only same-origin scripts all the same.
-  'portal-worker': { ...PORTAL, scriptSrc: ["'self'", "'wasm-unsafe-eval'", "'unsafe-eval'"] },
+  // callers with `new Function`; without it HE mode cannot run. And blob: workers and scripts:
+  // TF.js's threaded WASM starts its pthreads as workers from a blob: URL that load the backend's
+  // own factory from another blob: (tfjs-backend-wasm's init(); there is no option to serve them as
+  // files). Both blobs are built by TF.js's bundled code in this worker, never from data it
+  // receives. The page keeps the strict policy: the worker has no DOM.
+  'portal-worker': { ...PORTAL, scriptSrc: ["'self'", "'wasm-unsafe-eval'", "'unsafe-eval'", 'blob:'], workerSrc: ["'self'", 'blob:'] },
   dashboard: APP,
   api: COMMON,
 };

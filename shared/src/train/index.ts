@@ -3,3 +3,4 @@ export * from './train';
 export * from './dp';
 export * from './dp-fast';
 export * from './step-check';
+export * from './throughput';

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -47,11 +47,62 @@ setWasmPaths({
   'tfjs-backend-wasm-simd.wasm': wasmSimd,
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
 });
-// WASM on one thread for now (the backend in use and the backend check's reference alike). The
-// portal is cross-origin isolated, so TF.js would pick its threaded build, which starts its threads
-// as blob: workers that the worker's CSP (worker-src 'self') refuses; threads come with the speed
-// work, together with that policy.
+// WASM starts single-threaded unless configureWasmThreads says otherwise (the backend check's wasm
+// reference, set directly, too): TF.js's threaded build would otherwise start under a bundler's
+// minified glue, whose pthreads fail (see startThreadedWasm).
 tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+
+/**
+ * How many threads WASM runs on: TF.js's threaded build (XNNPACK's thread pool on Emscripten
+ * pthreads) needs SharedArrayBuffer, i.e. a cross-origin isolated page (the portal is: COOP + COEP);
+ * its pthreads start as blob: workers, which the training worker's CSP allows (apps/server/src/
+ * security.ts). `requested` (the portal's `?threads=N`), else TF.js's own choice: one per physical
+ * core, taken as half the logical ones (1 on a 2-core machine, 4 on a typical 8-thread laptop);
+ * at most 8, the pthread workers the build starts.
+ */
+function configureWasmThreads(requested: number | undefined): { threads: number; why?: string } {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const logical = Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+  const threads = isolated ? Math.min(8, Math.max(1, Math.floor(requested ?? logical / 2))) : 1;
+  // One thread: the plain SIMD build (no thread pool, no workers); more: the threaded one.
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threads > 1);
+  if (threads > 1) setThreadsCount(threads);
+  return { threads, ...(isolated ? {} : { why: 'the page is not cross-origin isolated' }) };
+}
+
+const GLUE_PREFIX = 'var WasmBackendModuleThreadedSimd = ';
+
+/**
+ * Initialises the threaded WASM backend. TF.js hands each pthread worker the Emscripten glue as a
+ * Blob of `var WasmBackendModuleThreadedSimd = ` + the bundled factory's `toString()`; once Vite has
+ * minified it, that text names a variable of the module around it (the minifier folded the glue's
+ * `typeof _scriptDir !== "undefined"` guard away) and every pthread dies with "e is not defined".
+ * So, while the backend starts, that one Blob gets the package's own unminified glue instead (the
+ * same Emscripten build, byte for byte as published), loaded only when threads are used.
+ */
+async function startThreadedWasm(threads: number): Promise<boolean> {
+  const { default: glue } = await import('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js?raw');
+  // The backend caps its pool at navigator.hardwareConcurrency / 2 (tfjs-backend-wasm/src/cc/
+  // backend.cc: "many x86-64 processors have 2 threads per core"), read once as the module starts:
+  // one thread on a 2-core machine whatever setThreadsCount asked. While it starts, it is told
+  // twice the threads asked for, so the pool has exactly that many (capped at its 8 workers).
+  const nav = globalThis.navigator as unknown as Record<string, unknown>;
+  Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * threads, configurable: true });
+  const NativeBlob = globalThis.Blob;
+  class GlueBlob extends NativeBlob {
+    constructor(parts?: BlobPart[], options?: BlobPropertyBag) {
+      const first = parts?.[0];
+      super(parts?.length === 1 && typeof first === 'string' && first.startsWith(GLUE_PREFIX) ? [glue] : parts, options);
+    }
+  }
+  globalThis.Blob = GlueBlob;
+  try {
+    return await tf.setBackend('wasm');
+  } finally {
+    globalThis.Blob = NativeBlob;
+    delete nav.hardwareConcurrency; // the navigator's own getter again
+  }
+}
 
 /** Software rasterisers that browsers expose as WebGPU adapters: correct, not fast. */
 const SOFTWARE_ADAPTERS = /swiftshader|llvmpipe|lavapipe|warp|software/i;
@@ -117,12 +168,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-function detail(name: BackendName, adapter: { text: string; software: boolean } | undefined): string {
+function detail(name: BackendName, adapter: { text: string; software: boolean } | undefined, threads: { threads: number; why?: string } | undefined): string {
   if (name === 'webgl') {
     const f32 = tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
     return `WebGL ${tf.env().getNumber('WEBGL_VERSION')}, ${f32 ? 'float32' : 'float16'} textures`;
   }
-  if (name === 'wasm') return 'WebAssembly, one thread, SIMD where supported';
+  if (name === 'wasm') return `WebAssembly, SIMD where supported, ${threads?.threads === 1 ? 'one thread' : `${threads?.threads ?? '?'} threads`}${threads?.why ? ` (${threads.why})` : ''}`;
   if (name === 'webgpu') return adapter ? `WebGPU on ${adapter.text}${adapter.software ? ' — a software adapter: correct, not fast' : ''}` : 'WebGPU';
   return 'plain JavaScript';
 }
@@ -155,6 +206,7 @@ export class BackendGuard {
   private failedSignal: Promise<string> = new Promise<string>(() => {});
   private readonly failures: BackendFailure[] = [];
   private device: GpuDevice | undefined;
+  private threadsWanted: number | undefined;
 
   /** Called when a backend fails on its own, even between stages (for the activity log). */
   onFailure: ((backend: BackendName, reason: string) => void) | undefined;
@@ -163,9 +215,13 @@ export class BackendGuard {
     return this.current;
   }
 
-  /** Picks the first backend of the chain (from `choice`) that works; throws NoBackendError if none does. */
-  async select(choice: BackendChoice): Promise<BackendReport> {
+  /**
+   * Picks the first backend of the chain (from `choice`) that works; throws NoBackendError if none
+   * does. `threads`: WASM's thread count (default: every logical core, where the page is isolated).
+   */
+  async select(choice: BackendChoice, threads?: number): Promise<BackendReport> {
     tf.enableProdMode();
+    this.threadsWanted = threads;
     const order: BackendName[] = choice === 'auto' ? [...BACKEND_ORDER] : BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(choice));
     return this.selectFrom(order, []);
   }
@@ -178,7 +234,8 @@ export class BackendGuard {
           attempts.push({ backend: name, ok: false, reason: why });
           continue;
         }
-        if (!(await tf.setBackend(name))) {
+        const wasmThreads = name === 'wasm' ? configureWasmThreads(this.threadsWanted) : undefined;
+        if (!(await (wasmThreads && wasmThreads.threads > 1 ? startThreadedWasm(wasmThreads.threads) : tf.setBackend(name)))) {
           attempts.push({ backend: name, ok: false, reason: 'failed to initialise' });
           continue;
         }
@@ -193,7 +250,16 @@ export class BackendGuard {
         this.current = name;
         this.failed = undefined;
         this.watch(name);
-        this.report = { backend: name, attempts, detail: detail(name, described), ...(described?.software ? { software: true } : {}), failures: [...this.failures] };
+        // The thread pool TF.js actually started (it may start fewer than asked).
+        const threadInfo = wasmThreads ? { ...wasmThreads, threads: wasmThreads.threads > 1 ? getThreadsCount() : 1 } : undefined;
+        this.report = {
+          backend: name,
+          attempts,
+          detail: detail(name, described, threadInfo),
+          ...(described?.software ? { software: true } : {}),
+          ...(threadInfo ? { threads: threadInfo.threads } : {}),
+          failures: [...this.failures],
+        };
         return this.report;
       } catch (e) {
         attempts.push({ backend: name, ok: false, reason: (e as Error).message });

@@ -69,8 +69,8 @@ export class TrainingWorker implements HospitalCompute {
     return () => this.backendListeners.delete(listener);
   }
 
-  init(backend: BackendChoice): Promise<BackendReport> {
-    return this.call('init', { backend });
+  init(backend: BackendChoice, threads?: number): Promise<BackendReport> {
+    return this.call('init', { backend, ...(threads ? { threads } : {}) });
   }
 
   /**

@@ -40,6 +40,8 @@ export interface BackendReport {
   detail: string;
   /** A software WebGPU adapter (SwiftShader, WARP, llvmpipe): correct, not fast. */
   software?: boolean;
+  /** WASM: the threads it computes on (1 unless the page is cross-origin isolated). */
+  threads?: number;
   /** Backends this worker gave up while using them, oldest first. */
   failures: BackendFailure[];
 }
@@ -57,7 +59,8 @@ export interface LoadReport {
 }
 
 export type WorkerRequest =
-  | { id: number; op: 'init'; backend: BackendChoice }
+  /** threads: WASM's thread count (default: one per physical core where the page is cross-origin isolated). */
+  | { id: number; op: 'init'; backend: BackendChoice; threads?: number }
   /** maxEpsilon: the hospital's own ε cap (it then trains only in DP runs); absent = the run's target. */
   | { id: number; op: 'load'; hospitalId: string; maxEpsilon?: number; roster?: Record<string, string> }
   | { id: number; op: 'featureSums'; seqLen: number }

@@ -13,7 +13,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import { loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
-import { compareSteps, stepCheckBatch, trainingStepNumbers } from '@fedcare/shared/train';
+import { compareSteps, measureTrainThroughput, stepCheckBatch, trainingStepNumbers, type Throughput, type ThroughputOptions } from '@fedcare/shared/train';
 import { kvGet, kvSet, loadRecords } from '../data/db';
 import { indexedDbIdentity } from '../data/identity';
 import { BackendGuard, NoBackendError } from './backend';
@@ -22,8 +22,12 @@ import type { BackendName, WorkerMessage, WorkerReplies, WorkerRequest } from '.
 interface WorkerScope {
   onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
   postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
-  /** For the e2e tests (Playwright evaluates in the worker): what a lost GPU does, on demand; live tensors. */
-  fedcareTestHooks?: { loseGpuDevice(): boolean; liveTensors(): number };
+  /**
+   * For the e2e tests and the browser benchmark (Playwright evaluates in the worker): what a lost
+   * GPU does, on demand; live tensors; training throughput on the backend in use (queued behind the
+   * worker's requests, so it never overlaps a stage).
+   */
+  fedcareTestHooks?: { loseGpuDevice(): boolean; liveTensors(): number; benchTrain(opts: ThroughputOptions): Promise<Throughput> };
 }
 const scope = self as unknown as WorkerScope;
 
@@ -38,7 +42,21 @@ function post(message: WorkerMessage, transfer: Transferable[] = []): void {
 }
 
 guard.onFailure = (backend, reason) => post({ kind: 'backend', message: `${backend} failed: ${reason}` });
-scope.fedcareTestHooks = { loseGpuDevice: () => guard.loseDevice(), liveTensors: () => tf.memory().numTensors };
+scope.fedcareTestHooks = {
+  loseGpuDevice: () => guard.loseDevice(),
+  liveTensors: () => tf.memory().numTensors,
+  benchTrain: (opts) => {
+    const result = queue.then(async () => {
+      await ready;
+      return measureTrainThroughput(opts);
+    });
+    queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  },
+};
 
 /** The hospital's privacy ledger in IndexedDB: a reload, a new tab or a re-import cannot reset the budget. */
 function indexedDbLedger(hospitalId: string): PrivacyLedgerStore {
@@ -132,7 +150,7 @@ async function checkBackend(): Promise<WorkerReplies['checkBackend']> {
 async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof WorkerReplies]; transfer: Transferable[] }> {
   switch (req.op) {
     case 'init': {
-      const p = guard.select(req.backend);
+      const p = guard.select(req.backend, req.threads);
       ready = p;
       return { value: await p, transfer: [] };
     }
