@@ -16,6 +16,7 @@ import { benchTrain } from '../bench-train';
 import { benchPrivacy } from '../bench-privacy';
 import { benchDp } from '../bench-dp';
 import { benchHe, benchSecAgg } from '../bench-secure';
+import { benchSpec } from '../bench-spec';
 import { FEATURE_SUMS_LENGTH } from '@fedcare/shared/data';
 import { initTf } from '../tf-node';
 import { CliError } from '../io';
@@ -48,13 +49,21 @@ export async function run(argv: string[]): Promise<number> {
       'privacy-canaries': { type: 'string', default: '1000' },
       'privacy-patients': { type: 'string' },
       'privacy-plot': { type: 'string', default: 'privacy-utility.svg' },
+      'spec-scale': { type: 'string', default: '5,10,15' },
+      'spec-patients': { type: 'string', default: '100' },
+      'spec-plot': { type: 'string', default: 'spec-scaling.svg' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
-      'usage: fedcare bench [--only train|dp|data|secure|aggregation|federation|scale|privacy] [--steps 8] [--federation-rounds 2]\n' +
+      'usage: fedcare bench [--only train|dp|data|secure|aggregation|federation|scale|privacy|spec] [--steps 8] [--federation-rounds 2]\n' +
         '                     [--privacy-epsilons 0.5,1,2,5,8,inf] [--privacy-canaries 1000] [--privacy-patients N] [--privacy-plot privacy-utility.svg]\n' +
+        '                     [--spec-scale 5,10,15] [--spec-patients 100] [--spec-plot spec-scaling.svg]\n' +
+        '`spec` (not in the default set: ~3 min here) runs seed spec 8.3\'s performance tests with one client process per\n' +
+        'hospital: one round of the spec configuration ("spec_round", against 2 minutes), bytes per client per round plain,\n' +
+        'SecAgg+ and HE ("spec_bytes", against 10 MB), and the same per-client work at 5, 10 and 15 hospitals ("spec_scaling",\n' +
+        '"spec_scaling_fit": slopes against proportional growth; the plot).\n' +
         '`privacy` (not in the default set: ~20 min here) federates the spec cohort with the DP recipe at each target ε (one\n' +
         '"privacy-utility" line each, with every hospital\'s accountant inputs and ε) and audits each ε (one "privacy-audit" line:\n' +
         'the one-run ε lower bound and the membership-inference AUC; --privacy-canaries 0 skips the audits).\n',
@@ -72,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.only || values.only === 'train') {
     await initTf('wasm');
-    for (const r of await benchTrain({ seqLens: [30, 90], batch: 32, steps: Number(values.steps), warmup: 2 })) emit(r);
+    for (const r of await benchTrain({ seqLens: [30, 90], batch: 32, steps: Number(values.steps), warmup: 5 })) emit(r);
   }
   if (!values.only || values.only === 'dp') {
     // DP-SGD step vs a plain step: per-example clipping naive (a pass per example) and fast (one recorded pass).
@@ -166,6 +175,14 @@ export async function run(argv: string[]): Promise<number> {
     });
     for (const r of rows) emit(r);
     process.stderr.write(`plot written to ${values['privacy-plot']}\n`);
+  }
+  if (values.only === 'spec') {
+    const scale = values['spec-scale'].split(',').map((t) => Number(t.trim()));
+    if (!scale.every((n) => Number.isInteger(n) && n >= 2 && n <= 100)) throw new CliError(`--spec-scale: "${values['spec-scale']}" is not a list of hospital counts 2–100`, 2);
+    const patients = Number(values['spec-patients']);
+    if (!(Number.isInteger(patients) && patients >= 20)) throw new CliError(`--spec-patients must be an integer ≥ 20, got "${values['spec-patients']}"`, 2);
+    await benchSpec({ scale, scalePatients: patients, plot: values['spec-plot'], onInfo: (m) => process.stderr.write(`${m}\n`) }, emit);
+    process.stderr.write(`plot written to ${values['spec-plot']}\n`);
   }
   // (A run of only non-TF benches still reports memory: initialise the backend it reads.)
   await initTf('wasm');
