@@ -217,7 +217,7 @@ export class BackendGuard {
 
   /**
    * Picks the first backend of the chain (from `choice`) that works; throws NoBackendError if none
-   * does. `threads`: WASM's thread count (default: every logical core, where the page is isolated).
+   * does. `threads`: WASM's thread count (default: one per physical core, where the page is isolated).
    */
   async select(choice: BackendChoice, threads?: number): Promise<BackendReport> {
     tf.enableProdMode();
