@@ -54,6 +54,13 @@ describe('federation over Socket.IO', () => {
       expect(r.metrics.num_participating_clients).toBe(3);
       expect(Object.keys(r.perHospital).sort()).toEqual(['H1', 'H2', 'H3']);
       expect(r.metrics.communication_bytes).toBeGreaterThan(3 * 2 * 2_276_364);
+      // Each model goes down once: the initial one with preprocessing (round 0), then each round's new
+      // model with its evaluate; the next train instruction names it alone. So one model a round.
+      for (const h of ['H1', 'H2', 'H3']) {
+        const down = r.perHospital[h]!.communication_bytes_down!;
+        expect(down, `${h} round ${r.round} bytes down`).toBeGreaterThan(2_276_364);
+        expect(down, `${h} round ${r.round} bytes down`).toBeLessThan(2_276_364 + 200_000);
+      }
     }
     expect(rounds[2]!.metrics.train_loss).toBeLessThan(rounds[0]!.metrics.train_loss!);
     const m = await fetch(`${server.url}/api/v1/metrics?run_id=${run_id}&round_number=2`, { headers: { authorization: `Bearer ${TOKENS.H1}` } });

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef, useState, type ChangeEvent, type FormEvent 
 import { useStore } from 'zustand';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { CohortPanel, ImportIssues } from './components/Cohort';
+import { PatientsPanel } from './components/Patients';
 import { Portal } from './portal';
 import { createPortalStore, trainingFraction, type PortalState } from './store';
 import { BACKEND_ORDER, type BackendChoice } from './worker/protocol';
@@ -74,10 +75,17 @@ function HospitalPortal({ hospitalId }: { hospitalId: string }) {
         <TrainingPanel />
         <DataPanel />
         <LocalMetricsPanel />
+        <Patients hospitalId={hospitalId} />
         <LogPanel />
       </main>
     </>
   );
+}
+
+function Patients({ hospitalId }: { hospitalId: string }) {
+  const model = usePortal((s) => s.model);
+  const patients = usePortal((s) => s.patients);
+  return <PatientsPanel hospitalId={hospitalId} model={model} patients={patients} onScore={() => void portal.scorePatients()} />;
 }
 
 function CoordinatorPanel() {

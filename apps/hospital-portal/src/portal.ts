@@ -170,12 +170,30 @@ export class Portal {
     }
   }
 
+  /** Scores every imported patient with the newest global model, in the worker; nothing is sent. */
+  async scorePatients(): Promise<void> {
+    const worker = this.worker;
+    if (!worker || this.store.getState().patients?.state === 'scoring') return;
+    this.set({ patients: { state: 'scoring' } });
+    try {
+      const scores = await worker.scorePatients();
+      if (this.worker !== worker) return;
+      this.set({ patients: { state: 'ready', scores } });
+      this.log(`scored ${scores.scores.length} patients with the round ${scores.round} model of ${scores.run_id} (SHA-256 ${scores.model_sha256.slice(0, 12)}…)`);
+    } catch (e) {
+      if (this.worker !== worker) return;
+      this.set({ patients: { state: 'error', error: (e as Error).message } });
+      this.log(`scoring failed: ${(e as Error).message}`);
+    }
+  }
+
   private async loadIntoWorker(): Promise<void> {
     const { hospitalId } = this.store.getState();
     if (!hospitalId || !this.worker) return;
     const { maxEpsilon, roster } = this.store.getState();
     const loaded = await this.worker.load(hospitalId, maxEpsilon, roster);
-    this.set({ loaded });
+    // A new worker client holds no global model: earlier scores no longer describe these records.
+    this.set({ loaded, model: undefined, patients: undefined });
   }
 
   /** The identity key the worker will sign with (this profile's, in IndexedDB: created now on first use), and its fingerprint. */

@@ -4,7 +4,7 @@
  * IndexedDB) live in portal.ts.
  */
 import { createStore } from 'zustand/vanilla';
-import type { ClientProgress, SessionActivity } from '@fedcare/shared/fl';
+import type { ClientProgress, PatientScores, SessionActivity } from '@fedcare/shared/fl';
 import type { RunEvent, ServerStatus, StageName } from '@fedcare/shared/protocol';
 import type { CohortSummary } from './data/cohort';
 import type { ImportOutcome } from './data/importFiles';
@@ -66,6 +66,10 @@ export interface PortalState {
   stage: StageView | undefined;
   progress: ClientProgress | undefined;
   rounds: LocalRound[];
+  /** The newest global model this tab evaluated (it can score patients with it). */
+  model: { run_id: string; round: number } | undefined;
+  /** The Patients view: scores of every imported patient, computed in the worker, kept in this tab. */
+  patients: { state: 'scoring' } | { state: 'ready'; scores: PatientScores } | { state: 'error'; error: string } | undefined;
   log: { at: string; message: string }[];
 }
 
@@ -94,6 +98,8 @@ export const initialPortalState: PortalState = {
   stage: undefined,
   progress: undefined,
   rounds: [],
+  model: undefined,
+  patients: undefined,
   log: [],
 };
 
@@ -146,6 +152,8 @@ export function reduceActivity(state: PortalState, a: SessionActivity): Partial<
       auc_roc: finite(r.metrics.auc_roc),
       f1: finite(r.metrics.f1_score),
     }));
+    // The worker evaluated this round's global model: it can now score patients with it.
+    return { stage: { ...base, state: 'sent' }, rounds, model: { run_id: r.run_id, round: r.round } };
   }
   return { stage: { ...base, state: 'sent' }, rounds };
 }

@@ -14,6 +14,8 @@ import {
   type Ack,
   type HospitalClientToServer,
   type HospitalServerToClient,
+  type Instruction,
+  type WireInstruction,
   type ProtocolErrorPayload,
   type RunEvent,
   type StageResult,
@@ -26,6 +28,8 @@ export interface HospitalSocketData {
   tokenDigest?: string;
   host?: string;
   numRecords?: number;
+  /** SHA-256 of the last model this connection acknowledged (a valid result to an instruction carrying it). */
+  heldModel?: string;
 }
 
 export type HospitalSocket = Socket<HospitalClientToServer, HospitalServerToClient, Record<string, never>, HospitalSocketData>;
@@ -53,6 +57,8 @@ interface OpenStage {
   /** When the stage began (performance.now()), and each answer's delay from then. */
   startedAt: number;
   elapsedMs: Map<string, number>;
+  /** The model (SHA-256) each hospital's instruction carried in full: held once it answers validly. */
+  sentModel: Map<string, string>;
   settle: () => void;
 }
 
@@ -172,6 +178,8 @@ export class SocketGrid implements Grid {
       this.reject(socket, ack, contentErr, 'fl:result');
     } else {
       open.results.set(h, msg);
+      const sent = open.sentModel.get(h);
+      if (sent) socket.data.heldModel = sent;
       this.reply(ack, { ok: true, value: { accepted: true } });
     }
     open.settle();
@@ -183,6 +191,7 @@ export class SocketGrid implements Grid {
     if (!parsed.ok) return this.reject(socket, ack, new ProtocolError('INVALID_PAYLOAD', parsed.message, parsed.field), 'fl:decline');
     const routeErr = this.route(h, parsed.value);
     if (routeErr) return this.reject(socket, ack, routeErr, 'fl:decline');
+    if (parsed.value.reason.startsWith('UNKNOWN_MODEL')) delete socket.data.heldModel;
     this.events.onDecline?.(h, parsed.value.reason);
     this.dropIfPending(h, 'declined', parsed.value.reason);
     this.reply(ack, { ok: true, value: { recorded: true } });
@@ -226,6 +235,7 @@ export class SocketGrid implements Grid {
         bytesAtStart: new Map(req.targets.map((h) => [h, this.bytes(h)])),
         startedAt: performance.now(),
         elapsedMs: new Map(),
+        sentModel: new Map(),
         settle: () => {},
       };
       let finished = false;
@@ -270,10 +280,25 @@ export class SocketGrid implements Grid {
           continue;
         }
         open.pending.add(h);
-        socket.emit('fl:instruction', req.instruction(h));
+        socket.emit('fl:instruction', this.sendOnce(socket, open, req.instruction(h)));
       }
       open.settle();
     });
+  }
+
+  /**
+   * Each model goes to a connection once (../protocol/messages.ts): an instruction whose model this
+   * socket already acknowledged goes without its weights, named by its SHA-256 alone.
+   */
+  private sendOnce(socket: HospitalSocket, open: OpenStage, instr: Instruction): WireInstruction {
+    if (instr.stage !== 'train' && instr.stage !== 'evaluate' && instr.stage !== 'preprocess') return instr;
+    if (!instr.weights || !instr.weights_sha256) return instr;
+    if (socket.data.heldModel === instr.weights_sha256) {
+      const { weights: _held, ...named } = instr;
+      return named;
+    }
+    open.sentModel.set(socket.data.hospitalId, instr.weights_sha256);
+    return instr;
   }
 
   broadcast(event: 'fl:stats' | 'fl:run', payload: unknown): void {

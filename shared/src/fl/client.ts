@@ -20,14 +20,15 @@ import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
-import { dpSchedule, evaluate, labelledIndices, splitMetrics, trainLocal, type TrainProgress } from '../train';
+import { dpSchedule, evaluate, labelledIndices, scoreBatch, splitMetrics, trainLocal, type PatientScore, type TrainProgress } from '../train';
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
 import { SecAggClient, checkPinnedIdentity, type SecAggReply, type SecAggRequest } from '../secagg/protocol';
 import { assertKeysSigned, exportIdentityPublicKey, exportPublicKey, generateRoundKeyPairs, importIdentityPublicKey, signKeys } from '../secagg/keys';
 import { createKeyHolderKeys, unwrapSecretKey, wrapSecretKeyFor, type HeKeys } from '../he/ceremony';
-import { decryptSum, encryptUpdate, type HeConfig } from '../he/aggregate';
+import { decryptShare, encryptUpdate, type HeConfig } from '../he/aggregate';
+import { expandCompactSum } from '../he/compact';
 import { packChunks, unpackChunks, type HeReply, type HeRequest } from '../he/messages';
 
 /** Fraction of the training split held out for validation (early stopping, val_loss). */
@@ -80,6 +81,15 @@ type CryptoKeyFor = Awaited<ReturnType<typeof generateRoundKeyPairs>>['c']['priv
 export type TrainReply = { weights?: Uint8Array; weights_sha256?: string; num_samples: number; metrics: Record<string, number> };
 export type EvaluateReply = { num_examples: number; metrics: Record<string, number> };
 
+/** Every patient of a hospital scored with the last global model it evaluated: nothing of it is sent anywhere. */
+export interface PatientScores {
+  run_id: string;
+  /** The round whose global model scored them. */
+  round: number;
+  model_sha256: string;
+  scores: (PatientScore & { split: 'train' | 'val' | 'test' })[];
+}
+
 export class HospitalClient {
   readonly train: PatientRecord[];
   readonly val: PatientRecord[];
@@ -89,6 +99,8 @@ export class HospitalClient {
   private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
+  /** The last global model evaluated here (the newest this hospital holds), kept to score its patients. */
+  private lastGlobal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName } | undefined;
   private ledger: Promise<PrivacyLedger> | undefined;
   /**
    * What a secure-aggregation round sends masked, held until its masked-input stage: the update
@@ -260,6 +272,7 @@ export class HospitalClient {
   async evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
     const data = this.requireEncoded(instr.run_id);
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.model);
+    this.lastGlobal = { runId: instr.run_id, round: instr.round, sha: instr.weights_sha256, weights: instr.weights, name: instr.model ?? 'standard' };
     this.options.onProgress?.({ stage: 'evaluate', round: instr.round });
     const test = await evaluate(model, data.test);
     const metrics: Record<string, number> = { ...splitMetrics('test', test) };
@@ -272,6 +285,30 @@ export class HospitalClient {
     metrics.accuracy = test.accuracy;
     for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
     return { num_examples: test.num_examples, metrics };
+  }
+
+  /** Whether a global model is here to score patients with (after the first evaluate of a run). */
+  get canScore(): { run_id: string; round: number } | undefined {
+    return this.lastGlobal && { run_id: this.lastGlobal.runId, round: this.lastGlobal.round };
+  }
+
+  /**
+   * Scores every patient of this hospital (train, validation and test splits) with the last global
+   * model it evaluated, on a model instance of its own (a stage may be training meanwhile), disposed after.
+   */
+  async scorePatients(): Promise<PatientScores> {
+    const g = this.lastGlobal;
+    if (!g) throw new Error('no global model here yet: the first round of a run brings one');
+    const data = this.requireEncoded(g.runId);
+    const model = createModel(g.name, this.options.modelSeed ?? 0);
+    try {
+      unflattenWeights(model.params, weightsFromBytes(g.weights));
+      const scores: PatientScores['scores'] = [];
+      for (const split of ['train', 'val', 'test'] as const) for (const s of await scoreBatch(model, data[split])) scores.push({ ...s, split });
+      return { run_id: g.runId, round: g.round, model_sha256: g.sha, scores };
+    } finally {
+      model.dispose();
+    }
   }
 
   /**
@@ -346,7 +383,7 @@ export class HospitalClient {
   /**
    * One HE stage of a round (../he/messages.ts): a signed X25519 key for the ceremony; as the
    * round's key holder, the BFV keys and the secret key sealed to each peer; the held update
-   * encrypted; as the holder, the decrypted weighted mean of the sum.
+   * encrypted; its slice of the sum, decrypted.
    */
   async homomorphic(req: HeRequest): Promise<HeReply> {
     const base = { run_id: req.run_id, round: req.round, client_id: this.hospitalId };
@@ -385,8 +422,12 @@ export class HospitalClient {
       return { stage: 'he-input', ...base, ciphertexts: packChunks(ciphertexts) };
     }
     if (!st.keys) throw new ProtocolError('FORBIDDEN', `${this.hospitalId} holds no secret key for this round`, 'stage');
-    const out = await decryptSum(unpackChunks(req.sum), st.keys, req.clients, req.config as HeConfig);
-    return { stage: 'he-decrypt', ...base, mean: new Uint8Array(out.mean.buffer, out.mean.byteOffset, out.mean.byteLength), total_weight: out.totalWeight };
+    const sum = unpackChunks(req.sum);
+    const seeds = req.seeds ? unpackChunks(req.seeds) : undefined;
+    if (seeds && seeds.length !== sum.length) throw new ProtocolError('INVALID_PAYLOAD', `seeds for ${seeds.length} ciphertexts, the slice has ${sum.length}`, 'seeds');
+    const parts = sum.map((c, k) => (seeds ? expandCompactSum(c, seeds[k] as Uint8Array, req.config.params, `ciphertext ${req.first + k}`) : [c]));
+    const slots = await decryptShare(parts, req.first, st.keys, req.config as HeConfig);
+    return { stage: 'he-decrypt', ...base, first: req.first, slots: new Uint8Array(slots.buffer, slots.byteOffset, slots.byteLength) };
   }
 
   /** This hospital's privacy ledger (opened once from the host's store). */

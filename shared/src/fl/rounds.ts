@@ -16,7 +16,8 @@ import { ProtocolError } from '../protocol/errors';
 import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
 import { quantizationOf, SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
 import { sumErrorBound } from '../secagg/quantize';
-import { heConfig, heConfigSchema, meanErrorBound, serverContext } from '../he/aggregate';
+import { ciphertextCount, decodeSum, heConfig, heConfigSchema, meanErrorBound, refuseSlots, serverContext, weightDigits, type HeServer } from '../he/aggregate';
+import { compactSum, seedOf } from '../he/compact';
 import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
 import { Rng } from '../util/random';
 import type { Grid, StageOutcome, StageRequest } from './grid';
@@ -364,13 +365,16 @@ async function preprocess(o: FederationOptions, guard: RunGuard, log: Logger, ti
   const secure = o.config.secure_aggregation !== 'none';
   const min = o.config.min_available_clients;
   o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'start', targets, dropped: [] });
+  // The initial model goes with it, so round 1 names it alone (../protocol/messages.ts: each model once).
+  const weights = weightsToBytes(o.initialWeights);
+  const model = { weights, weights_sha256: await sha256Hex(weights) };
   const out = await o.grid.request<Extract<StageResult, { stage: 'preprocess' }>>(
     {
       runId: o.runId,
       round: 0,
       stage: 'preprocess',
       targets,
-      instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len, ...(secure ? { secure_aggregation: 'secagg' as const } : {}) }),
+      instruction: () => ({ run_id: o.runId, round: 0, stage: 'preprocess', seq_len: o.config.seq_len, ...(secure ? { secure_aggregation: 'secagg' as const } : {}), ...model }),
       check: async (h, r) => {
         if (secure && r.sums !== undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: not accepted in the clear with secure aggregation (they go masked in round 0)', 'sums');
         if (!secure && r.sums === undefined) return new ProtocolError('INVALID_PAYLOAD', 'sums: missing', 'sums');
@@ -915,9 +919,10 @@ function refuseUnmasked(res: SecAggResult, clip: number, sumError: number, bound
 
 /**
  * HE aggregation over the grid (../he/messages.ts): a ceremony each round with the first surviving
- * hospital as key holder, encrypted updates added without any key, decryption by a hospital that
- * holds the secret key (the holder first, then the others). The coordinator receives the weighted
- * mean only. Fails the round when the holder is lost before the keys exist, or nobody can decrypt.
+ * hospital as key holder, encrypted updates checked as they arrive and added without any key, the
+ * decryption shared out among the hospitals (each a slice; all hold the secret key). The
+ * coordinator learns the weighted mean only. Fails the round when the holder is lost before the
+ * keys exist, or nobody is left to decrypt.
  */
 async function heAggregate(
   o: FederationOptions,
@@ -928,7 +933,7 @@ async function heAggregate(
   timeoutMs: number,
   acc: RoundAccounting,
 ): Promise<{ sum: Float64Array; totalWeight: number; survivors: readonly string[]; dropped: number; recovered: number; serverSeconds: number }> {
-  const { config: cfg, grid, runId } = o;
+  const { config: cfg, runId } = o;
   const clients = fit.map((f) => f.hospitalId).sort();
   const holder = clients[0] as string;
   // The wire form (zod output) of the run's HE parameters, checked once.
@@ -950,47 +955,166 @@ async function heAggregate(
   const keyed = setup.get(holder);
   if (!keyed) throw new StageFailedError('he-setup', round, 0, 1, `the key holder ${holder} was lost during the key ceremony`);
   const wrapped = new Map(keyed.wrapped.map((w) => [w.to, w.ciphertext]));
+  const server = await serverContext(config.params, { compression: config.compression, ciphertexts: ciphertextCount(config) });
+  // Each upload is checked as it arrives: one that cannot be added is refused by name, the others go on.
+  const addable = async (h: string, r: { client_id: string; ciphertexts: Uint8Array }) => {
+    const refused = (await fromSelf(h, r)) ?? server.refuseUpload(unpackChunks(r.ciphertexts));
+    return typeof refused === 'string' ? new ProtocolError('INVALID_PAYLOAD', `ciphertexts: ${refused}`, 'ciphertexts') : refused;
+  };
   const inputs = await stage(
     'he-input',
     [...ads.keys()],
     (h) => ({ stage: 'he-input', run_id: runId, round, config, holder: ads.get(holder)!, public_key: keyed.public_key, ...(h === holder ? {} : { wrapped: wrapped.get(h) as Uint8Array }) }),
-    fromSelf,
+    addable,
   );
   const contributors = [...inputs.keys()].sort();
   if (contributors.length < cfg.min_fit_clients) throw new StageFailedError('he-input', round, contributors.length, cfg.min_fit_clients);
   const t0 = performance.now();
-  const server = await serverContext(config.params, { compression: config.compression });
-  let sum: Uint8Array;
+  let sum: KeylessSum;
   try {
-    sum = packChunks(server.addCiphertexts(contributors.map((h) => unpackChunks(inputs.get(h)!.ciphertexts))));
+    sum = addUploads(server, config, contributors.map((h) => unpackChunks(inputs.get(h)!.ciphertexts)));
   } catch (e) {
     throw new StageFailedError('he-input', round, contributors.length, cfg.min_fit_clients, `the encrypted updates cannot be added: ${(e as Error).message}`);
   }
   serverMs += performance.now() - t0;
-  // Anyone who unwrapped the key can decrypt; the holder first.
-  for (const h of [holder, ...contributors.filter((x) => x !== holder)]) {
-    if (!grid.available().includes(h)) continue;
-    const dec = await stage('he-decrypt', [h], () => ({ stage: 'he-decrypt', run_id: runId, round, config, clients: contributors.length, sum }), fromSelf);
-    const r = dec.get(h);
-    if (!r) continue;
-    // The decrypting hospital could return anything: its mean is checked, and refused by name (the next key holder tries).
-    const refused = refuseDecrypted(r, global.length, contributors, guard.bounds, config);
-    if (refused) {
-      await guard.audit(h, 'he.decrypt.refused', { round, reason: refused });
-      continue;
-    }
-    const mean = weightsFromBytes(r.mean);
-    const out = new Float64Array(global.length);
-    for (let i = 0; i < out.length; i++) out[i] = (mean[i] as number) * r.total_weight;
-    return { sum: out, totalWeight: r.total_weight, survivors: contributors, dropped: lost, recovered: 0, serverSeconds: serverMs / 1000 };
-  }
-  throw new StageFailedError('he-decrypt', round, 0, 1, 'no hospital holding the secret key could decrypt the sum (or every decrypted mean was refused)');
+  const decoded = await decryptShared({ o, guard, round, config, contributors, sum, stage });
+  const out = new Float64Array(global.length);
+  for (let i = 0; i < out.length; i++) out[i] = (decoded.mean[i] as number) * decoded.totalWeight;
+  return { sum: out, totalWeight: decoded.totalWeight, survivors: contributors, dropped: lost, recovered: 0, serverSeconds: serverMs / 1000 };
 }
 
-/** Why a decrypted HE mean is refused: wrong length, a total weight outside the contributors' bounds, a mean not finite or outside ±clip. */
-function refuseDecrypted(r: { mean: Uint8Array; total_weight: number }, length: number, contributors: readonly string[], bounds: WeightBounds, config: ReturnType<typeof heConfigSchema.parse>): string | undefined {
-  if (r.mean.byteLength !== length * 4) return `mean: ${r.mean.byteLength} bytes, expected ${length * 4}`;
-  const most = Math.min(contributors.reduce((s, h) => s + bounds.of(h), 0), contributors.length * config.max_weight);
-  if (!(Number.isInteger(r.total_weight) && r.total_weight >= contributors.length && r.total_weight <= most)) return `total_weight ${r.total_weight} is outside [${contributors.length}, ${most}]`;
-  return refuseSecureMean(weightsFromBytes(r.mean), config.clip, meanErrorBound(config, contributors.length, r.total_weight) + 1e-6 * config.clip);
+type HeWireConfig = ReturnType<typeof heConfigSchema.parse>;
+
+/** The keyless sum, one entry per ciphertext: in full, or compact (Σ c0 under the first seed, and the other seeds; ../he/compact.ts). */
+interface KeylessSum {
+  sum: Uint8Array[];
+  seeds?: Uint8Array[];
+}
+
+/** Adds the uploads without any key; compact when every upload is an uncompressed seeded ciphertext (half the bytes to decrypt). */
+function addUploads(server: HeServer, config: HeWireConfig, uploads: Uint8Array[][]): KeylessSum {
+  const full = server.addCiphertexts(uploads);
+  const compact = full.map((c, k) => {
+    const seeds = uploads.map((u) => seedOf(u[k] as Uint8Array, config.params));
+    return seeds.every((x) => x !== undefined) ? compactSum(c, seeds, config.params) : undefined;
+  });
+  if (compact.some((c) => c === undefined)) return { sum: full };
+  return { sum: compact.map((c) => c!.c0), seeds: compact.map((c) => c!.seeds) };
+}
+
+interface SharedDecryption {
+  o: FederationOptions;
+  guard: RunGuard;
+  round: number;
+  config: HeWireConfig;
+  contributors: readonly string[];
+  sum: KeylessSum;
+  stage: <S extends HeStage>(name: S, targets: readonly string[], instruction: (h: string) => Instruction, check?: (h: string, r: Extract<StageResult, { stage: S }>) => Promise<ProtocolError | undefined>) => Promise<Map<string, Extract<StageResult, { stage: S }>>>;
+}
+
+/** A contiguous run of ciphertexts of the sum: [first, first + count). */
+interface Slice {
+  first: number;
+  count: number;
+}
+
+/** [0, total) in `parts` contiguous slices of near-equal size (fewer when there are fewer ciphertexts). */
+function slices(total: number, parts: number): Slice[] {
+  const n = Math.max(1, Math.min(parts, total));
+  return Array.from({ length: n }, (_, i) => {
+    const first = Math.floor((i * total) / n);
+    return { first, count: Math.floor(((i + 1) * total) / n) - first };
+  });
+}
+
+/**
+ * The decryption shared out (../he/messages.ts he-decrypt): each contributor still connected
+ * decrypts one contiguous slice of the sum, checked as it arrives (each slot a possible sum of n
+ * uploads, padding zero); then the whole is decoded and its total weight and mean checked, the
+ * slice at fault refused by name. A slice lost or refused goes to another hospital in the next
+ * pass — never to one that failed before — so each pass either completes a slice or rules out a
+ * hospital. Fails the round when nobody is left to decrypt what remains.
+ */
+async function decryptShared(d: SharedDecryption): Promise<{ mean: Float32Array; totalWeight: number }> {
+  const { o, guard, round, config, contributors, sum } = d;
+  const n = config.params.poly_modulus_degree;
+  const slots = new Uint32Array(sum.sum.length * n);
+  const owner = new Map<number, string>(); // first ciphertext of a decrypted slice → who decrypted it
+  const failed = new Set<string>();
+  let todo = slices(sum.sum.length, contributors.filter((h) => o.grid.available().includes(h)).length);
+  const refuse = async (h: string, slice: Slice, reason: string) => {
+    failed.add(h);
+    owner.delete(slice.first);
+    todo.push(slice);
+    await guard.audit(h, 'he.decrypt.refused', { round, first: slice.first, ciphertexts: slice.count, reason });
+  };
+  for (;;) {
+    while (todo.length > 0) {
+      const who = contributors.filter((h) => !failed.has(h) && o.grid.available().includes(h));
+      if (who.length === 0) throw new StageFailedError('he-decrypt', round, 0, 1, `no hospital holding the secret key is left to decrypt ${todo.reduce((s, x) => s + x.count, 0)} ciphertext(s) of the sum`);
+      const assigned = new Map(todo.slice(0, who.length).map((slice, i) => [who[i] as string, slice]));
+      todo = todo.slice(who.length);
+      const results = await d.stage(
+        'he-decrypt',
+        [...assigned.keys()],
+        (h) => {
+          const { first, count } = assigned.get(h) as Slice;
+          const seeds = sum.seeds ? { seeds: packChunks(sum.seeds.slice(first, first + count)) } : {};
+          return { stage: 'he-decrypt', run_id: o.runId, round, config, clients: contributors.length, first, sum: packChunks(sum.sum.slice(first, first + count)), ...seeds };
+        },
+        async (h, r) => {
+          const { first, count } = assigned.get(h) as Slice;
+          if (r.client_id !== h) return new ProtocolError('INVALID_PAYLOAD', `reply names ${r.client_id}, not the sender ${h}`, 'client_id');
+          if (r.first !== first || r.slots.byteLength !== count * n * 4) return new ProtocolError('WRONG_LENGTH', `slots: ${r.slots.byteLength} bytes from ciphertext ${r.first}, expected ${count * n * 4} from ${first}`, 'slots');
+          const refused = refuseSlots(slotsOf(r.slots), first * n, contributors.length, config);
+          return refused ? new ProtocolError('OUT_OF_BOUNDS', `slots: ${refused}`, 'slots') : undefined;
+        },
+      );
+      for (const [h, slice] of assigned) {
+        const r = results.get(h);
+        if (!r) {
+          failed.add(h);
+          todo.push(slice);
+          continue;
+        }
+        slots.set(slotsOf(r.slots), slice.first * n);
+        owner.set(slice.first, h);
+      }
+    }
+    const blame = await checkDecoded(slots, d, owner);
+    if ('mean' in blame) return blame;
+    await refuse(blame.hospital, blame.slice, blame.reason);
+  }
+}
+
+const slotsOf = (bytes: Uint8Array) => new Uint32Array(bytes.slice().buffer);
+
+/**
+ * The decrypted sum decoded, or the slice to blame: the total weight (its digits' slice) outside
+ * the contributors' bounds, or a mean coordinate (its slice) not finite or outside ±clip.
+ */
+async function checkDecoded(slots: Uint32Array, d: SharedDecryption, owner: Map<number, string>): Promise<{ mean: Float32Array; totalWeight: number } | { hospital: string; slice: Slice; reason: string }> {
+  const { config, contributors, guard } = d;
+  const n = config.params.poly_modulus_degree;
+  const firsts = [...owner.keys()].sort((a, b) => a - b);
+  const sliceOf = (slot: number): Slice => {
+    const k = Math.floor(slot / n);
+    const first = firsts.filter((f) => f <= k).pop() as number;
+    const next = firsts.find((f) => f > first) ?? slots.length / n;
+    return { first, count: next - first };
+  };
+  const blame = (slot: number, reason: string) => {
+    const slice = sliceOf(slot);
+    return { hospital: owner.get(slice.first) as string, slice, reason };
+  };
+  const L = config.vector_length;
+  let totalWeight = 0;
+  for (let j = weightDigits(config) - 1; j >= 0; j--) totalWeight = totalWeight * 2 ** config.bits + (slots[L + j] as number);
+  const most = Math.min(contributors.reduce((s, h) => s + guard.bounds.of(h), 0), contributors.length * config.max_weight);
+  if (!(totalWeight >= contributors.length && totalWeight <= most)) return blame(L, `total_weight ${totalWeight} is outside [${contributors.length}, ${most}]`);
+  const { mean } = decodeSum(slots, contributors.length, config);
+  const limit = config.clip + meanErrorBound(config, contributors.length, totalWeight) + 1e-6 * config.clip;
+  const bad = mean.findIndex((v) => !Number.isFinite(v) || Math.abs(v) > limit);
+  if (bad >= 0) return blame(bad, `mean[${bad}] is ${mean[bad]}, outside the clip range ±${config.clip}`);
+  return { mean, totalWeight };
 }

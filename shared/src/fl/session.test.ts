@@ -153,6 +153,42 @@ describe('HospitalSession', () => {
     expect(h.sent[0]).toMatchObject({ stage: 'train', num_samples: 99 });
   });
 
+  it('fills in a model named by SHA-256 alone from the last ones it used, and declines UNKNOWN_MODEL for one it never held', async () => {
+    const seen: Uint8Array[] = [];
+    const compute: HospitalCompute = {
+      ...scripted([]),
+      fit: async (instr) => {
+        seen.push(instr.weights);
+        return { num_samples: 1, metrics: {}, weights: new Uint8Array(4), weights_sha256: SHA };
+      },
+      evaluate: async (instr) => {
+        seen.push(instr.weights);
+        return { num_examples: 1, metrics: {} };
+      },
+    };
+    const h = harness(compute);
+    const other = 'b'.repeat(64);
+    const named = (round: number, sha: string) => {
+      const { weights: _w, ...rest } = train(round);
+      return { ...rest, weights_sha256: sha };
+    };
+    // Named before any model arrived: declined by name, nothing computed.
+    await h.session.onInstruction(named(1, SHA));
+    expect(h.declined.map((d) => d.reason)).toEqual([expect.stringMatching(/^UNKNOWN_MODEL: the model aaaaaaaaaaaa… was named without its weights/)]);
+    expect(seen).toHaveLength(0);
+    // Round 1's evaluate carries model B in full; round 2's train names it alone and gets those bytes.
+    const b = new Uint8Array([9, 9, 9, 9]);
+    await h.session.onInstruction({ run_id: RUN, round: 1, stage: 'evaluate', weights: b, weights_sha256: other });
+    await h.session.onInstruction(named(2, other));
+    expect(seen[1]).toEqual(b);
+    expect(h.sent.map((r) => `${r.stage} ${r.round}`)).toEqual(['evaluate 1', 'train 2']);
+    // A model whose compute failed is not held: naming it later is declined.
+    const failing = harness({ ...compute, evaluate: async () => Promise.reject(new ProtocolError('CHECKSUM_MISMATCH', 'bad', 'weights_sha256')) });
+    await failing.session.onInstruction({ run_id: RUN, round: 1, stage: 'evaluate', weights: b, weights_sha256: other });
+    await failing.session.onInstruction(named(2, other));
+    expect(failing.declined.map((d) => d.reason.split(':')[0])).toEqual(['CHECKSUM_MISMATCH', 'UNKNOWN_MODEL']);
+  });
+
   it('declines a result larger than the coordinator accepts per message, naming the part, and carries on', async () => {
     // weights of 2,000 bytes against a 1,000-byte limit; the evaluate reply (no binary) still goes
     const big = (r: StageResult): StageResult => (r.stage === 'train' ? { ...r, weights: new Uint8Array(2000) } : r);

@@ -8,6 +8,7 @@
  * cannot do; it never sees a record.
  */
 import type { FeatureStats, FeatureSums } from '../data/features';
+import { sha256Hex } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import { MAX_MESSAGE_BYTES, oversizedMessage } from '../protocol/size';
 import {
@@ -19,6 +20,7 @@ import {
   type Instruction,
   type RunEvent,
   type StageResult,
+  type WireInstruction,
 } from '../protocol/messages';
 import type { EvaluateReply, TrainReply } from './client';
 import type { SecAggReply, SecAggRequest } from '../secagg/protocol';
@@ -71,9 +73,14 @@ function deadlineOf(instr: { timeout_s?: number | undefined }, receivedAt: numbe
   return instr.timeout_s === undefined ? undefined : receivedAt + instr.timeout_s * 1000;
 }
 
+/** How many models (by SHA-256) a session keeps to fill in instructions that name one without its weights. */
+const HELD_MODELS = 2;
+
 export class HospitalSession {
   private queue: Promise<void> = Promise.resolve();
   private readonly log: (msg: string) => void;
+  /** The last models this connection received and used, by SHA-256 (insertion order: oldest first). */
+  private readonly models = new Map<string, Uint8Array>();
 
   constructor(
     readonly hospitalId: string,
@@ -148,9 +155,11 @@ export class HospitalSession {
   private async handle(raw: unknown, receivedAt: number): Promise<void> {
     const parsed = validate(instructionSchema, raw);
     if (!parsed.ok) return this.log(`${this.hospitalId}: ignoring invalid instruction (${parsed.message})`);
-    const instr = parsed.value as Instruction;
+    const wire = parsed.value as WireInstruction;
+    const at = { stage: wire.stage, run_id: wire.run_id, round: wire.round };
+    const instr = this.withModel(wire);
+    if (!instr) return this.decline(at, `UNKNOWN_MODEL: the model ${(wire as { weights_sha256: string }).weights_sha256.slice(0, 12)}… was named without its weights and is not held here`);
     if (this.options.beforeInstruction && !this.options.beforeInstruction(instr)) return;
-    const at = { stage: instr.stage, run_id: instr.run_id, round: instr.round };
     this.options.onActivity?.({ kind: 'stage', ...at });
     let result: StageResult;
     try {
@@ -172,8 +181,25 @@ export class HospitalSession {
     } catch (e) {
       return this.decline(at, (e instanceof ProtocolError ? `${e.code}: ${e.message}` : (e as Error).message).slice(0, 500));
     }
+    // Compute checked train and evaluate weights against their SHA-256; preprocess's (the initial model) are checked here.
+    // Either way they are kept for an instruction that names them alone.
+    if ((instr.stage === 'train' || instr.stage === 'evaluate') && wire.stage === instr.stage && wire.weights) this.hold(instr.weights_sha256, instr.weights);
+    if (instr.stage === 'preprocess' && instr.weights && instr.weights_sha256 && (await sha256Hex(instr.weights)) === instr.weights_sha256) this.hold(instr.weights_sha256, instr.weights);
     const refused = await this.send(result);
     if (refused) return this.decline(at, refused);
     this.options.onActivity?.({ kind: 'sent', ...at, result });
+  }
+
+  /** The instruction with its weights: as sent, or from a held model it names; undefined when it names one not held. */
+  private withModel(wire: WireInstruction): Instruction | undefined {
+    if ((wire.stage !== 'train' && wire.stage !== 'evaluate') || wire.weights) return wire as Instruction;
+    const weights = this.models.get(wire.weights_sha256);
+    return weights ? ({ ...wire, weights } as Instruction) : undefined;
+  }
+
+  private hold(sha: string, weights: Uint8Array): void {
+    this.models.delete(sha);
+    this.models.set(sha, weights);
+    for (const old of this.models.keys()) if (this.models.size > HELD_MODELS) this.models.delete(old);
   }
 }

@@ -55,9 +55,9 @@ describe('HE config', () => {
     expect(clients * (2 ** (bits + 1) - 1)).toBeGreaterThanOrEqual(t);
   });
 
-  it('defaults: 100 clients, 25 bits, zlib, the default parameters; the wire schema accepts it', () => {
+  it('defaults: 100 clients, 25 bits, no compression (so the sum can go compact), the default parameters; the wire schema accepts it', () => {
     const cfg = heConfig({ vectorLength: FULL_MODEL, clip: 0.1, maxWeight: 5000 });
-    expect(cfg).toMatchObject({ bits: 25, max_clients: 100, compression: 'zlib', params: DEFAULT_HE_PARAMETERS });
+    expect(cfg).toMatchObject({ bits: 25, max_clients: 100, compression: 'none', params: DEFAULT_HE_PARAMETERS });
     expect(weightDigits(cfg)).toBe(1);
     expect(ciphertextCount(cfg)).toBe(139);
     expect(heConfigSchema.parse(JSON.parse(JSON.stringify(cfg)))).toEqual(cfg);
@@ -113,18 +113,18 @@ describe('HE aggregation', () => {
     expectTypeOf<Parameters<HeServer['addCiphertexts']>>().toEqualTypeOf<[readonly (readonly Uint8Array[])[]]>();
     expectTypeOf<Parameters<ReturnType<HeServer['accumulator']>['add']>>().toEqualTypeOf<[readonly Uint8Array[]]>();
     const server = await serverContext(publicParameters(keys).params);
-    expect(Object.keys(server).sort()).toEqual(['accumulator', 'addCiphertexts', 'params']);
+    expect(Object.keys(server).sort()).toEqual(['accumulator', 'addCiphertexts', 'params', 'refuseUpload']);
   });
 
   // Three hospitals, the full 569 091-parameter model, weights 120 / 3 000 / 7; R = 0.1 clips some values.
   const weights = [120, 3000, 7];
-  const modes: { name: string; encryption: HeEncryption[]; maxBytes: number }[] = [
-    { name: 'all hold the secret key (seeded symmetric)', encryption: ['auto', 'auto', 'auto'], maxBytes: 4.6 * MB },
-    { name: 'all public-key', encryption: ['public-key', 'public-key', 'public-key'], maxBytes: 9.1 * MB },
-    { name: 'mixed', encryption: ['symmetric', 'public-key', 'auto'], maxBytes: 9.1 * MB },
+  const modes: { name: string; encryption: HeEncryption[]; maxBytes: number; compression: 'none' | 'zlib' }[] = [
+    { name: 'all hold the secret key (seeded symmetric, uncompressed)', encryption: ['auto', 'auto', 'auto'], maxBytes: 4.6 * MB, compression: 'none' },
+    { name: 'all public-key (zlib)', encryption: ['public-key', 'public-key', 'public-key'], maxBytes: 9.1 * MB, compression: 'zlib' },
+    { name: 'mixed (zlib)', encryption: ['symmetric', 'public-key', 'auto'], maxBytes: 9.1 * MB, compression: 'zlib' },
   ];
-  it.each(modes)('3 clients × 569 091 values, $name: the decrypted mean is the weighted mean within n·Δ/Σw; uploads ≤ 10 MB', async ({ encryption, maxBytes }) => {
-    const cfg = heConfig({ vectorLength: FULL_MODEL, clip: 0.1, maxWeight: 5000 });
+  it.each(modes)('3 clients × 569 091 values, $name: the decrypted mean is the weighted mean within n·Δ/Σw; uploads ≤ 10 MB', async ({ encryption, maxBytes, compression }) => {
+    const cfg = heConfig({ vectorLength: FULL_MODEL, clip: 0.1, maxWeight: 5000, compression });
     const updates = weights.map((_, c) => randomUpdate(FULL_MODEL, `he/${c}`));
     const uploads: Uint8Array[][] = [];
     for (const [c, update] of updates.entries()) {

@@ -22,8 +22,10 @@
  * (the decryptor checks the padding is zero). With the default N = 4096 and one 60-bit prime a
  * ciphertext is 2 × 4096 64-bit words, or one polynomial plus a 64-byte seed when encrypted
  * symmetrically with the secret key (SEAL's seeded serialisation); for L = 569 091 that is 139
- * ciphertexts, ≈ 4.5 MB symmetric and ≈ 9.1 MB with the public key (zlib). The sum the server
- * returns is never seeded (≈ 9.1 MB).
+ * ciphertexts, ≈ 4.6 MB symmetric and ≈ 9.1 MB with the public key. The sum is never seeded
+ * (≈ 9.1 MB), but when every summand was (uncompressed), its first component and the summands'
+ * seeds suffice to decrypt it (compact.ts: ≈ 4.6 MB); and the decryption is shared out, each
+ * hospital decrypting a slice of the ciphertexts (`decryptShare`, ../fl/rounds.ts).
  */
 import { z } from 'zod';
 import { cryptoRandom, type RandomSource } from '../util/csprng';
@@ -77,7 +79,10 @@ export interface HeConfigOptions {
   readonly bits?: number;
   /** Default DEFAULT_HE_PARAMETERS. */
   readonly params?: HeParameters;
-  /** Default 'zlib' (seal.ts: ~1% smaller; ciphertexts hardly compress). */
+  /**
+   * Default 'none': zlib saves ~1% (seal.ts), and only uncompressed seeded uploads let the
+   * coordinator send the sum at half size (compact.ts).
+   */
   readonly compression?: HeCompression;
 }
 
@@ -100,7 +105,7 @@ export function heConfig(opts: HeConfigOptions): HeConfig {
     bits: opts.bits ?? maxBitsFor(params.plain_modulus, maxClients),
     max_clients: maxClients,
     vector_length: opts.vectorLength,
-    compression: opts.compression ?? 'zlib',
+    compression: opts.compression ?? 'none',
   };
   checkHeConfig(cfg);
   return cfg;
@@ -298,6 +303,8 @@ export interface HeServer {
   addCiphertexts(uploads: readonly (readonly Uint8Array[])[]): Uint8Array[];
   /** A running sum, to add uploads as they arrive instead of holding them all. */
   accumulator(): HeAccumulator;
+  /** Why one upload cannot be added (wrong count, a ciphertext SEAL refuses); undefined when it can. */
+  refuseUpload(upload: readonly Uint8Array[]): string | undefined;
 }
 
 export interface ServerOptions {
@@ -316,6 +323,17 @@ export async function serverContext(params: HeParameters, opts: ServerOptions = 
   return {
     params,
     accumulator,
+    refuseUpload(upload) {
+      if (opts.ciphertexts !== undefined && upload.length !== opts.ciphertexts) return `${upload.length} ciphertexts, expected ${opts.ciphertexts}`;
+      for (const [k, bytes] of upload.entries()) {
+        try {
+          loadCipherText(ctx, bytes, `ciphertext ${k}`).delete();
+        } catch (err) {
+          return (err as Error).message;
+        }
+      }
+      return undefined;
+    },
     addCiphertexts(uploads) {
       if (uploads.length === 0) throw new HeError('nothing to add: no uploads');
       const acc = accumulator();
@@ -412,33 +430,58 @@ export interface HeSum {
  * noise allows, corruption) or decrypts to something no sum of `clients` uploads can be.
  */
 export async function decryptSum(sum: readonly Uint8Array[], keys: HeKeys, clients: number, cfg: HeConfig): Promise<HeSum> {
-  checkHeConfig(cfg);
-  checkKeysMatchConfig(keys, cfg);
   checkClients(clients, cfg);
-  const secret = keys.secret_key;
-  if (!secret) throw new HeError('decrypting the sum needs the HE secret key (the key ceremony gives it to every hospital)');
   const expected = ciphertextCount(cfg);
   if (sum.length !== expected) throw new HeError(`the sum has ${sum.length} ciphertexts, expected ${expected} for vector_length ${cfg.vector_length}`);
+  return decodeSum(await decryptShare(sum.map((c) => [c]), 0, keys, cfg), clients, cfg);
+}
+
+/**
+ * A hospital's share of the decryption: ciphertexts `first` … `first + parts.length − 1` of the
+ * sum, each given as the serialised ciphertexts that add up to it (the sum itself, or the compact
+ * form of compact.ts: Σ c0 under one seed plus zeros under each other seed) → their slots
+ * (N per ciphertext), still quantised. Throws HeError as decryptSum does.
+ */
+export async function decryptShare(parts: readonly (readonly Uint8Array[])[], first: number, keys: HeKeys, cfg: HeConfig): Promise<Uint32Array> {
+  checkHeConfig(cfg);
+  checkKeysMatchConfig(keys, cfg);
+  const secret = keys.secret_key;
+  if (!secret) throw new HeError('decrypting the sum needs the HE secret key (the key ceremony gives it to every hospital)');
+  const total = ciphertextCount(cfg);
+  if (!Number.isInteger(first) || first < 0 || parts.length < 1 || first + parts.length > total) {
+    throw new HeError(`ciphertexts ${first}…${first + parts.length - 1} are not within the sum's ${total} for vector_length ${cfg.vector_length}`);
+  }
   const ctx = await heContext(cfg.params);
   const lib = ctx.seal;
   const n = ctx.slots;
-  const slots = new Uint32Array(expected * n);
+  const slots = new Uint32Array(parts.length * n);
   withDisposal((owned) => {
     const secretKey = lib.SecretKey();
     owned.push(secretKey);
     loadKey(lib, () => secretKey.loadArray(ctx.context, secret), 'secret');
     const decryptor = lib.Decryptor(ctx.context, secretKey);
     owned.push(decryptor);
-    for (const [k, bytes] of sum.entries()) {
-      const ct = loadCipherText(ctx, bytes, `ciphertext ${k} of the sum`);
+    for (const [j, blobs] of parts.entries()) {
+      const k = first + j;
+      if (blobs.length === 0) throw new HeError(`ciphertext ${k} of the sum: no parts`);
+      const ct = loadCipherText(ctx, blobs[0] as Uint8Array, `ciphertext ${k} of the sum`);
       try {
+        for (const [i, blob] of blobs.entries()) {
+          if (i === 0) continue;
+          const part = loadCipherText(ctx, blob, `part ${i} of ciphertext ${k} of the sum`);
+          try {
+            ctx.evaluator.add(ct, part, ct);
+          } finally {
+            part.delete();
+          }
+        }
         if (decryptor.invariantNoiseBudget(ct) <= 0) {
           throw new HeError(`ciphertext ${k} of the sum does not decrypt (no noise budget left): it was encrypted under another key, sums more than the noise allows, or was corrupted`);
         }
         const plain = decryptor.decrypt(ct);
         if (!plain) throw new HeError('Decryptor.decrypt returned nothing');
         try {
-          slots.set(ctx.encoder.decode(plain, false), k * n);
+          slots.set(ctx.encoder.decode(plain, false), j * n);
         } finally {
           plain.delete();
         }
@@ -447,7 +490,23 @@ export async function decryptSum(sum: readonly Uint8Array[], keys: HeKeys, clien
       }
     }
   });
-  return decodeSum(slots, clients, cfg);
+  return slots;
+}
+
+/**
+ * Why decrypted slots starting at slot `offset` of the sum cannot belong to a sum of `clients`
+ * uploads: a value slot above n·(2^b − 1), or a padding slot that is not zero. Undefined when fine.
+ */
+export function refuseSlots(slots: Uint32Array, offset: number, clients: number, cfg: HeConfig): string | undefined {
+  const used = cfg.vector_length + weightDigits(cfg);
+  const top = clients * (2 ** cfg.bits - 1);
+  for (let j = 0; j < slots.length; j++) {
+    const i = offset + j;
+    const v = slots[j] as number;
+    if (i < used && v > top) return `slot ${i} holds ${v}, above ${clients} × (2^${cfg.bits} − 1)`;
+    if (i >= used && v !== 0) return `padding slot ${i} is ${v}, not 0`;
+  }
+  return undefined;
 }
 
 /** The decrypted slots of a sum of `clients` uploads → the weighted mean (see HeSum). */
@@ -455,10 +514,9 @@ export function decodeSum(slots: Uint32Array, clients: number, cfg: HeConfig): H
   checkClients(clients, cfg);
   const L = cfg.vector_length;
   const d = weightDigits(cfg);
-  const top = clients * (2 ** cfg.bits - 1);
   const notASum = (what: string) => new HeError(`the decrypted sum is not a sum of ${clients} uploads: ${what} (a wrong client count, a wrong key, or tampering)`);
-  for (let i = 0; i < L + d; i++) if ((slots[i] as number) > top) throw notASum(`slot ${i} holds ${slots[i]}, above ${clients} × (2^${cfg.bits} − 1)`);
-  for (let i = L + d; i < slots.length; i++) if (slots[i] !== 0) throw notASum(`padding slot ${i} is ${slots[i]}, not 0`);
+  const refused = refuseSlots(slots, 0, clients, cfg);
+  if (refused) throw notASum(refused);
   let totalWeight = 0;
   for (let j = d - 1; j >= 0; j--) totalWeight = totalWeight * 2 ** cfg.bits + (slots[L + j] as number);
   if (totalWeight < clients || totalWeight > clients * cfg.max_weight) throw notASum(`the total weight ${totalWeight} is outside [${clients}, ${clients} × ${cfg.max_weight}]`);

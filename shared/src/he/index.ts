@@ -44,6 +44,7 @@ export {
   checkHeConfig,
   ciphertextCount,
   decodeSum,
+  decryptShare,
   decryptSum,
   encodeUpdate,
   encryptUpdate,
@@ -53,6 +54,7 @@ export {
   heQuantization,
   maxBitsFor,
   meanErrorBound,
+  refuseSlots,
   serverContext,
   weightDigits,
   type EncryptOptions,
@@ -64,4 +66,5 @@ export {
   type HeSum,
   type ServerOptions,
 } from './aggregate';
+export { SEED_INFO_BYTES, compactSum, expandCompactSum, seedOf } from './compact';
 export * from './messages';

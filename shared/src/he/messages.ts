@@ -7,9 +7,13 @@
  *               generates the BFV keys and seals the secret key to each (ceremony.ts) → S relays.
  *   he-input    S→C the public parameters, the holder's advertisement and, for the others, the
  *               sealed secret key; C encrypts its held, weighted, quantised update (aggregate.ts).
- *   he-decrypt  S adds the ciphertexts without any key; S→holder the sum; the holder decrypts and
- *               returns the weighted mean of the updates (what the coordinator would learn from
- *               SecAgg+ too) — it never sees an individual update.
+ *   he-decrypt  S adds the ciphertexts without any key and shares the decryption out: each
+ *               hospital gets a contiguous slice of the summed ciphertexts (`first`, `sum`; with
+ *               `seeds`, in the compact form of compact.ts: Σ c0 and the summands' seeds, half the
+ *               bytes) and returns its slots, still quantised; S checks every slice (each slot a
+ *               possible sum of n uploads, padding zero) and decodes the weighted mean of the
+ *               updates (what it would learn from SecAgg+ too). A slice that is lost or refused
+ *               goes to another hospital. Nobody sees an individual update.
  */
 import { z } from 'zod';
 import { heConfigSchema } from './aggregate';
@@ -67,8 +71,21 @@ export const heSetupReplySchema = z.object({ ...header('he-setup'), client_id: i
 export const heInputRequestSchema = z.object({ ...header('he-input'), config: heConfigSchema, holder: advertisement, public_key: bytes, wrapped: bytes.optional() });
 /** `ciphertexts` / `sum`: packChunks of the serialised ciphertexts (one binary attachment, not ~139). */
 export const heInputReplySchema = z.object({ ...header('he-input'), client_id: id, ciphertexts: bytes });
-export const heDecryptRequestSchema = z.object({ ...header('he-decrypt'), config: heConfigSchema, clients: z.number().int().min(1), sum: bytes });
-export const heDecryptReplySchema = z.object({ ...header('he-decrypt'), client_id: id, mean: bytes, total_weight: z.number().positive() });
+/**
+ * `first`: the index of the slice's first ciphertext in the sum; `sum`: packChunks of the slice's
+ * ciphertexts, or with `seeds` of their compact c0 parts, and `seeds` packChunks of each
+ * ciphertext's other seeds (compact.ts).
+ */
+export const heDecryptRequestSchema = z.object({
+  ...header('he-decrypt'),
+  config: heConfigSchema,
+  clients: z.number().int().min(1),
+  first: z.number().int().min(0).max(MAX_CIPHERTEXTS - 1),
+  sum: bytes,
+  seeds: bytes.optional(),
+});
+/** `slots`: the slice's decrypted slots, N per ciphertext, little-endian uint32 (still quantised). */
+export const heDecryptReplySchema = z.object({ ...header('he-decrypt'), client_id: id, first: z.number().int().min(0).max(MAX_CIPHERTEXTS - 1), slots: bytes });
 
 export type HeKeysRequest = z.output<typeof heKeysRequestSchema>;
 export type HeSetupRequest = z.output<typeof heSetupRequestSchema>;

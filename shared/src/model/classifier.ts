@@ -135,6 +135,10 @@ export interface ClassifierInputs {
   omics: tf.Tensor2D;
 }
 
+/** The fusion's five tokens, in order: the two LSTM encoders (vitals, labs), then the three MLPs. */
+export const MODALITY_TOKENS = ['vitals', 'labs', 'demographics', 'biology', 'omics'] as const;
+export type ModalityToken = (typeof MODALITY_TOKENS)[number];
+
 export interface ForwardOptions {
   /** Dropout on (true) or off (false: deterministic inference). */
   training: boolean;
@@ -157,6 +161,12 @@ export interface MultimodalRiskClassifier {
   readonly recordsParameterUses: boolean;
   /** Class logits [B, numClasses]. */
   predictLogits(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
+  /**
+   * Inference (no dropout) with the fusion's attention: logits [B, numClasses] and, per example,
+   * the attention each modality token receives [B, 5] (softmax weights averaged over heads and
+   * query tokens; each row sums to 1), in MODALITY_TOKENS order. The caller disposes both.
+   */
+  predictWithAttention(inputs: ClassifierInputs): { logits: tf.Tensor2D; attention: tf.Tensor2D };
   /** The fused, mean-pooled representation [B, fusionDim] that feeds the head. */
   embed(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
   /**
@@ -286,7 +296,7 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     return linear(dropout(tf.relu(linear(x, l0.W, l0.b, recorder)), rate, seeds), l1.W, l1.b, recorder);
   };
 
-  const embedRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
+  const embedRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder, onAttention?: (probs: tf.Tensor4D) => void): tf.Tensor2D => {
     const B = inputs.demographics.shape[0];
     checkInput('vitals', inputs.vitals, 3, cfg.vitalsChannels, B);
     checkInput('labs', inputs.labs, 3, cfg.labChannels, B);
@@ -307,13 +317,13 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
       modalityEmbedding,
       recorder,
     ); // [B, 5, fusionDim]
-    const attended = multiHeadSelfAttention(tokens, attention, cfg.attentionHeads, cfg.attentionDropout, seeds, recorder);
+    const attended = multiHeadSelfAttention(tokens, attention, cfg.attentionHeads, cfg.attentionDropout, seeds, recorder, onAttention);
     const normed = layerNorm(tf.reshape(tf.add(tokens, attended), [B * 5, fusionDim]), normGamma, normBeta, 1e-5, recorder, 5);
     return tf.mean(tf.reshape(normed, [B, 5, fusionDim]), 1);
   };
 
-  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder): tf.Tensor2D => {
-    let x = embedRaw(inputs, seeds, recorder);
+  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder, onAttention?: (probs: tf.Tensor4D) => void): tf.Tensor2D => {
+    let x = embedRaw(inputs, seeds, recorder, onAttention);
     head.forEach((layer, k) => {
       x = linear(x, layer.W, layer.b, recorder);
       if (k < head.length - 1) x = dropout(tf.relu(x), k === 0 ? cfg.headDropout : 0, seeds);
@@ -334,6 +344,12 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     predictLogits(inputs, options) {
       live();
       return tf.tidy(() => logitsRaw(inputs, seedsFor(options), options.recorder));
+    },
+    predictWithAttention(inputs) {
+      live();
+      let attention: tf.Tensor2D | undefined;
+      const logits = tf.tidy(() => logitsRaw(inputs, null, undefined, (probs) => (attention = tf.keep(tf.mean(probs, [1, 2]) as tf.Tensor2D))));
+      return { logits, attention: attention as tf.Tensor2D };
     },
     embed(inputs, options) {
       live();

@@ -171,6 +171,7 @@ export function multiHeadSelfAttention(
   attentionDropout = 0,
   seeds: DropoutSeeds = null,
   recorder?: GradRecorder,
+  onAttention?: (probs: tf.Tensor4D) => void,
 ): tf.Tensor3D {
   const [B, N, D] = x.shape;
   checkHeads(D, heads);
@@ -179,7 +180,7 @@ export function multiHeadSelfAttention(
     const q = tf.reshape(linear(x2, w.Wq, w.bq, recorder, N), [B, N, D]) as tf.Tensor3D;
     const k = tf.reshape(linear(x2, w.Wk, w.bk, recorder, N), [B, N, D]) as tf.Tensor3D;
     const v = tf.reshape(linear(x2, w.Wv, w.bv, recorder, N), [B, N, D]) as tf.Tensor3D;
-    return attendAndProject(q, k, v, w, heads, attentionDropout, seeds, recorder);
+    return attendAndProject(q, k, v, w, heads, attentionDropout, seeds, recorder, onAttention);
   });
 }
 
@@ -197,13 +198,16 @@ function attendAndProject(
   attentionDropout: number,
   seeds: DropoutSeeds,
   recorder: GradRecorder | undefined,
+  onAttention?: (probs: tf.Tensor4D) => void,
 ): tf.Tensor3D {
   const [B, N, D] = q.shape;
   const dh = D / heads;
   // [B, N, D] → [B, heads, N, dh] (or [B, heads, dh, N] for kᵀ: no transposed matMul flags).
   const split = (t: tf.Tensor3D, perm: number[]): tf.Tensor4D => tf.transpose(tf.reshape(t, [B, N, heads, dh]), perm);
   const scores = tf.mul(tf.matMul(split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1])), 1 / Math.sqrt(dh)); // [B, heads, N, N]
-  const attn = dropout(tf.softmax(scores, -1), attentionDropout, seeds);
+  const probs = tf.softmax(scores, -1) as tf.Tensor4D;
+  onAttention?.(probs); // [B, heads, query, key], before dropout
+  const attn = dropout(probs, attentionDropout, seeds);
   const ctx = tf.matMul(attn, split(v, [0, 2, 1, 3])); // [B, heads, N, dh]
   const merged: tf.Tensor2D = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [B * N, D]);
   return tf.reshape(linear(merged, w.Wo, w.bo, recorder, N), [B, N, D]);

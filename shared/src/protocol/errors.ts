@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'NON_FINITE', // NaN or ±Infinity in weights or metrics
   'WRONG_LENGTH', // weights of the wrong size
   'CHECKSUM_MISMATCH', // weights do not hash to the SHA-256 sent with them
+  'UNKNOWN_MODEL', // an instruction named a model by SHA-256 alone that this hospital does not hold
   'OUT_OF_BOUNDS', // a weight, count, sum or metric outside what this hospital may claim (bounded influence)
   'MESSAGE_TOO_LARGE',
   'RUN_CONFLICT', // e.g. start while a run is active

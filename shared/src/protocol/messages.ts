@@ -13,6 +13,11 @@
  * Before round 1 a `preprocess` stage collects each hospital's feature sums and the server
  * broadcasts the global statistics (`fl:stats`). Weights travel as binary attachments: little-endian
  * float32 bytes with their SHA-256, never JSON number arrays.
+ *
+ * Each model travels to a connection once: the preprocess stage carries the run's initial model,
+ * round r's evaluate the new global model, and the next train instruction names the same model by
+ * its SHA-256 alone (`weights` absent) when the coordinator knows this connection acknowledged it. A hospital that does not hold the named
+ * model declines with UNKNOWN_MODEL and gets the weights again next time (../fl/session.ts).
  */
 import { z } from 'zod';
 import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, type FeatureStats } from '../data/features';
@@ -231,9 +236,19 @@ export interface FitConfigWire {
   secure_aggregation?: 'secagg' | 'he';
 }
 
+/**
+ * A train or evaluate instruction as it arrives: `weights` may be absent when `weights_sha256`
+ * names a model this connection already received (the session fills it in before compute sees it).
+ */
+export type WireInstruction =
+  | Exclude<Instruction, { stage: 'train' | 'evaluate' }>
+  | (Omit<Extract<Instruction, { stage: 'train' }>, 'weights'> & { weights?: Uint8Array })
+  | (Omit<Extract<Instruction, { stage: 'evaluate' }>, 'weights'> & { weights?: Uint8Array });
+
 export type Instruction =
   /** secure_aggregation 'secagg': keep the sums and send them only masked (SecAgg+ stages of round 0, fixed point), not in the reply. */
-  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg' }
+  /** weights: the run's initial model, so that round 1's train instruction can name it alone (each model goes once). */
+  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg'; weights?: Uint8Array; weights_sha256?: string }
   /** timeout_s: how long the coordinator waits for the result, from when it sends the instruction. */
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
   | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number; model?: ModelName }
@@ -253,9 +268,17 @@ const fitConfigSchema = z.object({
 });
 
 export const instructionSchema = z.discriminatedUnion('stage', [
-  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), seq_len: z.number().int().min(2), secure_aggregation: z.literal('secagg').optional() }),
-  z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
-  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema, weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional() }),
+  z.object({
+    run_id: runId,
+    round: z.literal(0),
+    stage: z.literal('preprocess'),
+    seq_len: z.number().int().min(2),
+    secure_aggregation: z.literal('secagg').optional(),
+    weights: binarySchema.optional(),
+    weights_sha256: sha256Hex.optional(),
+  }),
+  z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional() }),
   advertiseKeysRequestSchema,
   shareKeysRequestSchema,
   maskedInputRequestSchema,
@@ -378,7 +401,7 @@ export type ServerStatus = z.infer<typeof serverStatusSchema>;
 export type Ack<T> = (response: { ok: true; value: T } | { ok: false; error: ProtocolErrorPayload }) => void;
 
 export interface HospitalServerToClient {
-  'fl:instruction': (msg: Instruction) => void;
+  'fl:instruction': (msg: WireInstruction) => void;
   'fl:stats': (msg: GlobalStatsMessage) => void;
   'fl:run': (msg: RunEvent) => void;
   'fl:error': (err: ProtocolErrorPayload) => void;

@@ -4,3 +4,4 @@ export * from './dp';
 export * from './dp-fast';
 export * from './step-check';
 export * from './throughput';
+export * from './score';

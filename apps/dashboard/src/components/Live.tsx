@@ -99,7 +99,7 @@ export function LivePanels() {
                 : last.metrics.secure_aggregation === 1
                   ? `SecAgg+: the coordinator saw only the sum (${formatMetric(last.metrics.secagg_dropped)} lost in the protocol, ${formatMetric(last.metrics.secagg_recovered)} recovered)`
                   : last.metrics.secure_aggregation === 2
-                    ? `HE: the coordinator added ciphertexts; a hospital decrypted the mean (${formatMetric(last.metrics.secagg_dropped)} lost in the protocol)`
+                    ? `HE: the coordinator added ciphertexts; the hospitals decrypted the mean in slices (${formatMetric(last.metrics.secagg_dropped)} lost in the protocol)`
                     : 'in the clear'}
             </dd>
           </dl>

@@ -4,7 +4,7 @@
  * with the model on the other side of postMessage.
  */
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
-import type { ClientProgress, EvaluateReply, HospitalCompute, TrainReply } from '@fedcare/shared/fl';
+import type { ClientProgress, EvaluateReply, HospitalCompute, PatientScores, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
@@ -117,6 +117,11 @@ export class TrainingWorker implements HospitalCompute {
 
   homomorphic(req: HeRequest): Promise<HeReply> {
     return this.call('he', { req });
+  }
+
+  /** Every imported patient scored with the last global model evaluated here (queued behind any stage). */
+  scorePatients(): Promise<PatientScores> {
+    return this.call('score', {});
   }
 
   /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */

@@ -4,7 +4,7 @@
  * crosses back: feature sums, weights, metrics, progress.
  */
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
-import type { ClientProgress, EvaluateReply, TrainReply } from '@fedcare/shared/fl';
+import type { ClientProgress, EvaluateReply, PatientScores, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
@@ -73,6 +73,8 @@ export type WorkerRequest =
   | { id: number; op: 'checkBackend' }
   | { id: number; op: 'secagg'; req: SecAggRequest }
   | { id: number; op: 'he'; req: HeRequest }
+  /** Scores every imported patient with the last global model evaluated here; the scores stay in the tab. */
+  | { id: number; op: 'score' }
   /** Not answered: stops the training in progress at its next minibatch. */
   | { id: number; op: 'stop' };
 
@@ -87,6 +89,7 @@ export interface WorkerReplies {
   checkBackend: StepComparison;
   secagg: SecAggReply;
   he: HeReply;
+  score: PatientScores;
 }
 
 export type WorkerMessage =

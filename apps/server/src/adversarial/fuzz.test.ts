@@ -71,7 +71,7 @@ function template(stage: StageName, runId: string, round: number): Msg {
     case 'he-input':
       return { ...h, client_id: 'H1', ciphertexts: bytes(48) };
     case 'he-decrypt':
-      return { ...h, client_id: 'H1', mean: bytes(64), total_weight: 42 };
+      return { ...h, client_id: 'H1', first: 0, slots: bytes(64) };
   }
 }
 
@@ -449,9 +449,9 @@ describe(`protocol fuzzer in real runs (seed ${SEED}, ${PER_STAGE} payloads per 
       expect(summary?.status, summary?.reason).toBe('completed');
       expect(rounds).toHaveLength(1);
       expect(c.hostile.failures, 'the fuzzing hospital itself ran').toEqual([]);
-      // Every secure stage it was asked (with HE, the key holder alone is asked he-setup and he-decrypt).
+      // Every secure stage it was asked (with HE, the key holder alone is asked he-setup; every contributor decrypts a slice).
       const asked = [...new Set(c.hostile.instructions.map((i) => i.stage).filter((s) => stages.includes(s)))];
-      expect(asked.length, `asked: ${asked.join(', ')}`).toBeGreaterThanOrEqual(mode === 'he' ? 2 : stages.length);
+      expect(asked.length, `asked: ${asked.join(', ')}`).toBeGreaterThanOrEqual(mode === 'he' ? 3 : stages.length);
       expectAllRefused(sent, asked);
       // Its honest replies after the fuzz were accepted: it took part in every secure stage it was asked.
       for (const s of asked) expect(rounds[0]!.participation.find((p) => p.hospitalId === 'H3' && p.stage === s)?.status, `H3 in ${s}`).toBe('ok');

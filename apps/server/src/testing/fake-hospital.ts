@@ -18,6 +18,7 @@ import {
   PROTOCOL_VERSION,
   validate,
   type Instruction,
+  type WireInstruction,
   type ProtocolErrorPayload,
   type StageName,
   type StageResult,
@@ -96,6 +97,7 @@ export class FakeHospital {
   private readonly seed: number;
   private readonly patients: number;
   private queue = Promise.resolve();
+  private readonly models = new Map<string, Uint8Array>();
   private readonly waiters = new Set<() => void>();
 
   private constructor(o: FakeHospitalOptions) {
@@ -161,12 +163,25 @@ export class FakeHospital {
   private async handle(raw: unknown): Promise<void> {
     const parsed = validate(instructionSchema, raw);
     if (!parsed.ok) throw new Error(`${this.hospitalId}: invalid instruction from the coordinator: ${parsed.message}`);
-    const instr = parsed.value as Instruction;
+    const instr = this.withModel(parsed.value as WireInstruction);
     this.instructions.push(instr);
     this.notify();
     const b = this.behaviour[instr.stage];
     if (b) await b(instr, this);
     else await this.send('fl:result', await this.honest(instr));
+  }
+
+  /** A model named by SHA-256 alone (sent once per connection, ../grid.ts) filled in from the ones received; a fake keeps them all. */
+  private withModel(wire: WireInstruction): Instruction {
+    if (wire.stage === 'preprocess' && wire.weights && wire.weights_sha256) this.models.set(wire.weights_sha256, wire.weights);
+    if (wire.stage !== 'train' && wire.stage !== 'evaluate') return wire;
+    if (wire.weights) {
+      this.models.set(wire.weights_sha256, wire.weights);
+      return wire as Instruction;
+    }
+    const weights = this.models.get(wire.weights_sha256);
+    if (!weights) throw new Error(`${this.hospitalId}: the coordinator named model ${wire.weights_sha256} without sending it first`);
+    return { ...wire, weights } as Instruction;
   }
 
   /** The result a well-behaved hospital would send for `instr`. */
