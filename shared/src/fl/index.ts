@@ -24,3 +24,5 @@ export { FEDOPT_DEFAULTS, type FedOptParams } from './fedopt';
 export type { FedProxParams } from './fedprox';
 export type { TrimmedMeanParams } from './trimmed-mean';
 export { defaultByzantineCount, type KrumParams } from './krum';
+export * from './model-bundle';
+export * from './model-card';

@@ -43,6 +43,14 @@ export function roundsCsv(rounds: readonly RoundMetrics[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The run `id` names: the whole id, or a unique prefix or suffix of it. */
+export function resolveRun<R extends { runId: string }>(runs: readonly R[], id: string, db: string): R {
+  const matches = runs.filter((r) => r.runId === id || r.runId.startsWith(id) || r.runId.endsWith(id));
+  if (matches.length === 0) throw new CliError(`no run ${id} in ${db}`);
+  if (matches.length > 1) throw new CliError(`${id} matches ${matches.length} runs (${matches.map((r) => r.runId).join(', ')}); give more of the id`, 2);
+  return matches[0] as R;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -83,10 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     if (!id) throw new CliError('show needs a RUN_ID (see `fedcare runs`)', 2);
-    const matches = runs.filter((r) => r.runId === id || r.runId.startsWith(id) || r.runId.endsWith(id));
-    if (matches.length === 0) throw new CliError(`no run ${id} in ${values.db}`);
-    if (matches.length > 1) throw new CliError(`${id} matches ${matches.length} runs (${matches.map((r) => r.runId).join(', ')}); give more of the id`, 2);
-    const run = matches[0]!;
+    const run = resolveRun(runs, id, values.db);
     const rounds = await store.getRoundMetrics(run.runId);
     if (values.plot) {
       writeFileAtomic(values.plot, roundsChart(`fedcare run ${run.runId}: ${String(run.config.strategy)}`, rounds.map((r) => asReport(run.runId, r))));

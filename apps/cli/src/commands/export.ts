@@ -1,0 +1,79 @@
+/**
+ * `fedcare export`: a run's model out of the coordinator's database as a directory a hospital's IT
+ * can use without fedcare's coordinator — model.json + weights.bin (the "fedcare" format,
+ * shared/src/fl/model-bundle.ts) and the model card (model-card.json, MODEL_CARD.md). `fedcare
+ * predict` scores records with it.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openSqliteStore } from '@fedcare/server';
+import type { FeatureStats } from '@fedcare/shared/data';
+import { BUNDLE_WEIGHTS_FILE, modelBundle, modelCard, modelCardMarkdown, type ModelSelector } from '@fedcare/shared/fl';
+import { MODEL_NAMES, type ModelName } from '@fedcare/shared/model';
+import { CliError, defaultDbPath, writeFileAtomic } from '../io';
+import { initTf } from '../tf-node';
+import { resolveRun } from './runs';
+
+const HELP = `usage: fedcare export --run RUN_ID [--version latest|best|N] [--format fedcare] --out DIR [--db .fedcare/fedcare.db]
+
+Writes a run's global model to DIR: model.json (the model definition, the parameters' layout, the
+run's feature statistics, vocabularies and temperature, SHA-256s), weights.bin (float32), and its
+model card (model-card.json, MODEL_CARD.md: intended use, training data as counts per hospital,
+metrics, fairness, calibration, privacy, secure aggregation). --version picks the round: the latest
+(default), the best by validation loss, or a round number whose weights are kept. RUN_ID may be a
+unique prefix or suffix. \`fedcare predict --model DIR\` scores records with it. (ONNX export is not
+built yet.)`;
+
+function selector(v: string): ModelSelector {
+  if (v === 'latest' || v === 'best') return v;
+  const n = Number(v);
+  if (Number.isInteger(n) && n >= 1) return n;
+  throw new CliError(`--version must be latest, best or a round number ≥ 1, got "${v}"`, 2);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      db: { type: 'string', default: defaultDbPath() },
+      run: { type: 'string' },
+      version: { type: 'string', default: 'latest' },
+      format: { type: 'string', default: 'fedcare' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (!values.run) throw new CliError('--run RUN_ID is required (see `fedcare runs`)', 2);
+  if (!values.out) throw new CliError('--out DIR is required', 2);
+  if (values.format !== 'fedcare') throw new CliError(`--format: only "fedcare" is built so far, got "${values.format}"`, 2);
+  const which = selector(values.version);
+  if (!existsSync(values.db)) throw new CliError(`no database at ${values.db} (give --db, or set FEDCARE_HOME)`, 2);
+  const store = openSqliteStore(values.db);
+  try {
+    const run = resolveRun(await store.listRuns(), values.run, values.db);
+    const stored = await store.getModel(run.runId, which);
+    if (!stored) throw new CliError(`run ${run.runId} has no ${typeof which === 'number' ? `kept model for round ${which}` : `${which} model`} (see \`fedcare runs show ${run.runId}\`)`);
+    const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
+    if (!stats) throw new CliError(`run ${run.runId} has no global feature statistics in the store`);
+    const model = (run.config.model ?? 'standard') as ModelName;
+    if (!MODEL_NAMES.includes(model)) throw new CliError(`run ${run.runId} names an unknown model "${String(run.config.model)}"`);
+    await initTf('wasm');
+    const bundle = await modelBundle({ runId: run.runId, round: stored.round, model, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes });
+    const card = modelCard(run, await store.getRoundMetrics(run.runId), bundle);
+    mkdirSync(values.out, { recursive: true });
+    writeFileAtomic(path.join(values.out, BUNDLE_WEIGHTS_FILE), stored.bytes);
+    writeFileAtomic(path.join(values.out, 'model.json'), `${JSON.stringify(bundle, null, 2)}\n`);
+    writeFileAtomic(path.join(values.out, 'model-card.json'), `${JSON.stringify(card, null, 2)}\n`);
+    writeFileAtomic(path.join(values.out, 'MODEL_CARD.md'), modelCardMarkdown(card));
+    process.stdout.write(`${JSON.stringify({ run_id: run.runId, round: stored.round, out: values.out, weights_sha256: bundle.weights.sha256, files: ['model.json', BUNDLE_WEIGHTS_FILE, 'model-card.json', 'MODEL_CARD.md'] })}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The exported model ("fedcare" format, `fedcare export`): everything needed to go from records to
+ * probabilities exactly as the portal does, with no coordinator and no TF.js knowledge of the run.
+ *
+ *   model.json    this manifest: the model definition and its parameters' names, shapes and
+ *                 offsets into weights.bin; the run's global feature statistics (normalisation,
+ *                 the omics PCA basis) with the sequence length and observation window; the
+ *                 vocabularies the features are coded with; the temperature; SHA-256s
+ *   weights.bin   the parameters, little-endian float32, concatenated in manifest order
+ *
+ * Scoring a bundle (`scoreWithBundle`) is the portal's own code (../train/score.ts): the same
+ * feature encoding, the same model, so the same probabilities on the same backend.
+ */
+import { z } from 'zod';
+import { encodeRecords, type FeatureStats } from '../data/features';
+import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
+import type { PatientRecord } from '../data/schema';
+import { COMORBIDITIES, ETHNICITIES, GENES, LAB_NAMES, MARKER_NAMES, METABOLITES, RISK_LEVELS, VITAL_NAMES } from '../data/vocabulary';
+import { createModel, MODALITY_TOKENS, MODEL_NAMES, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
+import { sha256Hex, unflattenWeights, weightManifest, weightsFromBytes } from '../model/weights';
+import { globalStatsSchema } from '../protocol/messages';
+import { scoreBatch, type PatientScore } from '../train/score';
+
+export const MODEL_BUNDLE_FORMAT = 'fedcare-model/1';
+export const BUNDLE_WEIGHTS_FILE = 'weights.bin';
+
+const sha = z.string().regex(/^[0-9a-f]{64}$/);
+export const modelBundleSchema = z.object({
+  format: z.literal(MODEL_BUNDLE_FORMAT),
+  run_id: z.string().min(1),
+  round: z.number().int().min(1),
+  model: z.enum(MODEL_NAMES),
+  /** Records in: the feature pipeline's settings and the run's global statistics. */
+  features: z.object({ seq_len: z.number().int().min(2), window_days: z.number().positive(), stats: globalStatsSchema.shape.stats, stats_sha256: sha }),
+  /** Probabilities out: softmax(logits / temperature); 1 when the run did not calibrate. */
+  temperature: z.number().positive(),
+  classes: z.array(z.string()).length(3),
+  modalities: z.array(z.string()).length(5),
+  vocabulary: z.record(z.string(), z.array(z.string())),
+  weights: z.object({
+    file: z.literal(BUNDLE_WEIGHTS_FILE),
+    sha256: sha,
+    float32_count: z.number().int().min(1),
+    params: z.array(z.object({ name: z.string(), shape: z.array(z.number().int().min(1)), offset: z.number().int().min(0) })),
+  }),
+  created_at: z.string(),
+});
+export type ModelBundle = z.output<typeof modelBundleSchema>;
+
+/** Stable JSON of the statistics, for their SHA-256. */
+const statsJson = (stats: FeatureStats) => JSON.stringify(stats);
+
+/** The manifest for a run's model: `weights` its float32 bytes, `stats` the run's global statistics. */
+export async function modelBundle(o: { runId: string; round: number; model: ModelName; seqLen: number; stats: FeatureStats; weights: Uint8Array; temperature?: number; createdAt?: string }): Promise<ModelBundle> {
+  const probe = createModel(o.model);
+  const manifest = weightManifest(probe.params);
+  probe.dispose();
+  if (o.weights.byteLength !== manifest.total * 4) throw new Error(`the ${o.model} model has ${manifest.total} parameters; the stored weights hold ${o.weights.byteLength / 4}`);
+  const bundle: ModelBundle = {
+    format: MODEL_BUNDLE_FORMAT,
+    run_id: o.runId,
+    round: o.round,
+    model: o.model,
+    features: { seq_len: o.seqLen, window_days: OBSERVATION_WINDOW_DAYS, stats: o.stats, stats_sha256: await sha256Hex(new TextEncoder().encode(statsJson(o.stats))) },
+    temperature: o.temperature ?? 1,
+    classes: [...RISK_LEVELS],
+    modalities: [...MODALITY_TOKENS],
+    vocabulary: {
+      vitals: [...VITAL_NAMES],
+      labs: [...LAB_NAMES],
+      markers: [...MARKER_NAMES],
+      genes: [...GENES],
+      metabolites: [...METABOLITES],
+      comorbidities: [...COMORBIDITIES],
+      ethnicities: [...ETHNICITIES],
+    },
+    weights: { file: BUNDLE_WEIGHTS_FILE, sha256: await sha256Hex(o.weights), float32_count: manifest.total, params: manifest.entries.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset })) },
+    created_at: o.createdAt ?? new Date().toISOString(),
+  };
+  return modelBundleSchema.parse(bundle);
+}
+
+/** A bundle's model with its weights in, after checking every SHA-256 and shape; the caller disposes it. */
+export async function loadBundle(manifestJson: unknown, weights: Uint8Array): Promise<{ bundle: ModelBundle; model: MultimodalRiskClassifier }> {
+  const parsed = modelBundleSchema.safeParse(manifestJson);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`model.json: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const bundle = parsed.data;
+  if ((await sha256Hex(weights)) !== bundle.weights.sha256) throw new Error(`${BUNDLE_WEIGHTS_FILE}: its SHA-256 is not the one model.json names`);
+  if ((await sha256Hex(new TextEncoder().encode(statsJson(bundle.features.stats as FeatureStats)))) !== bundle.features.stats_sha256) throw new Error('model.json: features.stats do not match features.stats_sha256');
+  const model = createModel(bundle.model);
+  try {
+    const manifest = weightManifest(model.params);
+    const same = manifest.entries.length === bundle.weights.params.length && manifest.entries.every((e, i) => {
+      const p = bundle.weights.params[i];
+      return p !== undefined && p.name === e.name && p.offset === e.offset && p.shape.join() === e.shape.join();
+    });
+    if (!same || manifest.total !== bundle.weights.float32_count) throw new Error(`model.json: the parameters are not those of the ${bundle.model} model this fedcare builds`);
+    if (weights.byteLength !== manifest.total * 4) throw new Error(`${BUNDLE_WEIGHTS_FILE}: ${weights.byteLength} bytes, expected ${manifest.total * 4}`);
+    unflattenWeights(model.params, weightsFromBytes(weights));
+    return { bundle, model };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** Records in, probabilities out, as the portal computes them. */
+export async function scoreWithBundle(bundle: ModelBundle, model: MultimodalRiskClassifier, records: readonly PatientRecord[]): Promise<PatientScore[]> {
+  const batch = encodeRecords(records, bundle.features.stats as FeatureStats, { seqLen: bundle.features.seq_len, windowDays: bundle.features.window_days });
+  return scoreBatch(model, batch, 128, bundle.temperature);
+}
