@@ -3,13 +3,13 @@
 // the form and watches it complete; the per-hospital panel lists all three; a second run (FedProx)
 // is then compared with the first in the run history. Screenshots in test-results/.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
 import { generateHospital, toNdjson } from '@fedcare/shared/data';
-import { ADMIN, BIN, CspWatch, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
+import { ADMIN, BIN, CspWatch, OUT, TOKENS, launchChromium, screenshot, seriousA11yViolations, startE2eServer } from './support';
 
 describe('dashboard in Chromium', () => {
   let server: RunningServer;
@@ -18,12 +18,14 @@ describe('dashboard in Chromium', () => {
   const pageErrors: string[] = [];
   const clients: ChildProcess[] = [];
   let csp: CspWatch;
+  let dataDir: string;
 
   beforeAll(async () => {
     const started = await startE2eServer();
     server = started.server;
     csp = new CspWatch(server);
     const dir = started.dir;
+    dataDir = dir;
     for (const h of Object.keys(TOKENS)) {
       const file = path.join(dir, `${h}.ndjson`);
       writeFileSync(file, toNdjson(generateHospital(h, { seed: 21, patients: 60 }).records));
@@ -126,6 +128,45 @@ describe('dashboard in Chromium', () => {
     expect(await shown.count()).toBe(0); // the revoked token is no longer on screen
     expect((await whoami()).status).toBe(401);
     expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('fedcare report: the first run as one self-contained page in Chromium — every section, charts, the audit trail, no patient identifier; prints to PDF', async () => {
+    const [first] = (await server.store.listRuns()).slice(-1); // newest first: the 3-round FedAvg run is last
+    expect(first?.status).toBe('completed');
+    const out = path.join(dataDir, 'report.html');
+    const proc = spawn(process.execPath, [BIN, 'report', first!.runId.slice(-8), '--db', path.join(dataDir, 'fedcare.db'), '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    expect(await new Promise((resolve) => proc.on('exit', resolve)), stderr).toBe(0);
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: no script, nothing fetched
+    const report = await browser.newPage();
+    const requests: string[] = [];
+    report.on('request', (r) => requests.push(r.url()));
+    await report.goto(`file://${out}`);
+    expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
+    expect(await report.getByRole('heading', { level: 2 }).allTextContents()).toEqual(['Model card', 'Configuration', 'Metrics per round', 'Hospitals', 'Fairness', 'Calibration', 'Privacy', 'Participation and dropouts', 'Audit trail']);
+    expect(await report.locator('#metrics-per-round svg').count()).toBe(1);
+    expect(await report.locator('#metrics-per-round tbody tr').count()).toBe(3);
+    expect(await report.locator('#hospitals tbody tr').allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^H1/), expect.stringMatching(/^H2/), expect.stringMatching(/^H3/)]));
+    // The audit trail names who joined during the run.
+    const audit = await report.locator('#audit-trail').textContent();
+    for (const h of ['H1', 'H2', 'H3']) expect(audit).toContain(`hospital:${h}`);
+    expect(audit).toMatch(/train\.start/);
+    // No patient identifier anywhere: the coordinator never had one.
+    const text = await report.locator('body').textContent();
+    for (const h of Object.keys(TOKENS)) {
+      for (const r of generateHospital(h, { seed: 21, patients: 60 }).records) {
+        expect(html.includes(r.patient_id) || text!.includes(r.patient_id), r.patient_id).toBe(false);
+      }
+    }
+    expect(await seriousA11yViolations(report)).toEqual([]);
+    const pdf = await report.pdf({ format: 'A4' });
+    expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(path.join(OUT, 'run-report.pdf'), pdf);
+    await screenshot(report, 'run-report');
+    await report.close();
   }, 120_000);
 
   it('met no Content-Security-Policy violation (none reported, none logged), and the dashboard is served with its policy and nosniff', async () => {

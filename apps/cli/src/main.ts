@@ -18,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   runs: { summary: 'list the runs in a coordinator database, or one run’s metrics per round (table, JSON, CSV, plot)', load: () => import('./commands/runs') },
   export: { summary: 'a run’s model and its model card out of the database, for use without the coordinator', load: () => import('./commands/export') },
   predict: { summary: 'score records (NDJSON) with an exported model, one CSV row per patient', load: () => import('./commands/predict') },
+  report: { summary: 'one self-contained HTML report of a run (model card, metrics, fairness, privacy, dropouts, audit trail)', load: () => import('./commands/report') },
   token: { summary: 'create, list or revoke credentials', load: () => import('./commands/token') },
   identity: { summary: 'print a hospital’s identity key and fingerprint, for an out-of-band roster', load: () => import('./commands/identity') },
   privacy: { summary: 'ε for a DP-SGD schedule (RDP accountant), σ for a target ε, affordable steps', load: () => import('./commands/privacy') },
