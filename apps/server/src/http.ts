@@ -26,9 +26,12 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
-import type { Store, TokenInfo, TokenPrincipal, TokenSpec } from '@fedcare/shared/fl';
+import type { FeatureStats } from '@fedcare/shared/data';
+import { modelCard, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
+import type { ModelName } from '@fedcare/shared/model';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { RunConflictError, type Coordinator } from './coordinator';
+import { storedModelBundle } from './model';
 import { viewRoundWire, viewStatus } from './views';
 
 export type { Access } from '@fedcare/shared/api';
@@ -143,6 +146,21 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       return [200, runJson(r)];
     },
     getRunMetrics: ({ params, query, principal }) => metrics(params.run_id, query.round_number, principal),
+    getModel: async ({ params, principal }) => {
+      const run = await store.getRun(params.run_id);
+      if (!run) throw new HttpError(404, 'NOT_FOUND', `no run ${params.run_id}`, 'run_id');
+      const rounds = await store.getRoundMetrics(run.runId);
+      if (principal?.role === 'observer') throw forbidden('a run\'s model is for the admin and the hospitals of the run, not an observer token');
+      if (principal?.role === 'hospital' && !rounds.some((r) => r.participation.some((p) => p.hospitalId === principal.hospitalId))) {
+        throw forbidden(`hospital ${principal.hospitalId} took no part in run ${run.runId}`);
+      }
+      const stored = await store.getModel(run.runId, params.version);
+      if (!stored) throw new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no ${typeof params.version === 'number' ? `kept model for round ${params.version}` : `${params.version} model`}`, 'version');
+      const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
+      if (!stats) throw new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no feature statistics`, 'run_id');
+      const bundle = await storedModelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes });
+      return [200, { model: bundle, weights_base64: Buffer.from(stored.bytes).toString('base64'), model_card: modelCard(run, rounds, bundle) as unknown as Record<string, unknown> }];
+    },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),
     startTraining: async ({ body, actor }) => {
       try {

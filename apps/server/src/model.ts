@@ -1,14 +1,16 @@
 /**
  * The coordinator's only TF.js use: building the initial global model (deterministic from the run
- * seed) on the pure-JS cpu backend. Aggregation itself works on flat Float32Arrays.
+ * seed), and a model's parameter layout for an export, on the pure-JS cpu backend. Aggregation
+ * itself works on flat Float32Arrays.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { modelBundle, type ModelBundle } from '@fedcare/shared/fl';
 import { createModel, flattenWeights, type ModelName } from '@fedcare/shared/model';
 
 let ready: Promise<void> | undefined;
 
-export async function initialWeights(seed: number, model: ModelName = 'standard'): Promise<Float32Array> {
+function backend(): Promise<void> {
   ready ??= (async () => {
     // In its own process the coordinator uses the cpu backend; sharing a process with hospitals
     // (tests, in-process simulations) it keeps whatever backend they chose.
@@ -18,7 +20,17 @@ export async function initialWeights(seed: number, model: ModelName = 'standard'
     }
     await tf.ready();
   })();
-  await ready;
+  return ready;
+}
+
+/** The export of a stored model (`GET /api/v1/runs/{run_id}/models/{version}`): the manifest, built on the cpu backend. */
+export async function storedModelBundle(o: Parameters<typeof modelBundle>[0]): Promise<ModelBundle> {
+  await backend();
+  return modelBundle(o);
+}
+
+export async function initialWeights(seed: number, model: ModelName = 'standard'): Promise<Float32Array> {
+  await backend();
   const m = createModel(model, seed);
   try {
     return await flattenWeights(m.params);

@@ -108,7 +108,7 @@ export interface Endpoint {
   readonly status: 200 | 201;
   readonly response: z.ZodType;
   /** Error statuses this endpoint answers besides 401/403/429 (which follow from `access`) and 500. */
-  readonly errors: readonly (400 | 404 | 409 | 413 | 415)[];
+  readonly errors: readonly (400 | 403 | 404 | 409 | 413 | 415)[];
   /** An older path kept working: the endpoint it is an alias of. */
   readonly aliasOf?: string;
 }
@@ -149,6 +149,17 @@ export const endpoints = {
     response: metricsResponse,
     errors: [400, 404],
     aliasOf: 'getRunMetrics',
+  },
+  getModel: {
+    method: 'get',
+    path: '/api/v1/runs/{run_id}/models/{version}',
+    access: 'any',
+    summary:
+      "A run's model as `fedcare export` writes it — model.json (definition, parameter layout, the run's feature statistics, vocabularies, temperature, SHA-256s), weights.bin as base64, the model card — for the admin and the hospitals that took part in the run. version: latest, best or a round number",
+    params: z.object({ run_id: runIdParam, version: z.union([z.enum(['latest', 'best']), positiveInt]) }),
+    status: 200,
+    response: z.object({ model: z.record(z.string(), z.unknown()), weights_base64: z.string(), model_card: z.record(z.string(), z.unknown()) }),
+    errors: [400, 403, 404],
   },
   startTraining: {
     method: 'post',
