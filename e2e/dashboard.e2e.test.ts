@@ -70,6 +70,14 @@ describe('dashboard in Chromium', () => {
     const runs = await server.store.listRuns();
     expect(runs[0]?.status).toBe('completed');
     expect((await server.store.getRoundMetrics(runs[0]!.runId)).length).toBe(3);
+    // Calibration: the pooled ECE, the temperature and each hospital's ECE of the last round, as stored.
+    const last = (await server.store.getRoundMetrics(runs[0]!.runId)).at(-1)!;
+    const calibration = await page.getByTestId('calibration').textContent();
+    expect(calibration).toContain(`expected calibration error ${last.metrics.ece!.toFixed(3)}`);
+    const t = last.metrics.temperature!;
+    expect(calibration).toContain(`T = ${Number.isInteger(t) ? t : t.toFixed(2)},`);
+    for (const h of ['H1', 'H2', 'H3']) expect(calibration).toContain(`${h} ${last.perHospital[h]!.ece!.toFixed(3)}`);
+    expect(await page.getByRole('figure', { name: /Reliability diagram of round 3/ }).count()).toBe(1);
     await screenshot(page, 'dashboard-run-complete');
     expect(pageErrors).toEqual([]);
   }, 400_000);

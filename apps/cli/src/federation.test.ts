@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateHospital, toNdjson } from '@fedcare/shared/data';
 import { ROUND_METRIC_NAMES } from '@fedcare/shared/fl';
+import { TEMPERATURE_GRID } from '@fedcare/shared/train';
 import { MAX_MESSAGE_BYTES, wireSize } from '@fedcare/shared/protocol';
 import { startServer, type RunningServer } from '@fedcare/server';
 import { startHospital, type HeadlessHospital } from './hospital';
@@ -54,6 +55,16 @@ describe('federation over Socket.IO', () => {
       expect(r.metrics.num_participating_clients).toBe(3);
       expect(Object.keys(r.perHospital).sort()).toEqual(['H1', 'H2', 'H3']);
       expect(r.metrics.communication_bytes).toBeGreaterThan(3 * 2 * 2_276_364);
+      // Calibration, every round: each hospital's ECE and reliability bins (counts adding up to its test examples), the temperature from the grid.
+      expect(TEMPERATURE_GRID as readonly number[]).toContain(r.metrics.temperature);
+      expect(r.metrics.ece).toBeGreaterThan(0);
+      expect(r.metrics.ece_calibrated).toBeLessThanOrEqual(1);
+      for (const h of ['H1', 'H2', 'H3']) {
+        const m = r.perHospital[h]!;
+        expect(m.ece, `${h} ece`).toBeGreaterThanOrEqual(0);
+        const counts = Array.from({ length: 10 }, (_, b) => m[`reliability_${b}_count`]!);
+        expect(counts.reduce((a, b) => a + b, 0), `${h} bins`).toBe(m.num_examples);
+      }
       // Each model goes down once: the initial one with preprocessing (round 0), then each round's new
       // model with its evaluate; the next train instruction names it alone. So one model a round.
       for (const h of ['H1', 'H2', 'H3']) {

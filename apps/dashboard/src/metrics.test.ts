@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRound, chartRows, comparisonRows, epsilonRows, runLabel, formatBytes, latestRound, metricValue, privacyLabel, type RoundRow, type RunSeries } from './metrics';
+import { applyRound, chartRows, comparisonRows, epsilonRows, runLabel, formatBytes, latestRound, metricValue, privacyLabel, reliabilityRows, type RoundRow, type RunSeries } from './metrics';
 
 const empty: RunSeries = { run_id: null, rounds: [] };
 
@@ -100,5 +100,28 @@ describe('comparing runs', () => {
       { round: 3, a: 0.7, b: null },
     ]);
     expect(comparisonRows([], 'auc_roc')).toEqual([]);
+  });
+});
+
+describe('reliabilityRows', () => {
+  it('one row per confidence bin: each hospital\'s accuracy where its bin holds examples, the pooled mean confidence', () => {
+    const r: RoundRow = {
+      round: 3,
+      metrics: { ece: 0.1 },
+      per_hospital: {
+        H2: { ece: 0.2, reliability_9_count: 4, reliability_9_confidence: 0.95, reliability_9_accuracy: 0.5, reliability_5_count: 0, reliability_5_confidence: 0, reliability_5_accuracy: 0 },
+        H1: { ece: 0.1, reliability_9_count: 1, reliability_9_confidence: 0.9, reliability_9_accuracy: 1, reliability_5_count: 2, reliability_5_confidence: 0.55, reliability_5_accuracy: 0.5 },
+        H3: { test_accuracy: 0.4 }, // no calibration figures: not drawn
+      },
+      issues: [],
+    };
+    const { hospitals, rows } = reliabilityRows(r);
+    expect(hospitals).toEqual(['H1', 'H2']);
+    expect(rows).toHaveLength(10);
+    expect(rows[9]).toMatchObject({ bin: 0.95, ideal: 0.95, H1: 1, H2: 0.5 });
+    expect(rows[9]!.confidence).toBeCloseTo((0.9 + 4 * 0.95) / 5, 12);
+    expect(rows[5]).toMatchObject({ H1: 0.5, H2: null, confidence: 0.55 });
+    expect(rows[0]).toMatchObject({ H1: null, H2: null, confidence: null });
+    expect(reliabilityRows(undefined)).toEqual({ hospitals: [], rows: [] });
   });
 });

@@ -150,3 +150,32 @@ export function comparisonRows(runs: readonly { run_id: string; series: RunSerie
     return row;
   });
 }
+
+/** Bins of the reliability diagram the hospitals report (shared/src/train/calibration.ts: CALIBRATION_BINS). */
+export const RELIABILITY_BINS = 10;
+
+/**
+ * The reliability diagram of one round: per bin of top-label confidence, each hospital's accuracy
+ * (null where its bin is empty) and the bin's mean confidence pooled over the hospitals.
+ */
+export function reliabilityRows(r: RoundRow | undefined): { hospitals: string[]; rows: Array<Record<string, number | null>> } {
+  if (!r) return { hospitals: [], rows: [] };
+  const hospitals = Object.keys(r.per_hospital).filter((h) => r.per_hospital[h]?.ece !== undefined && r.per_hospital[h]?.ece !== null).sort();
+  const rows = Array.from({ length: RELIABILITY_BINS }, (_, b) => {
+    const row: Record<string, number | null> = { bin: (b + 0.5) / RELIABILITY_BINS, ideal: (b + 0.5) / RELIABILITY_BINS };
+    let n = 0;
+    let conf = 0;
+    for (const h of hospitals) {
+      const m = r.per_hospital[h] ?? {};
+      const count = m[`reliability_${b}_count`] ?? 0;
+      row[h] = count && count > 0 ? (m[`reliability_${b}_accuracy`] ?? null) : null;
+      if (count && count > 0) {
+        n += count;
+        conf += count * (m[`reliability_${b}_confidence`] ?? 0);
+      }
+    }
+    row.confidence = n > 0 ? conf / n : null;
+    return row;
+  });
+  return { hospitals, rows };
+}

@@ -176,14 +176,32 @@ export class Portal {
     if (!worker || this.store.getState().patients?.state === 'scoring') return;
     this.set({ patients: { state: 'scoring' } });
     try {
-      const scores = await worker.scorePatients();
+      const scores = await worker.scorePatients(await this.temperature());
       if (this.worker !== worker) return;
       this.set({ patients: { state: 'ready', scores } });
-      this.log(`scored ${scores.scores.length} patients with the round ${scores.round} model of ${scores.run_id} (SHA-256 ${scores.model_sha256.slice(0, 12)}…)`);
+      this.log(`scored ${scores.scores.length} patients with the round ${scores.round} model of ${scores.run_id} (SHA-256 ${scores.model_sha256.slice(0, 12)}…, temperature ${scores.temperature})`);
     } catch (e) {
       if (this.worker !== worker) return;
       this.set({ patients: { state: 'error', error: (e as Error).message } });
       this.log(`scoring failed: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The calibration temperature of the newest model's round (the coordinator picks it from the
+   * hospitals' validation statistics, shared/src/train/calibration.ts), 1 when the round has none or
+   * the coordinator cannot be asked: the same probabilities `fedcare export` + `predict` give.
+   */
+  private async temperature(): Promise<number> {
+    const { token, model } = this.store.getState();
+    if (!token || !model) return 1;
+    try {
+      const res = await this.api(token)('getRunMetrics', { params: { run_id: model.run_id }, query: { round_number: model.round } });
+      const t = res.rounds[0]?.metrics.temperature;
+      return typeof t === 'number' && Number.isFinite(t) && t > 0 ? t : 1;
+    } catch (e) {
+      this.log(`no calibration temperature from the coordinator (${(e as Error).message}); scoring uncalibrated`);
+      return 1;
     }
   }
 

@@ -7,6 +7,7 @@ import { flattenWeights, sha256Hex, weightsToBytes } from '../model/weights';
 import { scoresToCsv } from '../train/score';
 import { inputsFor, disposeInputs } from '../train/train';
 import { encodeRecords } from '../data/features';
+import { resultSchema, validate } from '../protocol/messages';
 import { HospitalClient } from './client';
 
 const RUN = 'run-20260101000000-abcdef01';
@@ -21,7 +22,11 @@ describe('HospitalClient.scorePatients: every patient scored with the last globa
     const model = createModel('standard', 5); // not the client's own seed: scores must come from the sent weights
     const bytes = weightsToBytes(await flattenWeights(model.params));
     const sha = await sha256Hex(bytes);
-    await c.evaluate({ run_id: RUN, round: 2, stage: 'evaluate', weights: bytes, weights_sha256: sha });
+    const reply = await c.evaluate({ run_id: RUN, round: 2, stage: 'evaluate', weights: bytes, weights_sha256: sha });
+    // The evaluation carries its calibration figures and still passes the coordinator's result schema.
+    expect(reply.metrics).toHaveProperty('ece');
+    expect(reply.metrics).toHaveProperty('calibration_val_nll_sum_t05');
+    expect(validate(resultSchema, { run_id: RUN, round: 2, stage: 'evaluate', ...reply }).ok).toBe(true);
     expect(c.canScore).toEqual({ run_id: RUN, round: 2 });
     const out = await c.scorePatients();
     expect(out).toMatchObject({ run_id: RUN, round: 2, model_sha256: sha });

@@ -20,7 +20,7 @@ import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
-import { dpSchedule, evaluate, labelledIndices, scoreBatch, splitMetrics, trainLocal, type PatientScore, type TrainProgress } from '../train';
+import { calibrationMetrics, classificationMetrics, dpSchedule, evaluate, labelledIndices, predictProbs, scoreBatch, splitMetrics, trainLocal, type PatientScore, type TrainProgress } from '../train';
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
@@ -87,6 +87,8 @@ export interface PatientScores {
   /** The round whose global model scored them. */
   round: number;
   model_sha256: string;
+  /** The temperature the probabilities are at: softmax(logits / T); 1 = uncalibrated. */
+  temperature: number;
   scores: (PatientScore & { split: 'train' | 'val' | 'test' })[];
 }
 
@@ -274,13 +276,23 @@ export class HospitalClient {
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.model);
     this.lastGlobal = { runId: instr.run_id, round: instr.round, sha: instr.weights_sha256, weights: instr.weights, name: instr.model ?? 'standard' };
     this.options.onProgress?.({ stage: 'evaluate', round: instr.round });
-    const test = await evaluate(model, data.test);
+    // One forward pass per split: the metrics and the calibration statistics (../train/calibration.ts) from the same probabilities.
+    const labelled = async (batch: FeatureBatch) => {
+      const rows = labelledIndices(batch);
+      const labels = Int32Array.from(rows, (r) => batch.labels[r] as number);
+      return { probs: await predictProbs(model, batch, rows), labels };
+    };
+    const testSet = await labelled(data.test);
+    const test = classificationMetrics(testSet.probs, testSet.labels);
     const metrics: Record<string, number> = { ...splitMetrics('test', test) };
+    let valSet: Awaited<ReturnType<typeof labelled>> | undefined;
     if (data.val.n > 0 && labelledIndices(data.val).length > 0) {
-      const val = await evaluate(model, data.val);
+      valSet = await labelled(data.val);
+      const val = classificationMetrics(valSet.probs, valSet.labels);
       metrics.val_loss = val.loss;
       metrics.val_accuracy = val.accuracy;
     }
+    Object.assign(metrics, calibrationMetrics(testSet, valSet));
     // The fairness figures use each hospital's own test accuracy.
     metrics.accuracy = test.accuracy;
     for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
@@ -293,10 +305,12 @@ export class HospitalClient {
   }
 
   /**
-   * Scores every patient of this hospital (train, validation and test splits) with the last global
+   * Scores every patient of this hospital (train, validation and test splits) at `temperature` (the
+   * run's calibration, 1 for none) with the last global
    * model it evaluated, on a model instance of its own (a stage may be training meanwhile), disposed after.
    */
-  async scorePatients(): Promise<PatientScores> {
+  async scorePatients(temperature = 1): Promise<PatientScores> {
+    if (!(Number.isFinite(temperature) && temperature > 0)) throw new Error(`the temperature must be a number > 0, got ${temperature}`);
     const g = this.lastGlobal;
     if (!g) throw new Error('no global model here yet: the first round of a run brings one');
     const data = this.requireEncoded(g.runId);
@@ -304,8 +318,8 @@ export class HospitalClient {
     try {
       unflattenWeights(model.params, weightsFromBytes(g.weights));
       const scores: PatientScores['scores'] = [];
-      for (const split of ['train', 'val', 'test'] as const) for (const s of await scoreBatch(model, data[split])) scores.push({ ...s, split });
-      return { run_id: g.runId, round: g.round, model_sha256: g.sha, scores };
+      for (const split of ['train', 'val', 'test'] as const) for (const s of await scoreBatch(model, data[split], 128, temperature)) scores.push({ ...s, split });
+      return { run_id: g.runId, round: g.round, model_sha256: g.sha, temperature, scores };
     } finally {
       model.dispose();
     }

@@ -105,9 +105,10 @@ export function refuseSecureMean(mean: ArrayLike<number>, clip: number, toleranc
 export function refuseEvaluateMetrics(metrics: Readonly<Record<string, number>>): string | undefined {
   for (const [k, v] of Object.entries(metrics)) {
     if (!Number.isFinite(v)) return `metrics.${k}: ${v} is not a finite number`;
-    const rate = /accuracy|auc|f1|precision|recall/.test(k);
+    const rate = /accuracy|auc|f1|precision|recall|confidence|^ece/.test(k);
     if (rate && (v < 0 || v > 1)) return `metrics.${k}: ${v} is outside [0, 1]`;
-    if (/loss/.test(k) && v < 0) return `metrics.${k}: ${v} is below 0`;
+    if (/loss|nll/.test(k) && v < 0) return `metrics.${k}: ${v} is below 0`;
+    if ((/_count$/.test(k) || k === 'calibration_val_n') && !(Number.isInteger(v) && v >= 0)) return `metrics.${k}: ${v} is not a count`;
   }
   return undefined;
 }

@@ -47,6 +47,12 @@ export const modelBundleSchema = z.object({
 });
 export type ModelBundle = z.output<typeof modelBundleSchema>;
 
+/** The temperature a round's calibration picked (../train/calibration.ts), 1 when it has none. */
+export function temperatureOf(rounds: readonly { round: number; metrics: Readonly<Record<string, number>> }[], round: number): number {
+  const t = rounds.find((r) => r.round === round)?.metrics.temperature;
+  return t !== undefined && Number.isFinite(t) && t > 0 ? t : 1;
+}
+
 /** Stable JSON of the statistics, for their SHA-256. */
 const statsJson = (stats: FeatureStats) => JSON.stringify(stats);
 

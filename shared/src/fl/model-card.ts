@@ -22,7 +22,8 @@ export interface ModelCard {
   /** The exported round's pooled metrics (weighted over hospitals' test splits) and per hospital. */
   metrics: { pooled: Record<string, number>; per_hospital: Record<string, Record<string, number>> };
   fairness: { min_hospital_accuracy: number | null; max_hospital_accuracy: number | null; performance_variance: number | null; accuracy_by_risk_level: Record<string, number | null> };
-  calibration: { measured: boolean; note: string };
+  /** Pooled test ECE (10 bins, top label) at T = 1 and at the exported temperature, from the exported round. */
+  calibration: { measured: boolean; ece: number | null; ece_calibrated: number | null; temperature: number; note: string };
   privacy: { mechanism: string; epsilon_per_hospital: Record<string, number>; delta: number | null; noise_multiplier: number | null; max_grad_norm: number | null };
   secure_aggregation: string;
 }
@@ -77,14 +78,24 @@ export function modelCard(run: RunRecord, rounds: readonly RoundMetrics[], bundl
       performance_variance: num(m.performance_variance),
       accuracy_by_risk_level: { Low: num(m.accuracy_low_risk), Medium: num(m.accuracy_medium_risk), High: num(m.accuracy_high_risk) },
     },
-    calibration: {
-      measured: false,
-      note: bundle.temperature === 1 ? 'Not measured by this run, and no temperature scaling: read the probabilities as scores, not frequencies.' : `Temperature scaling with T = ${bundle.temperature}.`,
-    },
+    calibration: calibrationOf(m, bundle.temperature),
     privacy: dp
       ? { mechanism: 'DP-SGD on each hospital (Gaussian noise, per-example clipping; RDP accountant)', epsilon_per_hospital: epsilon, delta: num(dp.delta), noise_multiplier: num(dp.noise_multiplier), max_grad_norm: num(dp.max_grad_norm) }
       : { mechanism: 'none (no differential privacy in this run)', epsilon_per_hospital: {}, delta: null, noise_multiplier: null, max_grad_norm: null },
     secure_aggregation: String(cfg.secure_aggregation ?? 'none'),
+  };
+}
+
+function calibrationOf(m: Readonly<Record<string, number>>, temperature: number): ModelCard['calibration'] {
+  const ece = num(m.ece);
+  const after = num(m.ece_calibrated);
+  if (ece === null) return { measured: false, ece: null, ece_calibrated: null, temperature, note: 'Not measured by this run: read the probabilities as scores, not frequencies.' };
+  return {
+    measured: true,
+    ece,
+    ece_calibrated: after,
+    temperature,
+    note: `Expected calibration error (10 bins, top label, pooled over the hospitals' test splits) ${ece.toFixed(3)} at T = 1; federated temperature scaling (validation NLL) picked T = ${temperature}${after !== null ? `, ECE ${after.toFixed(3)} there` : ''}. The exported probabilities are softmax(logits / T).`,
   };
 }
 

@@ -19,6 +19,7 @@ import { sumErrorBound } from '../secagg/quantize';
 import { ciphertextCount, decodeSum, heConfig, heConfigSchema, meanErrorBound, refuseSlots, serverContext, weightDigits, type HeServer } from '../he/aggregate';
 import { compactSum, seedOf } from '../he/compact';
 import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
+import { pickTemperature } from '../train/calibration';
 import { Rng } from '../util/random';
 import type { Grid, StageOutcome, StageRequest } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
@@ -773,6 +774,9 @@ function roundMetrics(
     min_hospital_accuracy: evaluated('min_hospital_accuracy'),
     max_hospital_accuracy: evaluated('max_hospital_accuracy'),
   };
+  // Calibration (../train/calibration.ts): pooled ECE, and the temperature the hospitals' validation NLL sums pick.
+  const calibration = pickTemperature(evalResults);
+  if (calibration) Object.assign(metrics, { ece: calibration.ece, temperature: calibration.temperature, ece_calibrated: calibration.eceCalibrated });
   return { metrics, perHospital };
 }
 

@@ -75,7 +75,11 @@ export const binarySchema = z
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a lowercase hex SHA-256' });
 const runId = z.string().min(1).max(64);
 const round = z.number().int().min(0).max(100_000);
-const metricsSchema = z.record(z.string().min(1).max(64), z.number({ message: 'expected a finite number' })).refine((m) => Object.keys(m).length <= 64, 'at most 64 metrics');
+/** At most this many metrics per result: the seed spec's ~20, and an evaluation's calibration figures (../train/calibration.ts, 56). */
+export const MAX_METRICS = 128;
+const metricsSchema = z
+  .record(z.string().min(1).max(64), z.number({ message: 'expected a finite number' }))
+  .refine((m) => Object.keys(m).length <= MAX_METRICS, `at most ${MAX_METRICS} metrics`);
 
 // ---------------------------------------------------------------------------------------------
 // Run configuration (REST POST /api/v1/train/start, dashboard form, simulate).

@@ -5,3 +5,4 @@ export * from './dp-fast';
 export * from './step-check';
 export * from './throughput';
 export * from './score';
+export * from './calibration';

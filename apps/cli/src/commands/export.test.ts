@@ -37,7 +37,7 @@ describe('fedcare export and predict', () => {
     const exported = await cli(['export', '--db', db, '--run', runId.slice(-8), '--out', out]);
     expect(exported.code, exported.out).toBe(0);
     const manifest = JSON.parse(readFileSync(path.join(out, 'model.json'), 'utf8'));
-    expect(manifest).toMatchObject({ format: 'fedcare-model/1', run_id: runId, round: 2, model: 'standard', temperature: 1, classes: ['Low', 'Medium', 'High'], features: { seq_len: 8 } });
+    expect(manifest).toMatchObject({ format: 'fedcare-model/1', run_id: runId, round: 2, model: 'standard', classes: ['Low', 'Medium', 'High'], features: { seq_len: 8 } });
     const card = JSON.parse(readFileSync(path.join(out, 'model-card.json'), 'utf8')) as ModelCard;
     expect(card.model.weights_sha256).toBe(manifest.weights.sha256);
     expect(card.training.hospitals.map((h) => h.hospital_id)).toEqual(hospitals);
@@ -68,7 +68,9 @@ describe('fedcare export and predict', () => {
     const client = new HospitalClient('H2', cohort[1]!);
     client.setStats(runId, stats, 8);
     await client.evaluate({ run_id: runId, round: 2, stage: 'evaluate', weights: stored.bytes, weights_sha256: stored.sha256 });
-    const portal = await client.scorePatients();
+    // The run calibrated (every round picks a temperature): the export carries the last round's, the portal asks for the same.
+    expect(manifest.temperature).toBe(res.rounds[1]!.metrics.temperature);
+    const portal = await client.scorePatients(manifest.temperature);
     client.dispose();
     expect(portal.model_sha256).toBe(manifest.weights.sha256);
     const col = (name: string) => header.indexOf(name);

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
 import type { FeatureStats } from '@fedcare/shared/data';
-import { modelBundle, modelCard, type AuditEntry, type ModelCard, type RoundMetrics, type RunRecord } from '@fedcare/shared/fl';
+import { modelBundle, modelCard, temperatureOf, type AuditEntry, type ModelCard, type RoundMetrics, type RunRecord } from '@fedcare/shared/fl';
 import type { ModelName } from '@fedcare/shared/model';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
@@ -83,7 +83,7 @@ ${section('Hospitals', last ? table(['hospital', 'train examples', 'test example
     return [h, m.num_samples ?? '—', m.num_examples ?? '—', fmt(m.test_accuracy), fmt(m.auc_roc), fmt(m.f1_score), fmt(m.test_loss)];
   })) : '<p class="muted">no round completed</p>')}
 ${section('Fairness', table(['round', 'min hospital accuracy', 'max hospital accuracy', 'variance', 'accuracy Low', 'accuracy Medium', 'accuracy High'], rounds.map((r) => [r.round, fmt(r.metrics.min_hospital_accuracy), fmt(r.metrics.max_hospital_accuracy), fmt(r.metrics.performance_variance, 5), fmt(r.metrics.accuracy_low_risk), fmt(r.metrics.accuracy_medium_risk), fmt(r.metrics.accuracy_high_risk)])))}
-${section('Calibration', `<p>${esc(card?.calibration.note ?? 'Not measured by this run.')}</p>`)}
+${section('Calibration', `<p>${esc(card?.calibration.note ?? 'Not measured by this run.')}</p>${rounds.some((r) => r.metrics.ece !== undefined) ? table(['round', 'pooled ECE', 'temperature', 'ECE at it', ...hospitals.map((h) => `ECE ${h}`)], rounds.map((r) => [r.round, fmt(r.metrics.ece), fmt(r.metrics.temperature, 2), fmt(r.metrics.ece_calibrated), ...hospitals.map((h) => fmt(r.perHospital[h]?.ece))])) : ''}`)}
 ${section('Privacy', `<p>${esc(card ? `${card.privacy.mechanism}${card.privacy.delta !== null ? `; δ ${card.privacy.delta}, noise multiplier ${fmt(card.privacy.noise_multiplier, 2)}, clipping norm ${fmt(card.privacy.max_grad_norm, 2)}` : ''}` : '')}</p>${table(['round', ...hospitals.map((h) => `ε ${h}`)], rounds.map((r) => [r.round, ...hospitals.map((h) => (epsilon(h, r) === undefined ? 'not private' : fmt(epsilon(h, r), 2)))]))}`)}
 ${section('Participation and dropouts', `${table(['round', ...hospitals], participated)}<h3>Left out, with why</h3>${table(['round', 'hospital', 'stage', 'status', 'reason'], dropouts)}`)}
 ${section('Audit trail', table(['time', 'who', 'what', 'outcome', 'detail'], audit.map((e) => [e.at, e.actor, e.action, e.outcome, e.detail ? clip(JSON.stringify(e.detail), 400) : ''])))}
@@ -119,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     let card: ModelCard | undefined;
     if (stored && stats) {
       await initTf('wasm');
-      const bundle = await modelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes });
+      const bundle = await modelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes, temperature: temperatureOf(rounds, stored.round) });
       card = modelCard(run, rounds, bundle);
     }
     writeFileAtomic(values.out, reportHtml(run, rounds, card, runAudit(run, rounds, await store.listAudit({ limit: 10_000 }))));

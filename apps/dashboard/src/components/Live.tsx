@@ -1,7 +1,7 @@
 import { useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useDash } from '../instance';
-import { chartRows, epsilonRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, type RoundRow } from '../metrics';
+import { chartRows, epsilonRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, reliabilityRows, type RoundRow } from '../metrics';
 
 const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#457b9d'];
 
@@ -169,6 +169,7 @@ export function LivePanels() {
                 <th>Accuracy</th>
                 <th>Loss</th>
                 <th>AUC-ROC</th>
+                <th>ECE</th>
                 <th>Examples</th>
                 <th>Train samples</th>
                 <th>Bytes up</th>
@@ -185,6 +186,7 @@ export function LivePanels() {
                     <td className="num">{formatMetric(hospitalAccuracy(m))}</td>
                     <td className="num">{formatMetric(m.test_loss ?? m.loss)}</td>
                     <td className="num">{formatMetric(m.auc_roc)}</td>
+                    <td className="num">{formatMetric(m.ece)}</td>
                     <td className="num">{formatMetric(m.num_examples)}</td>
                     <td className="num">{formatMetric(m.num_samples)}</td>
                     <td className="num">{formatBytes(m.communication_bytes_up)}</td>
@@ -197,6 +199,7 @@ export function LivePanels() {
           </table>
         )}
       </section>
+      <CalibrationPanel rounds={live.rounds} />
       <PrivacyPanel rounds={live.rounds} />
       <DropoutPanel rounds={live.rounds} />
     </>
@@ -240,6 +243,53 @@ function DropoutPanel({ rounds }: { rounds: readonly RoundRow[] }) {
 }
 
 /** ε spent per hospital over the rounds (DP runs); "not private" otherwise. */
+/**
+ * Calibration: pooled ECE per round before and after the temperature the hospitals' validation
+ * statistics pick, and the last round's reliability diagram per hospital (accuracy against the
+ * confidence bin; the diagonal is perfect calibration).
+ */
+function CalibrationPanel({ rounds }: { rounds: readonly RoundRow[] }) {
+  const last = rounds.at(-1);
+  const { hospitals, rows } = useMemo(() => reliabilityRows(last), [last]);
+  return (
+    <section className="wide" aria-label="Calibration">
+      <h2>Calibration</h2>
+      {last?.metrics.ece === undefined || last.metrics.ece === null ? (
+        <p className="muted">{last ? 'No calibration figures in this run.' : 'No round completed yet.'}</p>
+      ) : (
+        <>
+          <p data-testid="calibration">
+            Round {last.round}: expected calibration error {formatMetric(last.metrics.ece)} (pooled over the hospitals' test splits, 10 bins); temperature scaling picks T ={' '}
+            {formatMetric(last.metrics.temperature ?? null, 2)}, ECE {formatMetric(last.metrics.ece_calibrated ?? null)} there. Per hospital:{' '}
+            {hospitals.map((h) => `${h} ${formatMetric(last.per_hospital[h]?.ece ?? null)}`).join(', ')}.
+          </p>
+          <div style={{ display: 'grid', gridTemplateColumns: 'repeat(auto-fit, minmax(360px, 1fr))', gap: '1rem' }}>
+            <MetricChart rounds={rounds} keys={CALIBRATION} title="ECE per round (before / after temperature scaling)" />
+            <figure style={{ margin: 0 }} aria-label={`Reliability diagram of round ${last.round}: accuracy per confidence bin, per hospital`}>
+              <figcaption>Reliability, round {last.round} (diagonal: perfectly calibrated)</figcaption>
+              <ResponsiveContainer width="100%" height={200}>
+                <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 0 }}>
+                  <CartesianGrid strokeDasharray="3 3" />
+                  <XAxis dataKey="bin" type="number" domain={[0, 1]} tickFormatter={(v: number) => v.toFixed(1)} />
+                  <YAxis domain={[0, 1]} />
+                  <Tooltip />
+                  <Legend />
+                  <Line dataKey="ideal" name="perfect" stroke="#999" strokeDasharray="4 4" dot={false} isAnimationActive={false} />
+                  {hospitals.map((h, i) => (
+                    <Line key={h} dataKey={h} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
+                  ))}
+                </LineChart>
+              </ResponsiveContainer>
+            </figure>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
+const CALIBRATION = ['ece', 'ece_calibrated'] as const;
+
 function PrivacyPanel({ rounds }: { rounds: readonly RoundRow[] }) {
   const { hospitals, rows } = useMemo(() => epsilonRows(rounds), [rounds]);
   const last = rounds.at(-1);

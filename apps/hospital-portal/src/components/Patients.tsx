@@ -100,7 +100,7 @@ export function PatientsPanel({ hospitalId, model, patients, onScore }: Patients
             : patients?.state === 'error'
               ? `scoring failed: ${patients.error}`
               : scores
-                ? `${scores.scores.length} patients scored with the round ${scores.round} model of ${scores.run_id}${stale ? ' — a newer model is here: score again' : ''}`
+                ? `${scores.scores.length} patients scored with the round ${scores.round} model of ${scores.run_id}, ${scores.temperature === 1 ? 'uncalibrated (T = 1)' : `calibrated (T = ${scores.temperature})`}${stale ? ' — a newer model is here: score again' : ''}`
                 : ''}
         </span>
       </div>

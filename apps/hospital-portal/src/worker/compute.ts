@@ -120,8 +120,8 @@ export class TrainingWorker implements HospitalCompute {
   }
 
   /** Every imported patient scored with the last global model evaluated here (queued behind any stage). */
-  scorePatients(): Promise<PatientScores> {
-    return this.call('score', {});
+  scorePatients(temperature: number): Promise<PatientScores> {
+    return this.call('score', { temperature });
   }
 
   /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */

@@ -74,7 +74,7 @@ export type WorkerRequest =
   | { id: number; op: 'secagg'; req: SecAggRequest }
   | { id: number; op: 'he'; req: HeRequest }
   /** Scores every imported patient with the last global model evaluated here; the scores stay in the tab. */
-  | { id: number; op: 'score' }
+  | { id: number; op: 'score'; temperature: number }
   /** Not answered: stops the training in progress at its next minibatch. */
   | { id: number; op: 'stop' };
 

@@ -196,7 +196,7 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
     case 'he':
       return { value: await requireClient().homomorphic(req.req), transfer: [] };
     case 'score':
-      return { value: await onBackend('evaluate', 'scoring patients', undefined, () => requireClient().scorePatients()), transfer: [] };
+      return { value: await onBackend('evaluate', 'scoring patients', undefined, () => requireClient().scorePatients(req.temperature)), transfer: [] };
     case 'stop':
       client?.stop();
       return { value: null, transfer: [] };
