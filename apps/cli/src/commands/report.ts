@@ -15,7 +15,7 @@ import { modelBundle, modelCard, temperatureOf, type AuditEntry, type ModelCard,
 import type { ModelName } from '@fedcare/shared/model';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
-import { resolveRun } from './runs';
+import { asReport, resolveRun } from './runs';
 import { roundsChart } from './simulate';
 
 const HELP = `usage: fedcare report RUN_ID [--db .fedcare/fedcare.db] --out report.html
@@ -43,15 +43,7 @@ export function reportHtml(run: RunRecord, rounds: readonly RoundMetrics[], card
   const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.perHospital)))].sort();
   const last = rounds.at(-1);
   const chart = rounds.length > 0
-    ? roundsChart(`run ${run.runId}`, rounds.map((r) => {
-        const bytes: Record<string, { up: number; down: number }> = {};
-        for (const p of r.participation) {
-          const b = (bytes[p.hospitalId] ??= { up: 0, down: 0 });
-          b.up += p.bytesUp;
-          b.down += p.bytesDown;
-        }
-        return { runId: run.runId, round: r.round, metrics: r.metrics, perHospital: r.perHospital, participation: r.participation, bytes };
-      })).replace(/^<\?xml[^>]*>\s*/, '')
+    ? roundsChart(`run ${run.runId}`, rounds.map((r) => asReport(run.runId, r))).replace(/^<\?xml[^>]*>\s*/, '')
     : '';
   const cardHtml = card
     ? `<p>Model <code>${esc(card.model.definition)}</code>, round ${card.model.round}, ${card.model.parameters.toLocaleString('en-US')} parameters; weights SHA-256 <code>${esc(card.model.weights_sha256)}</code>.</p>

@@ -22,7 +22,7 @@ were rejected, with why. RUN_ID may be a unique prefix or suffix (the 8 characte
 shows). Reads the database only; a coordinator may be running on it.`;
 
 /** The round as the charts take it: bytes per hospital summed over its stages. */
-function asReport(runId: string, r: RoundMetrics): RoundReport {
+export function asReport(runId: string, r: RoundMetrics): RoundReport {
   const bytes: RoundReport['bytes'] = {};
   for (const p of r.participation) {
     const b = (bytes[p.hospitalId] ??= { up: 0, down: 0 });

@@ -1,9 +1,11 @@
-import { useMemo } from 'react';
+import { useDeferredValue, useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useDash } from '../instance';
 import { chartRows, epsilonRows, formatBytes, formatMetric, hospitalAccuracy, latestRound, privacyLabel, reliabilityRows, type RoundRow } from '../metrics';
 
 const COLORS = ['#1d3557', '#e63946', '#2a9d8f', '#f4a261', '#6a4c93', '#457b9d'];
+/** Tooltip text in the page's text colour: the series colours are for lines, several are below 4.5:1 as text (axe color-contrast). */
+const TOOLTIP_ITEM = { color: '#1d2433' };
 
 export function MetricChart({
   rounds,
@@ -50,7 +52,7 @@ export function LineFigure({
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="round" allowDecimals={false} />
           <YAxis {...(yDomain ? { domain: yDomain } : {})} {...(yFormat ? { tickFormatter: yFormat, width: 84 } : {})} />
-          <Tooltip {...(yFormat ? { formatter: (v: unknown) => (typeof v === 'number' ? yFormat(v) : String(v)) } : {})} />
+          <Tooltip itemStyle={TOOLTIP_ITEM} {...(yFormat ? { formatter: (v: unknown) => (typeof v === 'number' ? yFormat(v) : String(v)) } : {})} />
           <Legend />
           {keys.map((k, i) => (
             <Line key={k} type="monotone" dataKey={k} name={names?.[k] ?? k} stroke={COLORS[i % COLORS.length]} dot isAnimationActive={false} connectNulls={false} />
@@ -248,7 +250,9 @@ function DropoutPanel({ rounds }: { rounds: readonly RoundRow[] }) {
  * statistics pick, and the last round's reliability diagram per hospital (accuracy against the
  * confidence bin; the diagonal is perfect calibration).
  */
-function CalibrationPanel({ rounds }: { rounds: readonly RoundRow[] }) {
+function CalibrationPanel({ rounds: live }: { rounds: readonly RoundRow[] }) {
+  // Rendered after the round's main figures (a deferred value): its two charts must not delay them.
+  const rounds = useDeferredValue(live);
   const last = rounds.at(-1);
   const { hospitals, rows } = useMemo(() => reliabilityRows(last), [last]);
   return (
@@ -272,7 +276,7 @@ function CalibrationPanel({ rounds }: { rounds: readonly RoundRow[] }) {
                   <CartesianGrid strokeDasharray="3 3" />
                   <XAxis dataKey="bin" type="number" domain={[0, 1]} tickFormatter={(v: number) => v.toFixed(1)} />
                   <YAxis domain={[0, 1]} />
-                  <Tooltip />
+                  <Tooltip itemStyle={TOOLTIP_ITEM} />
                   <Legend />
                   <Line dataKey="ideal" name="perfect" stroke="#999" strokeDasharray="4 4" dot={false} isAnimationActive={false} />
                   {hospitals.map((h, i) => (
