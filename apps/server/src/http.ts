@@ -27,7 +27,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
 import type { FeatureStats } from '@fedcare/shared/data';
-import { modelCard, temperatureOf, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
+import { modelCard, modelCardFor, temperatureOf, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
 import type { ModelName } from '@fedcare/shared/model';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { RunConflictError, type Coordinator } from './coordinator';
@@ -159,7 +159,7 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
       if (!stats) throw new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no feature statistics`, 'run_id');
       const bundle = await storedModelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes, temperature: temperatureOf(rounds, stored.round) });
-      return [200, { model: bundle, weights_base64: Buffer.from(stored.bytes).toString('base64'), model_card: modelCard(run, rounds, bundle) as unknown as Record<string, unknown> }];
+      return [200, { model: bundle, weights_base64: Buffer.from(stored.bytes).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), principal?.role === 'hospital' ? principal.hospitalId : undefined) as unknown as Record<string, unknown> }];
     },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),
     startTraining: async ({ body, actor }) => {

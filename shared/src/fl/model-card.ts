@@ -99,6 +99,22 @@ function calibrationOf(m: Readonly<Record<string, number>>, temperature: number)
   };
 }
 
+/**
+ * The card as a hospital may read it: its own rows of the per-hospital tables (training counts,
+ * metrics, ε) and the pooled figures, never another hospital's (least privilege, as the metrics
+ * routes). The admin reads the whole card.
+ */
+export function modelCardFor(card: ModelCard, hospitalId: string | undefined): ModelCard {
+  if (hospitalId === undefined) return card;
+  const own = <T>(o: Record<string, T>) => Object.fromEntries(Object.entries(o).filter(([h]) => h === hospitalId));
+  return {
+    ...card,
+    training: { ...card.training, hospitals: card.training.hospitals.filter((h) => h.hospital_id === hospitalId) },
+    metrics: { ...card.metrics, per_hospital: own(card.metrics.per_hospital) },
+    privacy: { ...card.privacy, epsilon_per_hospital: own(card.privacy.epsilon_per_hospital) },
+  };
+}
+
 const fmt = (v: number | null, digits = 3) => (v === null ? '—' : v.toFixed(digits));
 
 /** The card as Markdown, for people. */
