@@ -26,12 +26,10 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
-import type { FeatureStats } from '@fedcare/shared/data';
-import { modelCard, modelCardFor, temperatureOf, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
-import type { ModelName } from '@fedcare/shared/model';
+import { modelCard, modelCardFor, storedBundle, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { RunConflictError, type Coordinator } from './coordinator';
-import { storedModelBundle } from './model';
+import { modelBackendReady } from './model';
 import { viewRoundWire, viewStatus } from './views';
 
 export type { Access } from '@fedcare/shared/api';
@@ -154,12 +152,15 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       if (principal?.role === 'hospital' && !rounds.some((r) => r.participation.some((p) => p.hospitalId === principal.hospitalId))) {
         throw forbidden(`hospital ${principal.hospitalId} took no part in run ${run.runId}`);
       }
-      const stored = await store.getModel(run.runId, params.version);
-      if (!stored) throw new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no ${typeof params.version === 'number' ? `kept model for round ${params.version}` : `${params.version} model`}`, 'version');
-      const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
-      if (!stats) throw new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no feature statistics`, 'run_id');
-      const bundle = await storedModelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes, temperature: temperatureOf(rounds, stored.round) });
-      return [200, { model: bundle, weights_base64: Buffer.from(stored.bytes).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), principal?.role === 'hospital' ? principal.hospitalId : undefined) as unknown as Record<string, unknown> }];
+      await modelBackendReady();
+      const stored = await storedBundle(store, run, rounds, params.version);
+      if ('missing' in stored) {
+        throw stored.missing === 'model'
+          ? new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no ${typeof params.version === 'number' ? `kept model for round ${params.version}` : `${params.version} model`}`, 'version')
+          : new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no feature statistics`, 'run_id');
+      }
+      const { bundle } = stored;
+      return [200, { model: bundle, weights_base64: Buffer.from(stored.weights).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), principal?.role === 'hospital' ? principal.hospitalId : undefined) as unknown as Record<string, unknown> }];
     },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),
     startTraining: async ({ body, actor }) => {

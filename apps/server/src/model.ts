@@ -5,12 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { modelBundle, type ModelBundle } from '@fedcare/shared/fl';
 import { createModel, flattenWeights, type ModelName } from '@fedcare/shared/model';
 
 let ready: Promise<void> | undefined;
 
-function backend(): Promise<void> {
+/** The TF.js backend the coordinator builds models on (an export's layout too, `GET /api/v1/runs/{run_id}/models/{version}`). */
+export function modelBackendReady(): Promise<void> {
   ready ??= (async () => {
     // In its own process the coordinator uses the cpu backend; sharing a process with hospitals
     // (tests, in-process simulations) it keeps whatever backend they chose.
@@ -23,14 +23,8 @@ function backend(): Promise<void> {
   return ready;
 }
 
-/** The export of a stored model (`GET /api/v1/runs/{run_id}/models/{version}`): the manifest, built on the cpu backend. */
-export async function storedModelBundle(o: Parameters<typeof modelBundle>[0]): Promise<ModelBundle> {
-  await backend();
-  return modelBundle(o);
-}
-
 export async function initialWeights(seed: number, model: ModelName = 'standard'): Promise<Float32Array> {
-  await backend();
+  await modelBackendReady();
   const m = createModel(model, seed);
   try {
     return await flattenWeights(m.params);

@@ -20,6 +20,7 @@ import { createModel, MODALITY_TOKENS, MODEL_NAMES, type ModelName, type Multimo
 import { sha256Hex, unflattenWeights, weightManifest, weightsFromBytes } from '../model/weights';
 import { globalStatsSchema } from '../protocol/messages';
 import { scoreBatch, type PatientScore } from '../train/score';
+import type { ModelSelector, RoundMetrics, RunRecord, Store } from './store';
 
 export const MODEL_BUNDLE_FORMAT = 'fedcare-model/1';
 export const BUNDLE_WEIGHTS_FILE = 'weights.bin';
@@ -84,6 +85,31 @@ export async function modelBundle(o: { runId: string; round: number; model: Mode
     created_at: o.createdAt ?? new Date().toISOString(),
   };
   return modelBundleSchema.parse(bundle);
+}
+
+/** A run's stored model as an export, or what the store lacks for one. */
+export type StoredBundle = { bundle: ModelBundle; weights: Uint8Array } | { missing: 'model' | 'stats' };
+
+/**
+ * The export of a run's stored model `which` (`fedcare export`, `fedcare report`, the REST model
+ * route): its manifest with the run's statistics and the temperature of its round. The TF.js backend
+ * must be ready (the layout is read off a built model).
+ */
+export async function storedBundle(store: Pick<Store, 'getModel' | 'getFeatureStats'>, run: RunRecord, rounds: readonly RoundMetrics[], which: ModelSelector): Promise<StoredBundle> {
+  const stored = await store.getModel(run.runId, which);
+  if (!stored) return { missing: 'model' };
+  const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
+  if (!stats) return { missing: 'stats' };
+  const bundle = await modelBundle({
+    runId: run.runId,
+    round: stored.round,
+    model: (run.config.model ?? 'standard') as ModelName,
+    seqLen: Number(run.config.seq_len),
+    stats,
+    weights: stored.bytes,
+    temperature: temperatureOf(rounds, stored.round),
+  });
+  return { bundle, weights: stored.bytes };
 }
 
 /** A bundle's model with its weights in, after checking every SHA-256 and shape; the caller disposes it. */

@@ -8,9 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import type { FeatureStats } from '@fedcare/shared/data';
-import { BUNDLE_WEIGHTS_FILE, modelBundle, modelCard, modelCardMarkdown, temperatureOf, type ModelSelector } from '@fedcare/shared/fl';
-import { MODEL_NAMES, type ModelName } from '@fedcare/shared/model';
+import { BUNDLE_WEIGHTS_FILE, modelCard, modelCardMarkdown, storedBundle, type ModelSelector } from '@fedcare/shared/fl';
+import { MODEL_NAMES } from '@fedcare/shared/model';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
 import { resolveRun } from './runs';
@@ -57,22 +56,26 @@ export async function run(argv: string[]): Promise<number> {
   const store = openSqliteStore(values.db);
   try {
     const run = resolveRun(await store.listRuns(), values.run, values.db);
-    const stored = await store.getModel(run.runId, which);
-    if (!stored) throw new CliError(`run ${run.runId} has no ${typeof which === 'number' ? `kept model for round ${which}` : `${which} model`} (see \`fedcare runs show ${run.runId}\`)`);
-    const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
-    if (!stats) throw new CliError(`run ${run.runId} has no global feature statistics in the store`);
-    const model = (run.config.model ?? 'standard') as ModelName;
-    if (!MODEL_NAMES.includes(model)) throw new CliError(`run ${run.runId} names an unknown model "${String(run.config.model)}"`);
+    const model = run.config.model ?? 'standard';
+    if (!(MODEL_NAMES as readonly unknown[]).includes(model)) throw new CliError(`run ${run.runId} names an unknown model "${String(run.config.model)}"`);
     await initTf('wasm');
     const rounds = await store.getRoundMetrics(run.runId);
-    const bundle = await modelBundle({ runId: run.runId, round: stored.round, model, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes, temperature: temperatureOf(rounds, stored.round) });
+    const stored = await storedBundle(store, run, rounds, which);
+    if ('missing' in stored) {
+      throw new CliError(
+        stored.missing === 'model'
+          ? `run ${run.runId} has no ${typeof which === 'number' ? `kept model for round ${which}` : `${which} model`} (see \`fedcare runs show ${run.runId}\`)`
+          : `run ${run.runId} has no global feature statistics in the store`,
+      );
+    }
+    const { bundle } = stored;
     const card = modelCard(run, rounds, bundle);
     mkdirSync(values.out, { recursive: true });
-    writeFileAtomic(path.join(values.out, BUNDLE_WEIGHTS_FILE), stored.bytes);
+    writeFileAtomic(path.join(values.out, BUNDLE_WEIGHTS_FILE), stored.weights);
     writeFileAtomic(path.join(values.out, 'model.json'), `${JSON.stringify(bundle, null, 2)}\n`);
     writeFileAtomic(path.join(values.out, 'model-card.json'), `${JSON.stringify(card, null, 2)}\n`);
     writeFileAtomic(path.join(values.out, 'MODEL_CARD.md'), modelCardMarkdown(card));
-    process.stdout.write(`${JSON.stringify({ run_id: run.runId, round: stored.round, out: values.out, weights_sha256: bundle.weights.sha256, files: ['model.json', BUNDLE_WEIGHTS_FILE, 'model-card.json', 'MODEL_CARD.md'] })}\n`);
+    process.stdout.write(`${JSON.stringify({ run_id: run.runId, round: bundle.round, out: values.out, weights_sha256: bundle.weights.sha256, files: ['model.json', BUNDLE_WEIGHTS_FILE, 'model-card.json', 'MODEL_CARD.md'] })}\n`);
     return 0;
   } finally {
     await store.close();

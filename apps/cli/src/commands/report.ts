@@ -10,9 +10,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import type { FeatureStats } from '@fedcare/shared/data';
-import { modelBundle, modelCard, temperatureOf, type AuditEntry, type ModelCard, type RoundMetrics, type RunRecord } from '@fedcare/shared/fl';
-import type { ModelName } from '@fedcare/shared/model';
+import { modelCard, storedBundle, type AuditEntry, type ModelCard, type RoundMetrics, type RunRecord } from '@fedcare/shared/fl';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
 import { asReport, resolveRun } from './runs';
@@ -106,14 +104,9 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const run = resolveRun(await store.listRuns(), id, values.db);
     const rounds = await store.getRoundMetrics(run.runId);
-    const stored = await store.getModel(run.runId, 'latest');
-    const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
-    let card: ModelCard | undefined;
-    if (stored && stats) {
-      await initTf('wasm');
-      const bundle = await modelBundle({ runId: run.runId, round: stored.round, model: (run.config.model ?? 'standard') as ModelName, seqLen: Number(run.config.seq_len), stats, weights: stored.bytes, temperature: temperatureOf(rounds, stored.round) });
-      card = modelCard(run, rounds, bundle);
-    }
+    await initTf('wasm');
+    const stored = await storedBundle(store, run, rounds, 'latest');
+    const card = 'bundle' in stored ? modelCard(run, rounds, stored.bundle) : undefined;
     writeFileAtomic(values.out, reportHtml(run, rounds, card, runAudit(run, rounds, await store.listAudit({ limit: 10_000 }))));
     process.stderr.write(`report of ${run.runId} (${rounds.length} rounds) → ${values.out}\n`);
     return 0;
