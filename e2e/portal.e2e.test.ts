@@ -374,6 +374,16 @@ describe('hospital portals and the dashboard in Chromium', () => {
     expect(csv).toHaveLength(1 + h1Records.length);
     await screenshot(h1.page, 'portal-H1-patients');
 
+    // Personalised: the head fine-tuned on H1's own training split, in the worker; the view switches
+    // to it and back. (Before the wire check below: nothing of it may be sent either.)
+    expect(await h1.page.getByRole('radio', { name: 'personalised' }).isDisabled()).toBe(true);
+    await h1.page.getByRole('button', { name: "Personalise on this hospital's data" }).click();
+    await expect.poll(() => h1.page.getByTestId('personalisation-status').textContent(), { timeout: 60_000 }).toMatch(/^round 2 model personalised \([\d,]+ parameters of the head and fusion norm, epoch \d+ of \d+ kept by validation loss\): AUC-ROC on this hospital's test split \d\.\d{3} global → \d\.\d{3} personalised$/);
+    await expect.poll(() => h1.page.getByTestId('patients-status').textContent(), { timeout: 60_000 }).toMatch(new RegExp(`^${h1Records.length} patients scored with the personalised copy of the round 2 model of ${run!.runId}`));
+    expect(await h1.page.getByRole('radio', { name: 'personalised' }).isChecked()).toBe(true);
+    await h1.page.getByRole('radio', { name: 'global' }).check();
+    await expect.poll(() => h1.page.getByTestId('patients-status').textContent(), { timeout: 60_000 }).toMatch(new RegExp(`^${h1Records.length} patients scored with the round 2 model of ${run!.runId}`));
+
     // Nothing a record holds went on the wire: not a patient_id, not a date, not a measurement.
     for (const t of tabs) {
       const { ids, values } = needlesOf(records.get(t.id) ?? []);

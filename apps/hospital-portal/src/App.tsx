@@ -85,7 +85,17 @@ function HospitalPortal({ hospitalId }: { hospitalId: string }) {
 function Patients({ hospitalId }: { hospitalId: string }) {
   const model = usePortal((s) => s.model);
   const patients = usePortal((s) => s.patients);
-  return <PatientsPanel hospitalId={hospitalId} model={model} patients={patients} onScore={() => void portal.scorePatients()} />;
+  const personalisation = usePortal((s) => s.personalisation);
+  return (
+    <PatientsPanel
+      hospitalId={hospitalId}
+      model={model}
+      patients={patients}
+      personalisation={personalisation}
+      onScore={(which) => void portal.scorePatients(which)}
+      onPersonalise={() => void portal.personalise()}
+    />
+  );
 }
 
 function CoordinatorPanel() {

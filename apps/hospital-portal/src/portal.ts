@@ -170,20 +170,46 @@ export class Portal {
     }
   }
 
-  /** Scores every imported patient with the newest global model, in the worker; nothing is sent. */
-  async scorePatients(): Promise<void> {
+  /**
+   * Scores every imported patient with the newest global model, or with this hospital's personalised
+   * copy of it, in the worker; nothing is sent.
+   */
+  async scorePatients(which: 'global' | 'personalised' = 'global'): Promise<void> {
     const worker = this.worker;
     if (!worker || this.store.getState().patients?.state === 'scoring') return;
     this.set({ patients: { state: 'scoring' } });
     try {
-      const scores = await worker.scorePatients(await this.temperature());
+      const scores = await worker.scorePatients(which === 'global' ? await this.temperature() : 1, which);
       if (this.worker !== worker) return;
       this.set({ patients: { state: 'ready', scores } });
-      this.log(`scored ${scores.scores.length} patients with the round ${scores.round} model of ${scores.run_id} (SHA-256 ${scores.model_sha256.slice(0, 12)}…, temperature ${scores.temperature})`);
+      this.log(`scored ${scores.scores.length} patients with the ${which === 'personalised' ? 'personalised copy of the ' : ''}round ${scores.round} model of ${scores.run_id} (SHA-256 ${scores.model_sha256.slice(0, 12)}…, temperature ${scores.temperature})`);
     } catch (e) {
       if (this.worker !== worker) return;
       this.set({ patients: { state: 'error', error: (e as Error).message } });
       this.log(`scoring failed: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Fine-tunes this hospital's copy of the newest global model (the head and the fusion norm, on its
+   * own training split, in the worker; under the run's DP and this hospital's budget when the run has
+   * DP), then scores the patients with it. The copy never leaves the worker.
+   */
+  async personalise(): Promise<void> {
+    const worker = this.worker;
+    if (!worker || this.store.getState().personalisation?.state === 'running') return;
+    this.set({ personalisation: { state: 'running' } });
+    this.log('personalising the newest global model on this hospital\'s training split …');
+    try {
+      const report = await worker.personalise();
+      if (this.worker !== worker) return;
+      this.set({ personalisation: { state: 'ready', report } });
+      this.log(`personalised the round ${report.round} model: own test AUC-ROC ${report.global.test.auc_roc.toFixed(3)} → ${report.personalised.test.auc_roc.toFixed(3)}, epoch ${report.best_epoch} of ${report.epochs_run} kept by validation loss${report.privacy_epsilon !== undefined ? `, ε now ${report.privacy_epsilon.toFixed(3)}` : ''}`);
+      await this.scorePatients('personalised');
+    } catch (e) {
+      if (this.worker !== worker) return;
+      this.set({ personalisation: { state: 'error', error: (e as Error).message } });
+      this.log(`personalisation failed: ${(e as Error).message}`);
     }
   }
 
@@ -211,7 +237,7 @@ export class Portal {
     const { maxEpsilon, roster } = this.store.getState();
     const loaded = await this.worker.load(hospitalId, maxEpsilon, roster);
     // A new worker client holds no global model: earlier scores no longer describe these records.
-    this.set({ loaded, model: undefined, patients: undefined });
+    this.set({ loaded, model: undefined, patients: undefined, personalisation: undefined });
   }
 
   /** The identity key the worker will sign with (this profile's, in IndexedDB: created now on first use), and its fingerprint. */

@@ -4,7 +4,7 @@
  * IndexedDB) live in portal.ts.
  */
 import { createStore } from 'zustand/vanilla';
-import type { ClientProgress, PatientScores, SessionActivity } from '@fedcare/shared/fl';
+import type { ClientProgress, PatientScores, PersonalisationReport, SessionActivity } from '@fedcare/shared/fl';
 import type { RunEvent, ServerStatus, StageName } from '@fedcare/shared/protocol';
 import type { CohortSummary } from './data/cohort';
 import type { ImportOutcome } from './data/importFiles';
@@ -70,6 +70,8 @@ export interface PortalState {
   model: { run_id: string; round: number } | undefined;
   /** The Patients view: scores of every imported patient, computed in the worker, kept in this tab. */
   patients: { state: 'scoring' } | { state: 'ready'; scores: PatientScores } | { state: 'error'; error: string } | undefined;
+  /** This hospital's personalised copy of the newest global model (fine-tuned and kept in the worker). */
+  personalisation: { state: 'running' } | { state: 'ready'; report: PersonalisationReport } | { state: 'error'; error: string } | undefined;
   log: { at: string; message: string }[];
 }
 
@@ -100,6 +102,7 @@ export const initialPortalState: PortalState = {
   rounds: [],
   model: undefined,
   patients: undefined,
+  personalisation: undefined,
   log: [],
 };
 

@@ -15,12 +15,12 @@ import {
 import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
 import type { PatientRecord } from '../data/schema';
 import { splitByHospital } from '../data/split';
-import { createModel, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
+import { classifierParamCount, createModel, MODEL_PRESETS, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
 import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
-import { calibrationMetrics, classificationMetrics, dpSchedule, evaluate, labelledIndices, predictProbs, scoreBatch, splitMetrics, trainLocal, type PatientScore, type TrainProgress } from '../train';
+import { calibrationMetrics, classificationMetrics, dpSchedule, evaluate, labelledIndices, personaliseHead, predictProbs, scoreBatch, splitMetrics, trainLocal, type PatientScore, type PersonaliseConfig, type PersonaliseResult, type TrainProgress } from '../train';
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
@@ -90,7 +90,20 @@ export interface PatientScores {
   /** The temperature the probabilities are at: softmax(logits / T); 1 = uncalibrated. */
   temperature: number;
   scores: (PatientScore & { split: 'train' | 'val' | 'test' })[];
+  /** Which model scored them: the run's global model, or this hospital's personalised copy of it. */
+  model: 'global' | 'personalised';
 }
+
+/** What personalising did (../train/personalise.ts), without the weights, which stay in the client. */
+export type PersonalisationReport = Omit<PersonaliseResult, 'weights'> & {
+  run_id: string;
+  /** The round of the global model it started from. */
+  round: number;
+  /** This hospital's ε after it (all its DP training so far, at the run's δ), when the run has DP. */
+  privacy_epsilon?: number;
+};
+
+type RunDp = NonNullable<Extract<Instruction, { stage: 'train' }>['config']['dp']>;
 
 export class HospitalClient {
   readonly train: PatientRecord[];
@@ -103,6 +116,10 @@ export class HospitalClient {
   private stopRequested = false;
   /** The last global model evaluated here (the newest this hospital holds), kept to score its patients. */
   private lastGlobal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName } | undefined;
+  /** This hospital's fine-tuned copy of a global model (never sent anywhere), with its own temperature. */
+  private personal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName; temperature: number; report: PersonalisationReport } | undefined;
+  /** The DP settings of the run this hospital last trained in: personalisation runs under the same mechanism. */
+  private runDp: { runId: string; dp: RunDp; batchSize: number } | undefined;
   private ledger: Promise<PrivacyLedger> | undefined;
   /**
    * What a secure-aggregation round sends masked, held until its masked-input stage: the update
@@ -199,6 +216,7 @@ export class HospitalClient {
     const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.config.model);
     const rows = labelledIndices(data.train);
     const dp = instr.config.dp;
+    this.runDp = dp ? { runId: instr.run_id, dp, batchSize: instr.config.batch_size } : undefined;
     const cap = this.options.maxEpsilon;
     if (cap !== undefined && !dp) throw new Error(`this hospital trains only with differential privacy (its ε cap is ${cap}); the run has none`);
     let privacy: { ledger: PrivacyLedger; sampleRate: number; steps: number; epsilon: number } | undefined;
@@ -304,22 +322,92 @@ export class HospitalClient {
     return this.lastGlobal && { run_id: this.lastGlobal.runId, round: this.lastGlobal.round };
   }
 
+  /** The personalised model's report, when this hospital has personalised the newest global model it holds. */
+  get personalisation(): PersonalisationReport | undefined {
+    const p = this.personal;
+    const g = this.lastGlobal;
+    return p && g && p.runId === g.runId && p.sha === g.sha ? p.report : undefined;
+  }
+
   /**
-   * Scores every patient of this hospital (train, validation and test splits) at `temperature` (the
-   * run's calibration, 1 for none) with the last global
-   * model it evaluated, on a model instance of its own (a stage may be training meanwhile), disposed after.
+   * Installs a run's global model obtained another way than an evaluate instruction (a harness that
+   * holds the store, or a host that fetched it): checked against its SHA-256 and the model's size.
    */
-  async scorePatients(temperature = 1): Promise<PatientScores> {
-    if (!(Number.isFinite(temperature) && temperature > 0)) throw new Error(`the temperature must be a number > 0, got ${temperature}`);
+  async adoptGlobal(runId: string, round: number, weights: Uint8Array, sha: string, name: ModelName = 'standard', training?: { dp?: RunDp; batchSize: number }): Promise<void> {
+    if ((await sha256Hex(weights)) !== sha) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
+    const preset = MODEL_PRESETS[name];
+    if (!preset) throw new ProtocolError('INVALID_PAYLOAD', `unknown model "${String(name)}"`, 'model');
+    const expected = classifierParamCount(preset);
+    if (weights.byteLength !== expected * 4) throw new ProtocolError('INVALID_PAYLOAD', `global weights hold ${weights.byteLength / 4} values; the ${name} model has ${expected}`, 'weights');
+    this.lastGlobal = { runId, round, sha, weights, name };
+    // The run's DP settings, where the host knows them without having trained here (personalisation uses them).
+    if (training) this.runDp = training.dp ? { runId, dp: training.dp, batchSize: training.batchSize } : undefined;
+  }
+
+  /**
+   * Fine-tunes the personal layers of the newest global model on this hospital's training split
+   * (../train/personalise.ts). With DP in the run, the same mechanism (σ, C, δ) and the same budget:
+   * the steps are previewed against the run's target ε and charged to the ledger. Nothing is sent.
+   */
+  async personalise(config: Partial<Omit<PersonaliseConfig, 'dp'>> = {}, onEpoch?: (p: { epoch: number; epochs: number; train_loss: number; val_loss: number }) => void): Promise<PersonalisationReport> {
     const g = this.lastGlobal;
     if (!g) throw new Error('no global model here yet: the first round of a run brings one');
     const data = this.requireEncoded(g.runId);
+    const dp = this.runDp?.runId === g.runId ? this.runDp : undefined;
+    let privacy: { ledger: PrivacyLedger; sampleRate: number; steps: number } | undefined;
+    const cfg: Partial<PersonaliseConfig> = { ...config };
+    if (dp) {
+      const n = labelledIndices(data.train).length;
+      cfg.batchSize = config.batchSize ?? dp.batchSize;
+      const epochs = config.epochs ?? 5;
+      cfg.epochs = epochs;
+      const { sampleRate, steps } = dpSchedule(n, cfg.batchSize, epochs);
+      const ledger = await this.privacyLedger();
+      const after = ledger.preview(sampleRate, dp.dp.noise_multiplier, steps, dp.dp.delta);
+      const target = Math.min(dp.dp.target_epsilon, this.options.maxEpsilon ?? Number.POSITIVE_INFINITY);
+      if (after > target) throw new PrivacyBudgetError(ledger.spent(dp.dp.delta), after, target);
+      privacy = { ledger, sampleRate, steps };
+      cfg.dp = { noiseMultiplier: dp.dp.noise_multiplier, maxGradNorm: dp.dp.max_grad_norm };
+    }
     const model = createModel(g.name, this.options.modelSeed ?? 0);
     try {
       unflattenWeights(model.params, weightsFromBytes(g.weights));
+      let result: PersonaliseResult;
+      try {
+        result = await personaliseHead(model, data, cfg, onEpoch);
+      } finally {
+        // Spent once the data was seen, whatever happened after: the planned steps (early stopping ends sooner, never later).
+        if (privacy && dp) await privacy.ledger.charge({ run_id: g.runId, round: g.round, sample_rate: privacy.sampleRate, noise_multiplier: dp.dp.noise_multiplier, steps: privacy.steps });
+      }
+      const { weights, ...rest } = result;
+      const report: PersonalisationReport = { ...rest, run_id: g.runId, round: g.round, ...(privacy && dp ? { privacy_epsilon: privacy.ledger.spent(dp.dp.delta) } : {}) };
+      this.personal = { runId: g.runId, round: g.round, sha: g.sha, weights: weightsToBytes(weights), name: g.name, temperature: result.temperature, report };
+      return report;
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /**
+   * Scores every patient of this hospital (train, validation and test splits) with the last global
+   * model it evaluated at `temperature` (the run's calibration, 1 for none), or with its personalised
+   * copy of that model at the temperature personalisation chose on this hospital's validation split.
+   * On a model instance of its own (a stage may be training meanwhile), disposed after.
+   */
+  async scorePatients(temperature = 1, which: 'global' | 'personalised' = 'global'): Promise<PatientScores> {
+    if (!(Number.isFinite(temperature) && temperature > 0)) throw new Error(`the temperature must be a number > 0, got ${temperature}`);
+    const g = this.lastGlobal;
+    if (!g) throw new Error('no global model here yet: the first round of a run brings one');
+    const p = this.personal;
+    if (which === 'personalised' && !(p && p.runId === g.runId && p.sha === g.sha)) throw new Error(`no personalised copy of the round ${g.round} model yet: personalise it first`);
+    const use = which === 'personalised' && p ? { weights: p.weights, temperature: p.temperature } : { weights: g.weights, temperature };
+    const data = this.requireEncoded(g.runId);
+    const model = createModel(g.name, this.options.modelSeed ?? 0);
+    try {
+      unflattenWeights(model.params, weightsFromBytes(use.weights));
       const scores: PatientScores['scores'] = [];
-      for (const split of ['train', 'val', 'test'] as const) for (const s of await scoreBatch(model, data[split], 128, temperature)) scores.push({ ...s, split });
-      return { run_id: g.runId, round: g.round, model_sha256: g.sha, temperature, scores };
+      for (const split of ['train', 'val', 'test'] as const) for (const s of await scoreBatch(model, data[split], 128, use.temperature)) scores.push({ ...s, split });
+      return { run_id: g.runId, round: g.round, model_sha256: g.sha, temperature: use.temperature, scores, model: which };
     } finally {
       model.dispose();
     }

@@ -6,3 +6,4 @@ export * from './step-check';
 export * from './throughput';
 export * from './score';
 export * from './calibration';
+export * from './personalise';

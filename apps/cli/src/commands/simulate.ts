@@ -26,13 +26,14 @@ import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { storeSpec } from '../server-config';
+import { personaliseHospitals, type PersonalisationRow } from '../personalisation';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--model standard|compact] [--fault H2:disconnect@train:round=2] [--db FILE]
          [--dp [--target-epsilon 1.0] [--noise-multiplier σ] [--max-grad-norm 1.0] [--delta 1e-5]]
          [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
-         [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--json]
+         [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--personalise] [--json]
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, discrete Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
@@ -48,6 +49,10 @@ he-decrypt; a hospital holds the key, the coordinator adds ciphertexts (FedAvg /
 --store aws keeps the run in DynamoDB + S3 as a deployed coordinator does (FEDCARE_S3_BUCKET,
 FEDCARE_DYNAMODB_TABLE_PREFIX, AWS_ENDPOINT_URL_DYNAMODB / _S3; --create-missing makes tables and
 bucket). --cloudwatch-emf FILE writes one CloudWatch Embedded Metric Format record per round to FILE.
+--personalise: after the run each hospital fine-tunes the final model's head and fusion norm on its
+own training split (FedPer/FedRep; DP-SGD under its budget when the run has --dp) and the summary's
+"personalisation" compares, on each hospital's own test split, AUC-ROC local-only (its data alone,
+as many epochs as the federation ran), global and personalised.
 
 Strategies: ${STRATEGY_NAMES.join(', ')}. Prints one JSON line per round (seed spec 6.1 names,
 per_hospital), then {"summary": …} with the final model on the pooled test split.`;
@@ -91,6 +96,7 @@ export const SIMULATE_OPTIONS = {
   'create-missing': { type: 'boolean', default: false },
   'cloudwatch-emf': { type: 'string' },
   plot: { type: 'string' },
+  personalise: { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies NonNullable<ParseArgsConfig['options']>;
@@ -205,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
   const result = await runSimulation({
     ...inputs,
     config,
+    personalise: values.personalise,
     onRound: (r) => {
       if (values.json) process.stdout.write(`${stringifyMetrics(roundLine(r))}\n`);
       else {
@@ -238,6 +245,12 @@ export async function run(argv: string[]): Promise<number> {
       const row = (name: string, m: Record<string, number>) => [name, String(m.num_examples), ...['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy'].map((k) => (Number.isFinite(m[k]) ? (m[k] as number).toFixed(3) : '—'))];
       process.stdout.write(renderTable(['test split', 'n', 'auc_roc', 'auc_pr', 'f1_score', 'accuracy'], [row('pooled', test), ...Object.entries(per).map(([h, m]) => row(h, m))]));
     }
+    const personal = out.personalisation as PersonalisationRow[] | undefined;
+    if (personal) {
+      process.stdout.write('\nown test split AUC-ROC: local-only, global, personalised (head + fusion norm fine-tuned locally):\n');
+      const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
+      process.stdout.write(renderTable(['hospital', 'n', 'local-only', 'global', 'personalised', 'margin', 'best epoch', 'T'], personal.map((r) => [r.hospital, String(r.n), f(r.local_only), f(r.global), f(r.personalised), `${r.margin >= 0 ? '+' : ''}${f(r.margin)}`, String(r.best_epoch), String(r.temperature)])));
+    }
   }
   return out.status === 'completed' ? 0 : 1;
 }
@@ -267,6 +280,8 @@ export interface SimulationOptions {
   store?: StoreSpec;
   /** Writes one CloudWatch EMF record per round to this file. */
   emfFile?: string;
+  /** After the run: each hospital's own-test AUC-ROC local-only, global and personalised (../personalisation.ts). */
+  personalise?: boolean;
   onRound?: (r: RoundReport) => void;
   onStage?: (p: StageProgress) => void;
   onInfo?: (msg: string) => void;
@@ -360,6 +375,14 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       out.per_hospital = per;
       out.model_sha256 = model.sha256;
       clf.dispose();
+      if (o.personalise) {
+        const round = summary.roundsCompleted;
+        out.personalisation = await personaliseHospitals({
+          records: o.records, hospitals: o.hospitals, runId, round, stats, weights: model.bytes, sha256: model.sha256, config: o.config,
+          ledgerFile: (h) => path.join(work, `${h}.privacy.json`),
+          ...(o.onInfo ? { onInfo: o.onInfo } : {}),
+        });
+      }
     }
     return { rounds, summary: out };
   } finally {

@@ -8,7 +8,7 @@
  * attribution.
  */
 import { useMemo, useState } from 'react';
-import type { PatientScores } from '@fedcare/shared/fl';
+import type { PatientScores, PersonalisationReport } from '@fedcare/shared/fl';
 import { MODALITY_TOKENS } from '@fedcare/shared/model';
 import { scoresToCsv } from '@fedcare/shared/train';
 
@@ -49,10 +49,28 @@ export interface PatientsPanelProps {
   /** The newest global model evaluated here; undefined before the first round. */
   model: { run_id: string; round: number } | undefined;
   patients: { state: 'scoring' } | { state: 'ready'; scores: PatientScores } | { state: 'error'; error: string } | undefined;
-  onScore: () => void;
+  /** This hospital's personalised copy of the newest global model, if it made one. */
+  personalisation: { state: 'running' } | { state: 'ready'; report: PersonalisationReport } | { state: 'error'; error: string } | undefined;
+  onScore: (which: 'global' | 'personalised') => void;
+  onPersonalise: () => void;
 }
 
-export function PatientsPanel({ hospitalId, model, patients, onScore }: PatientsPanelProps) {
+const auc = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '—');
+
+/** One line on what personalising did, for the status next to its button. */
+function personalisationText(p: PatientsPanelProps['personalisation']): string {
+  if (!p) return '';
+  if (p.state === 'running') return 'personalising …';
+  if (p.state === 'error') return `personalisation failed: ${p.error}`;
+  const r = p.report;
+  return (
+    `round ${r.round} model personalised (${r.trainable.toLocaleString('en')} parameters of the head and fusion norm, epoch ${r.best_epoch} of ${r.epochs_run} kept by validation loss): ` +
+    `AUC-ROC on this hospital's test split ${auc(r.global.test.auc_roc)} global → ${auc(r.personalised.test.auc_roc)} personalised` +
+    (r.privacy_epsilon !== undefined ? `; ε spent so far ${r.privacy_epsilon.toFixed(3)}` : '')
+  );
+}
+
+export function PatientsPanel({ hospitalId, model, patients, personalisation, onScore, onPersonalise }: PatientsPanelProps) {
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'p_high', descending: true });
   const [selected, setSelected] = useState<string | undefined>(undefined);
   const scores = patients?.state === 'ready' ? patients.scores : undefined;
@@ -69,6 +87,8 @@ export function PatientsPanel({ hospitalId, model, patients, onScore }: Patients
   }, [scores, sort]);
   const detail = rows.find((r) => r.patient_id === selected);
   const stale = scores && model && (scores.run_id !== model.run_id || scores.round !== model.round);
+  const personal = personalisation?.state === 'ready' && model && personalisation.report.run_id === model.run_id && personalisation.report.round === model.round ? personalisation.report : undefined;
+  const shown = scores?.model ?? 'global';
 
   const download = () => {
     if (!scores) return;
@@ -76,7 +96,7 @@ export function PatientsPanel({ hospitalId, model, patients, onScore }: Patients
     const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
     const a = document.createElement('a');
     a.href = url;
-    a.download = `patients-${hospitalId}-${scores.run_id}-round${scores.round}.csv`;
+    a.download = `patients-${hospitalId}-${scores.run_id}-round${scores.round}${scores.model === 'personalised' ? '-personalised' : ''}.csv`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   };
@@ -88,9 +108,20 @@ export function PatientsPanel({ hospitalId, model, patients, onScore }: Patients
         Scores are computed in this tab with the global model and stay here: nothing of this view is sent to the coordinator. The CSV is saved on this computer only.
       </p>
       <div className="row">
-        <button type="button" onClick={onScore} disabled={!model || patients?.state === 'scoring'}>
+        <button type="button" onClick={() => onScore('global')} disabled={!model || patients?.state === 'scoring'}>
           {model ? `Score patients with the round ${model.round} model` : 'Score patients (after the first round)'}
         </button>
+        <button type="button" onClick={onPersonalise} disabled={!model || personalisation?.state === 'running' || patients?.state === 'scoring'}>
+          Personalise on this hospital&apos;s data
+        </button>
+        <fieldset className="inline" disabled={!personal || patients?.state === 'scoring'}>
+          <legend className="sr-only">Model used for the scores</legend>
+          {(['global', 'personalised'] as const).map((which) => (
+            <label key={which}>
+              <input type="radio" name="patients-model" value={which} checked={shown === which} onChange={() => onScore(which)} /> {which}
+            </label>
+          ))}
+        </fieldset>
         <button type="button" onClick={download} disabled={!scores}>
           Save as CSV
         </button>
@@ -100,10 +131,13 @@ export function PatientsPanel({ hospitalId, model, patients, onScore }: Patients
             : patients?.state === 'error'
               ? `scoring failed: ${patients.error}`
               : scores
-                ? `${scores.scores.length} patients scored with the round ${scores.round} model of ${scores.run_id}, ${scores.temperature === 1 ? 'uncalibrated (T = 1)' : `calibrated (T = ${scores.temperature})`}${stale ? ' — a newer model is here: score again' : ''}`
+                ? `${scores.scores.length} patients scored with the ${scores.model === 'personalised' ? 'personalised copy of the ' : ''}round ${scores.round} model of ${scores.run_id}, ${scores.temperature === 1 ? 'uncalibrated (T = 1)' : `calibrated (T = ${scores.temperature})`}${stale ? ' — a newer model is here: score again' : ''}`
                 : ''}
         </span>
       </div>
+      <p className="small" role="status" aria-live="polite" data-testid="personalisation-status">
+        {personalisationText(personalisation)}
+      </p>
       {scores ? (
         <div className="scroll" tabIndex={0} role="region" aria-label="Patient scores">
           <table data-testid="patients-table">

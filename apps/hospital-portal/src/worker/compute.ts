@@ -4,7 +4,7 @@
  * with the model on the other side of postMessage.
  */
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
-import type { ClientProgress, EvaluateReply, HospitalCompute, PatientScores, TrainReply } from '@fedcare/shared/fl';
+import type { ClientProgress, EvaluateReply, HospitalCompute, PatientScores, PersonalisationReport, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
@@ -120,8 +120,13 @@ export class TrainingWorker implements HospitalCompute {
   }
 
   /** Every imported patient scored with the last global model evaluated here (queued behind any stage). */
-  scorePatients(temperature: number): Promise<PatientScores> {
-    return this.call('score', { temperature });
+  scorePatients(temperature: number, which: 'global' | 'personalised' = 'global'): Promise<PatientScores> {
+    return this.call('score', { temperature, which });
+  }
+
+  /** Personalises the newest global model on this hospital's training split, in the worker (queued behind any stage). */
+  personalise(): Promise<PersonalisationReport> {
+    return this.call('personalise', {});
   }
 
   /** Interrupts a training in progress (its fit rejects); other requests are unaffected. */

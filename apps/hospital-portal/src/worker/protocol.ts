@@ -4,7 +4,7 @@
  * crosses back: feature sums, weights, metrics, progress.
  */
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
-import type { ClientProgress, EvaluateReply, PatientScores, TrainReply } from '@fedcare/shared/fl';
+import type { ClientProgress, EvaluateReply, PatientScores, PersonalisationReport, TrainReply } from '@fedcare/shared/fl';
 import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
@@ -74,7 +74,9 @@ export type WorkerRequest =
   | { id: number; op: 'secagg'; req: SecAggRequest }
   | { id: number; op: 'he'; req: HeRequest }
   /** Scores every imported patient with the last global model evaluated here; the scores stay in the tab. */
-  | { id: number; op: 'score'; temperature: number }
+  | { id: number; op: 'score'; temperature: number; which: 'global' | 'personalised' }
+  /** Fine-tunes a local copy of the newest global model's head on this hospital's data (shared/src/train/personalise.ts); it never leaves the worker. */
+  | { id: number; op: 'personalise' }
   /** Not answered: stops the training in progress at its next minibatch. */
   | { id: number; op: 'stop' };
 
@@ -90,6 +92,7 @@ export interface WorkerReplies {
   secagg: SecAggReply;
   he: HeReply;
   score: PatientScores;
+  personalise: PersonalisationReport;
 }
 
 export type WorkerMessage =

@@ -196,7 +196,9 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
     case 'he':
       return { value: await requireClient().homomorphic(req.req), transfer: [] };
     case 'score':
-      return { value: await onBackend('evaluate', 'scoring patients', undefined, () => requireClient().scorePatients(req.temperature)), transfer: [] };
+      return { value: await onBackend('evaluate', 'scoring patients', undefined, () => requireClient().scorePatients(req.temperature, req.which)), transfer: [] };
+    case 'personalise':
+      return { value: await onBackend('train', 'personalising the model', undefined, () => requireClient().personalise()), transfer: [] };
     case 'stop':
       client?.stop();
       return { value: null, transfer: [] };
