@@ -148,6 +148,12 @@ describe('dashboard in Chromium', () => {
     expect(await new Promise((resolve) => proc.on('exit', resolve)), stderr).toBe(0);
     const html = readFileSync(out, 'utf8');
     expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // self-contained: no script, nothing fetched
+    // The dashboard's Report button saves the same page, from the coordinator (GET /api/v1/runs/{id}/report).
+    await page.getByRole('region', { name: 'Run history' }).getByRole('row').filter({ hasText: first!.runId }).getByRole('button', { name: 'Metrics' }).click();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Report (HTML)' }).click()]);
+    expect(download.suggestedFilename()).toBe(`fedcare-report-${first!.runId}.html`);
+    const undated = (s: string) => s.replace(/Report generated \S+\./, 'Report generated —.');
+    expect(undated(readFileSync(await download.path(), 'utf8'))).toBe(undated(html));
     const report = await browser.newPage();
     const requests: string[] = [];
     report.on('request', (r) => requests.push(r.url()));

@@ -18,7 +18,7 @@ import { generateToDir } from './commands/generate';
 import { runConfigFromOptions, runSimulation, SIMULATE_OPTIONS, trainExamplesOf } from './commands/simulate';
 import { runAudit, type AuditResult } from './audit';
 import { writeFileAtomic } from './io';
-import { renderChart } from './plot';
+import { renderChart } from '@fedcare/shared/report';
 import { parseArgs } from 'node:util';
 
 export const EPSILONS = [0.5, 1, 2, 5, 8, Number.POSITIVE_INFINITY] as const;

@@ -23,7 +23,7 @@ import { median } from '@fedcare/shared/fl';
 import { runConfigSchema, type RunConfig } from '@fedcare/shared/protocol';
 import { runSimulation } from './commands/simulate';
 import { PRIVATE, writeFileAtomic } from './io';
-import { renderChart } from './plot';
+import { renderChart } from '@fedcare/shared/report';
 
 /** Seed spec 8.3. */
 export const SPEC_ROUND_LIMIT_S = 120;

@@ -20,6 +20,8 @@ export interface Api {
   tokens(): Promise<TokenSummary[]>;
   createToken(spec: TokenSpecInput): Promise<CreatedToken>;
   revokeToken(tokenId: string): Promise<{ token_id: string; revoked: true; disconnected: number }>;
+  /** The run report (the page `fedcare report` writes) and the file name to save it under. */
+  report(runId: string): Promise<{ run_id: string; filename: string; html: string }>;
 }
 
 export function createApi(token: string, opts: { baseUrl?: string; fetch?: FetchLike } = {}): Api {
@@ -33,6 +35,7 @@ export function createApi(token: string, opts: { baseUrl?: string; fetch?: Fetch
     tokens: async () => (await call('listTokens')).tokens,
     createToken: (spec) => call('createToken', { body: spec }),
     revokeToken: (tokenId) => call('revokeToken', { params: { token_id: tokenId } }),
+    report: (runId) => call('getRunReport', { params: { run_id: runId } }),
   };
 }
 

@@ -13,6 +13,7 @@ function fakeApi(over: Partial<Api> = {}): Api {
     tokens: vi.fn(async () => []),
     createToken: vi.fn(async () => ({ token_id: 'tok_1', token: 'fct_x', role: 'hospital' as const, hospital_id: 'H5' })),
     revokeToken: vi.fn(async (id: string) => ({ token_id: id, revoked: true as const, disconnected: 0 })),
+    report: vi.fn(async (runId: string) => ({ run_id: runId, filename: `fedcare-report-${runId}.html`, html: '<!doctype html>' })),
     ...over,
   };
 }

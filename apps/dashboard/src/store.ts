@@ -59,6 +59,8 @@ export interface DashboardState {
   toggleCompare(runId: string): Promise<void>;
   backfill(runId: string): Promise<void>;
   loadTokens(): Promise<void>;
+  /** The run report from the coordinator, saved as an HTML file; a failure goes to historyError. */
+  downloadReport(runId: string, save: (name: string, html: string) => void): Promise<void>;
   createHospitalToken(hospitalId: string): Promise<void>;
   revokeToken(tokenId: string): Promise<void>;
   dismissNewToken(): void;
@@ -165,6 +167,15 @@ export function createDashboardStore(makeApi: (token: string) => Api, now: () =>
           set((s) => ({ live: withRestRounds(s.live.run_id === runId ? { ...s.live, run_id: runId } : { run_id: runId, rounds: [] }, rows) }));
         } catch {
           // History is a convenience here; the live rounds keep coming.
+        }
+      },
+      downloadReport: async (runId, save) => {
+        try {
+          const r = await api().report(runId);
+          save(r.filename, r.html);
+          set({ historyError: null });
+        } catch (e) {
+          set({ historyError: `report of ${runId}: ${describeError(e)}` });
         }
       },
       loadTokens: async () => {

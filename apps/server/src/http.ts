@@ -26,6 +26,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
+import { reportHtml, runAudit } from '@fedcare/shared/report';
 import { modelCard, modelCardFor, storedBundle, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { RunConflictError, type Coordinator } from './coordinator';
@@ -161,6 +162,16 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       }
       const { bundle } = stored;
       return [200, { model: bundle, weights_base64: Buffer.from(stored.weights).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), principal?.role === 'hospital' ? principal.hospitalId : undefined) as unknown as Record<string, unknown> }];
+    },
+    getRunReport: async ({ params }) => {
+      const run = await store.getRun(params.run_id);
+      if (!run) throw new HttpError(404, 'NOT_FOUND', `no run ${params.run_id}`, 'run_id');
+      const rounds = await store.getRoundMetrics(run.runId);
+      await modelBackendReady();
+      const stored = await storedBundle(store, run, rounds, 'latest');
+      const card = 'bundle' in stored ? modelCard(run, rounds, stored.bundle) : undefined;
+      const html = reportHtml(run, rounds, card, runAudit(run, rounds, await store.listAudit({ limit: 10_000 })));
+      return [200, { run_id: run.runId, filename: `fedcare-report-${run.runId}.html`, html }];
     },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),
     startTraining: async ({ body, actor }) => {

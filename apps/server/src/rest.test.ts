@@ -314,6 +314,20 @@ describe('routes with path parameters, through the typed client (@fedcare/shared
     expect((await call('GET', `/api/v1/runs/${completedRunId}/models/latest`)).status).toBe(401);
   });
 
+  it('GET /api/v1/runs/{run_id}/report: the run report (every section, the model card\'s SHA-256, the audit trail) for the admin only; 403 for a hospital, 404 naming run_id', async () => {
+    const res = await client(ADMIN_TOKEN).call('getRunReport', { params: { run_id: completedRunId } });
+    expect(res).toMatchObject({ run_id: completedRunId, filename: `fedcare-report-${completedRunId}.html` });
+    const headings = [...res.html.matchAll(/<h2>([^<]+)<\/h2>/g)].map((m) => m[1]);
+    expect(headings).toEqual(['Model card', 'Configuration', 'Metrics per round', 'Hospitals', 'Fairness', 'Calibration', 'Privacy', 'Participation and dropouts', 'Audit trail']);
+    expect(res.html).toContain((await server.store.getModel(completedRunId, 'latest'))!.sha256);
+    expect(res.html).toMatch(/<section id="audit-trail">.*hospital:H1/s);
+    expect(res.html).not.toMatch(/<script|(src|href)="https?:/i); // self-contained
+    const asH1 = await call('GET', `/api/v1/runs/${completedRunId}/report`, { token: H1 });
+    expect(asH1.status).toBe(403);
+    const none = await call('GET', '/api/v1/runs/run-nope/report', { token: ADMIN_TOKEN });
+    expect([none.status, errorOf(none).field]).toEqual([404, 'run_id']);
+  });
+
   it('GET /api/v1/runs/{run_id}: the run as the list shows it; 404 naming run_id; 401 without a token', async () => {
     const listed = (await client(H1).call('listRuns')).runs.find((r) => r.run_id === completedRunId);
     expect(listed).toBeDefined();

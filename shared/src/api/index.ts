@@ -161,6 +161,17 @@ export const endpoints = {
     response: z.object({ model: z.record(z.string(), z.unknown()), weights_base64: z.string(), model_card: z.record(z.string(), z.unknown()) }),
     errors: [400, 403, 404],
   },
+  getRunReport: {
+    method: 'get',
+    path: '/api/v1/runs/{run_id}/report',
+    access: 'admin',
+    summary:
+      'The run report as `fedcare report` writes it (admin): one self-contained HTML page — model card, configuration, metrics per round, hospitals, fairness, calibration, privacy, participation and dropouts, audit trail — with a file name to save it under',
+    params: z.object({ run_id: runIdParam }),
+    status: 200,
+    response: z.object({ run_id: z.string(), filename: z.string(), html: z.string() }),
+    errors: [404],
+  },
   startTraining: {
     method: 'post',
     path: '/api/v1/train/start',

@@ -10,7 +10,7 @@ import type { RoundReport } from '@fedcare/shared/fl';
 import { STRATEGY_NAMES, type RunConfig } from '@fedcare/shared/protocol';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { CliError, writeFileAtomic } from '../io';
-import { renderChart } from '../plot';
+import { renderChart } from '@fedcare/shared/report';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
 import { DP_RECIPE } from '@fedcare/shared/privacy';

@@ -10,11 +10,11 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import { modelCard, storedBundle, type AuditEntry, type ModelCard, type RoundMetrics, type RunRecord } from '@fedcare/shared/fl';
+import { modelCard, storedBundle } from '@fedcare/shared/fl';
+import { reportHtml, runAudit } from '@fedcare/shared/report';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
-import { asReport, resolveRun } from './runs';
-import { roundsChart } from './simulate';
+import { resolveRun } from './runs';
 
 const HELP = `usage: fedcare report RUN_ID [--db .fedcare/fedcare.db] --out report.html
 
@@ -22,64 +22,6 @@ One self-contained HTML page about a run, for review and print (Chromium: Print 
 model card, configuration, metrics per round (charts and table), per-hospital figures, fairness,
 calibration, privacy (ε per hospital), participation and dropouts with reasons, and the audit trail.
 RUN_ID may be a unique prefix or suffix.`;
-
-export const REPORT_SECTIONS = ['Model card', 'Configuration', 'Metrics per round', 'Hospitals', 'Fairness', 'Calibration', 'Privacy', 'Participation and dropouts', 'Audit trail'] as const;
-
-const esc = (v: unknown) => String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-const clip = (t: string, n: number) => (t.length > n ? `${t.slice(0, n)}…` : t);
-const fmt = (v: number | null | undefined, digits = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
-
-function table(head: readonly string[], rows: readonly (readonly unknown[])[]): string {
-  if (rows.length === 0) return '<p class="muted">none</p>';
-  return `<table><thead><tr>${head.map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
-}
-
-const section = (title: (typeof REPORT_SECTIONS)[number], body: string) => `<section id="${title.toLowerCase().replace(/\W+/g, '-')}"><h2>${esc(title)}</h2>${body}</section>`;
-
-/** The page. `card` is undefined when the run committed no model. */
-export function reportHtml(run: RunRecord, rounds: readonly RoundMetrics[], card: ModelCard | undefined, audit: readonly AuditEntry[], generatedAt = new Date().toISOString()): string {
-  const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.perHospital)))].sort();
-  const last = rounds.at(-1);
-  const chart = rounds.length > 0
-    ? roundsChart(`run ${run.runId}`, rounds.map((r) => asReport(run.runId, r))).replace(/^<\?xml[^>]*>\s*/, '')
-    : '';
-  const cardHtml = card
-    ? `<p>Model <code>${esc(card.model.definition)}</code>, round ${card.model.round}, ${card.model.parameters.toLocaleString('en-US')} parameters; weights SHA-256 <code>${esc(card.model.weights_sha256)}</code>.</p>
-<p><strong>Intended use.</strong> ${esc(card.intended_use)}</p><p><strong>Out of scope.</strong> ${esc(card.out_of_scope)}</p>
-${table(['hospital', 'training examples', 'test examples', 'rounds trained'], card.training.hospitals.map((h) => [h.hospital_id, h.train_examples ?? '—', h.test_examples ?? '—', h.rounds_participated]))}
-<p>Pooled: ${esc(Object.entries(card.metrics.pooled).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || '—')}. Secure aggregation: ${esc(card.secure_aggregation)}.</p>`
-    : '<p class="muted">The run committed no model.</p>';
-  const config = Object.entries(run.config).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)]);
-  const metricNames = ['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy', 'test_loss', 'val_loss', 'train_loss', 'num_participating_clients', 'round_duration_seconds'];
-  const epsilon = (h: string, r: RoundMetrics) => r.perHospital[h]?.privacy_epsilon;
-  const dropouts = rounds.flatMap((r) => r.participation.filter((p) => p.status !== 'ok').map((p) => [r.round, p.hospitalId, p.stage, p.status, p.reason ?? '']));
-  const participated = rounds.map((r) => [r.round, ...hospitals.map((h) => (r.participation.some((p) => p.hospitalId === h && p.stage === 'train' && p.status === 'ok') ? 'trained' : r.participation.some((p) => p.hospitalId === h) ? 'left out' : '—'))]);
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fedcare run report — ${esc(run.runId)}</title>
-<style>
-body{font-family:system-ui,sans-serif;color:#1d2433;max-width:1000px;margin:2rem auto;padding:0 1rem;line-height:1.4}
-h1{font-size:1.4rem}h2{font-size:1.1rem;border-bottom:1px solid #ccd;padding-bottom:.2rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%;font-size:.85rem;margin:.5rem 0}th,td{text-align:left;padding:.2rem .4rem;border-bottom:1px solid #e3e7ee;vertical-align:top;overflow-wrap:anywhere}
-code{font-size:.8rem;word-break:break-all}.muted{color:#5a6475}svg{max-width:100%;height:auto}
-@media print{body{margin:0;max-width:none}section{break-inside:avoid-page}h2{break-after:avoid}}
-</style></head><body>
-<h1>fedcare run report — ${esc(run.runId)}</h1>
-<p>Status <strong>${esc(run.status)}</strong>${run.reason ? ` (${esc(run.reason)})` : ''}; ${run.lastCompletedRound} of ${run.totalRounds} rounds; created ${esc(run.createdAt)}, last change ${esc(run.updatedAt)}. Report generated ${esc(generatedAt)}. Hospitals: ${esc(hospitals.join(', ') || 'none')}.</p>
-${section('Model card', cardHtml)}
-${section('Configuration', table(['setting', 'value'], config))}
-${section('Metrics per round', `${chart}${table(['round', ...metricNames], rounds.map((r) => [r.round, ...metricNames.map((k) => fmt(r.metrics[k]))]))}`)}
-${section('Hospitals', last ? table(['hospital', 'train examples', 'test examples', 'test accuracy', 'AUC-ROC', 'F1', 'test loss'], hospitals.map((h) => {
-    const m = last.perHospital[h] ?? {};
-    return [h, m.num_samples ?? '—', m.num_examples ?? '—', fmt(m.test_accuracy), fmt(m.auc_roc), fmt(m.f1_score), fmt(m.test_loss)];
-  })) : '<p class="muted">no round completed</p>')}
-${section('Fairness', table(['round', 'min hospital accuracy', 'max hospital accuracy', 'variance', 'accuracy Low', 'accuracy Medium', 'accuracy High'], rounds.map((r) => [r.round, fmt(r.metrics.min_hospital_accuracy), fmt(r.metrics.max_hospital_accuracy), fmt(r.metrics.performance_variance, 5), fmt(r.metrics.accuracy_low_risk), fmt(r.metrics.accuracy_medium_risk), fmt(r.metrics.accuracy_high_risk)])))}
-${section('Calibration', `<p>${esc(card?.calibration.note ?? 'Not measured by this run.')}</p>${rounds.some((r) => r.metrics.ece !== undefined) ? table(['round', 'pooled ECE', 'temperature', 'ECE at it', ...hospitals.map((h) => `ECE ${h}`)], rounds.map((r) => [r.round, fmt(r.metrics.ece), fmt(r.metrics.temperature, 2), fmt(r.metrics.ece_calibrated), ...hospitals.map((h) => fmt(r.perHospital[h]?.ece))])) : ''}`)}
-${section('Privacy', `<p>${esc(card ? `${card.privacy.mechanism}${card.privacy.delta !== null ? `; δ ${card.privacy.delta}, noise multiplier ${fmt(card.privacy.noise_multiplier, 2)}, clipping norm ${fmt(card.privacy.max_grad_norm, 2)}` : ''}` : '')}</p>${table(['round', ...hospitals.map((h) => `ε ${h}`)], rounds.map((r) => [r.round, ...hospitals.map((h) => (epsilon(h, r) === undefined ? 'not private' : fmt(epsilon(h, r), 2)))]))}`)}
-${section('Participation and dropouts', `${table(['round', ...hospitals], participated)}<h3>Left out, with why</h3>${table(['round', 'hospital', 'stage', 'status', 'reason'], dropouts)}`)}
-${section('Audit trail', table(['time', 'who', 'what', 'outcome', 'detail'], audit.map((e) => [e.at, e.actor, e.action, e.outcome, e.detail ? clip(JSON.stringify(e.detail), 400) : ''])))}
-</body></html>
-`;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -113,23 +55,5 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
-}
-
-/**
- * The run's audit trail: its own entries; those without a run (sign-ins, refusals, revocations)
- * while it ran; and the sign-in before the run of each hospital that took part.
- */
-export function runAudit(run: RunRecord, rounds: readonly RoundMetrics[], entries: readonly AuditEntry[]): AuditEntry[] {
-  const until = run.status === 'running' ? new Date().toISOString() : run.updatedAt;
-  const during = (e: AuditEntry) => e.at >= run.createdAt && e.at <= until;
-  const participants = new Set(rounds.flatMap((r) => r.participation.map((p) => `hospital:${p.hospitalId}`)));
-  const joinedBefore = new Map<string, AuditEntry>();
-  for (const e of entries) {
-    if (e.action !== 'join' || !participants.has(e.actor) || e.at >= run.createdAt) continue;
-    const seen = joinedBefore.get(e.actor);
-    if (!seen || seen.id < e.id) joinedBefore.set(e.actor, e);
-  }
-  const kept = entries.filter((e) => e.runId === run.runId || (e.runId === undefined && during(e)));
-  return [...joinedBefore.values(), ...kept].sort((a, b) => a.id - b.id);
 }
 

@@ -7,11 +7,11 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import { ROUND_METRIC_NAMES, type RoundMetrics, type RoundReport } from '@fedcare/shared/fl';
+import { ROUND_METRIC_NAMES, type RoundMetrics } from '@fedcare/shared/fl';
 import { csvCell, stringifyMetrics } from '@fedcare/shared/util';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { renderTable } from '../table';
-import { roundsChart } from './simulate';
+import { asReport, roundsChart } from '@fedcare/shared/report';
 
 const HELP = `usage: fedcare runs [--db .fedcare/fedcare.db] [--json]
        fedcare runs show RUN_ID [--db FILE] [--json | --csv] [--plot metrics.svg]
@@ -20,17 +20,6 @@ Lists the runs in a coordinator's database (newest first), or shows one run's me
 the seed spec 6.1 metrics, ε, the hospitals that took part and those that dropped out, declined or
 were rejected, with why. RUN_ID may be a unique prefix or suffix (the 8 characters the dashboard
 shows). Reads the database only; a coordinator may be running on it.`;
-
-/** The round as the charts take it: bytes per hospital summed over its stages. */
-export function asReport(runId: string, r: RoundMetrics): RoundReport {
-  const bytes: RoundReport['bytes'] = {};
-  for (const p of r.participation) {
-    const b = (bytes[p.hospitalId] ??= { up: 0, down: 0 });
-    b.up += p.bytesUp;
-    b.down += p.bytesDown;
-  }
-  return { runId, round: r.round, metrics: r.metrics, perHospital: r.perHospital, participation: r.participation, bytes };
-}
 
 /** RFC 4180 CSV (formula-leading text escaped): one row per round, the seed spec 6.1 metrics in their order, then any others. */
 export function roundsCsv(rounds: readonly RoundMetrics[]): string {

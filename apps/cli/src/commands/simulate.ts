@@ -20,7 +20,7 @@ import { stringifyMetrics } from '@fedcare/shared/util';
 import { formatFault, parseFault, type Fault } from '../faults';
 import { startHospital, type HeadlessHospital } from '../hospital';
 import { CliError, writeFileAtomic } from '../io';
-import { renderChart } from '../plot';
+import { roundsChart } from '@fedcare/shared/report';
 import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
@@ -253,18 +253,6 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   return out.status === 'completed' ? 0 : 1;
-}
-
-/** Metrics over rounds: ranking quality, losses, fairness, and traffic per hospital. */
-export function roundsChart(title: string, rounds: RoundReport[]): string {
-  const series = (name: string, f: (r: RoundReport) => number | undefined) => ({ name, points: rounds.map((r) => ({ x: r.round, y: f(r) ?? Number.NaN })) });
-  const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.perHospital)))].sort();
-  return renderChart(title, [
-    { title: 'Global model (federated evaluation)', xLabel: 'round', yRange: [0, 1], series: ['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy'].map((k) => series(k, (r) => r.metrics[k])) },
-    { title: 'Loss', xLabel: 'round', series: ['train_loss', 'val_loss', 'test_loss'].map((k) => series(k, (r) => r.metrics[k])) },
-    { title: 'Test accuracy per hospital (fairness)', xLabel: 'round', yRange: [0, 1], series: hospitals.map((h) => series(h, (r) => r.perHospital[h]?.test_accuracy)) },
-    { title: 'Upload per hospital (MB)', xLabel: 'round', series: hospitals.map((h) => series(h, (r) => (r.bytes[h] ? (r.bytes[h] as { up: number }).up / 1e6 : Number.NaN))) },
-  ]);
 }
 
 export interface SimulationOptions {

@@ -12,7 +12,7 @@ import {
 import { createClassifier, countParams } from '@fedcare/shared/model';
 import { evaluate, labelledIndices, splitMetrics, trainLocal, type ClassificationMetrics, type SplitMetrics } from '@fedcare/shared/train';
 import { CliError, writeFileAtomic } from '../io';
-import { renderChart } from '../plot';
+import { renderChart } from '@fedcare/shared/report';
 import { ProgressBar } from '../progress';
 import { loadRecords } from '../records-io';
 import { renderTable } from '../table';

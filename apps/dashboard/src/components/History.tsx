@@ -131,6 +131,9 @@ export function HistoryPanel() {
             </button>{' '}
             <button type="button" onClick={() => downloadText(exportFileName(selected.run_id, 'json'), roundsToJson(selected.run_id, selected.series.rounds, selectedRun), 'application/json')}>
               Export JSON
+            </button>{' '}
+            <button type="button" onClick={() => void store.getState().downloadReport(selected.run_id, (name, html) => downloadText(name, html, 'text/html'))}>
+              Report (HTML)
             </button>
           </h3>
           <MetricChart rounds={selected.series.rounds} keys={['test_loss', 'test_accuracy', 'auc_roc', 'auc_pr', 'f1_score']} title={`Run ${selected.run_id}`} />
