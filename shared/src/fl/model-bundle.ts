@@ -7,12 +7,14 @@
  *                 the omics PCA basis) with the sequence length and observation window; the
  *                 vocabularies the features are coded with; the temperature; SHA-256s
  *   weights.bin   the parameters, little-endian float32, concatenated in manifest order
+ *   model.onnx    (`--format onnx` only) the same model as an ONNX graph; `onnx` in the manifest
+ *                 names its SHA-256, opset, inputs and outputs (apps/cli/src/onnx/onnx.ts)
  *
  * Scoring a bundle (`scoreWithBundle`) is the portal's own code (../train/score.ts): the same
  * feature encoding, the same model, so the same probabilities on the same backend.
  */
 import { z } from 'zod';
-import { encodeRecords, type FeatureStats } from '../data/features';
+import { encodeRecords, type FeatureBatch, type FeatureStats } from '../data/features';
 import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
 import type { PatientRecord } from '../data/schema';
 import { COMORBIDITIES, ETHNICITIES, GENES, LAB_NAMES, MARKER_NAMES, METABOLITES, RISK_LEVELS, VITAL_NAMES } from '../data/vocabulary';
@@ -24,6 +26,7 @@ import type { ModelSelector, RoundMetrics, RunRecord, Store } from './store';
 
 export const MODEL_BUNDLE_FORMAT = 'fedcare-model/1';
 export const BUNDLE_WEIGHTS_FILE = 'weights.bin';
+export const BUNDLE_ONNX_FILE = 'model.onnx';
 
 const sha = z.string().regex(/^[0-9a-f]{64}$/);
 export const modelBundleSchema = z.object({
@@ -44,6 +47,10 @@ export const modelBundleSchema = z.object({
     float32_count: z.number().int().min(1),
     params: z.array(z.object({ name: z.string(), shape: z.array(z.number().int().min(1)), offset: z.number().int().min(0) })),
   }),
+  /** An ONNX export's graph file (same weights, same temperature); absent in the fedcare format. */
+  onnx: z
+    .object({ file: z.literal(BUNDLE_ONNX_FILE), sha256: sha, opset: z.number().int().min(1), ir_version: z.number().int().min(1), inputs: z.array(z.string()), outputs: z.array(z.string()) })
+    .optional(),
   created_at: z.string(),
 });
 export type ModelBundle = z.output<typeof modelBundleSchema>;
@@ -139,8 +146,12 @@ export async function loadBundle(manifestJson: unknown, weights: Uint8Array): Pr
   }
 }
 
+/** Records → the model's input arrays, with the bundle's statistics, sequence length and window. */
+export function bundleFeatures(bundle: ModelBundle, records: readonly PatientRecord[]): FeatureBatch {
+  return encodeRecords(records, bundle.features.stats as FeatureStats, { seqLen: bundle.features.seq_len, windowDays: bundle.features.window_days });
+}
+
 /** Records in, probabilities out, as the portal computes them. */
 export async function scoreWithBundle(bundle: ModelBundle, model: MultimodalRiskClassifier, records: readonly PatientRecord[]): Promise<PatientScore[]> {
-  const batch = encodeRecords(records, bundle.features.stats as FeatureStats, { seqLen: bundle.features.seq_len, windowDays: bundle.features.window_days });
-  return scoreBatch(model, batch, 128, bundle.temperature);
+  return scoreBatch(model, bundleFeatures(bundle, records), 128, bundle.temperature);
 }

@@ -10,7 +10,19 @@ import type { RoundMetrics, RunRecord } from './store';
 
 export interface ModelCard {
   format: 'fedcare-model-card/1';
-  model: { run_id: string; round: number; definition: string; parameters: number; weights_sha256: string; feature_stats_sha256: string; temperature: number; exported_at: string };
+  model: {
+    run_id: string;
+    round: number;
+    definition: string;
+    parameters: number;
+    weights_sha256: string;
+    feature_stats_sha256: string;
+    temperature: number;
+    exported_at: string;
+    /** `--format onnx` exports only: model.onnx's SHA-256 and opset. */
+    onnx_sha256?: string;
+    onnx_opset?: number;
+  };
   intended_use: string;
   out_of_scope: string;
   training: {
@@ -51,6 +63,7 @@ export function modelCard(run: RunRecord, rounds: readonly RoundMetrics[], bundl
       feature_stats_sha256: bundle.features.stats_sha256,
       temperature: bundle.temperature,
       exported_at: bundle.created_at,
+      ...(bundle.onnx ? { onnx_sha256: bundle.onnx.sha256, onnx_opset: bundle.onnx.opset } : {}),
     },
     intended_use:
       'Decision support: a 3-class risk level (Low, Medium, High) for adult inpatients from demographics, vitals and labs over an observation window, comorbidity biology and omics markers, for clinicians of the hospitals that trained it, alongside their own judgement.',
@@ -162,6 +175,7 @@ export function modelCardMarkdown(c: ModelCard): string {
     '## Files',
     '',
     `- weights.bin SHA-256 \`${c.model.weights_sha256}\``,
+    ...(c.model.onnx_sha256 ? [`- model.onnx SHA-256 \`${c.model.onnx_sha256}\` (ONNX opset ${c.model.onnx_opset ?? '—'})`] : []),
     `- feature statistics SHA-256 \`${c.model.feature_stats_sha256}\``,
     `- temperature ${c.model.temperature}`,
     '',
