@@ -39,7 +39,9 @@ describe('personalisation (FedPer/FedRep: the head and the fusion norm, on the h
     await expect(c.scorePatients(1, 'personalised')).rejects.toThrow(/no personalised copy of the round 3 model yet/);
 
     const seen: number[] = [];
+    const tensorsBefore = tf.memory().numTensors;
     const report = await c.personalise({ epochs: 25, learningRate: 3e-3, patience: 25 }, (p) => seen.push(p.epoch));
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // nothing left behind (the portal's worker checks this too)
     console.log(`personalised: val loss ${report.global.val_loss.toFixed(3)} → ${report.personalised.val_loss.toFixed(3)}, test AUC-ROC ${report.global.test.auc_roc.toFixed(3)} → ${report.personalised.test.auc_roc.toFixed(3)} (best epoch ${report.best_epoch}, T ${report.temperature})`);
     expect(seen).toEqual(report.history.map((h) => h.epoch));
     expect(report).toMatchObject({ run_id: RUN, round: 3 });
@@ -142,7 +144,9 @@ describe('personalisation (FedPer/FedRep: the head and the fusion norm, on the h
     const train: Extract<Instruction, { stage: 'train' }> = { run_id: RUN, round: 1, stage: 'train', config: { local_epochs: 1, batch_size: 16, learning_rate: 1e-3, proximal_mu: 0, seq_len: 8, seed: 1, dp, model: 'compact' }, weights: g.bytes, weights_sha256: g.sha };
     const fit = await c.fit(train);
     await c.evaluate({ run_id: RUN, round: 1, stage: 'evaluate', weights: g.bytes, weights_sha256: g.sha, model: 'compact' });
+    const tensorsBefore = tf.memory().numTensors;
     const report = await c.personalise({ epochs: 4 });
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
     const { sampleRate, steps } = dpSchedule(c.numTrainExamples, 16, 4);
     expect(report.dp).toEqual({ steps: report.history.length * (steps / 4), sample_rate: sampleRate, noise_multiplier: 1.1 });
     const ledger = await PrivacyLedger.open('H2', store);

@@ -225,7 +225,7 @@ export async function clippedHeadSum(h: PersonalLayers, P: tf.Tensor2D, labels: 
 /** One DP-SGD step on the personal layers: a Poisson lot, exact per-example clipping, noise σC. */
 async function dpStep(h: PersonalLayers, optimizer: tf.Optimizer, train: SplitTensors, all: readonly number[], sampleRate: number, dp: DpSgdConfig): Promise<number> {
   const lot = poissonSample(all, sampleRate, dp.random);
-  const P = tf.gather(train.P, tf.tensor1d(Int32Array.from(lot), 'int32')) as tf.Tensor2D;
+  const P = tf.tidy(() => tf.gather(train.P, tf.tensor1d(Int32Array.from(lot), 'int32')) as tf.Tensor2D);
   const { sum, lossSum } = await clippedHeadSum(h, P, Int32Array.from(lot, (i) => train.labels[i] as number), dp.maxGradNorm);
   P.dispose();
   const noisy = dp.noiseMultiplier > 0 ? await discreteNoisySum(sum, dp.noiseMultiplier, dp.maxGradNorm, dp.noise) : sum;
@@ -258,8 +258,10 @@ export async function personaliseHead(model: MultimodalRiskClassifier, splits: P
     const rows = labelledIndices(b);
     return { P: await pooled(model, b, rows), labels: Int32Array.from(rows, (r) => b.labels[r] as number) };
   };
-  h.gamma.assign(tf.onesLike(gamma0));
-  h.beta.assign(tf.zerosLike(beta0));
+  tf.tidy(() => {
+    h.gamma.assign(tf.onesLike(gamma0));
+    h.beta.assign(tf.zerosLike(beta0));
+  });
   let data: { train: SplitTensors; val: SplitTensors; test: SplitTensors };
   try {
     data = { train: await split(splits.train), val: await split(splits.val), test: await split(splits.test) };
