@@ -9,7 +9,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   start: { summary: 'coordinator + headless H1–H3 + a FedAvg run on generated data (the main job)', load: () => import('./commands/start') },
   generate: { summary: 'write seeded synthetic hospitals H1–H3 as NDJSON', load: () => import('./commands/generate') },
-  'import-fhir': { summary: 'turn FHIR R4 bundles into NDJSON records', load: () => import('./commands/import-fhir') },
+  'import-fhir': { summary: 'turn FHIR R4 bundles or a FHIR Bulk Data export (NDJSON per resource type, streamed) into NDJSON records', load: () => import('./commands/import-fhir') },
   train: { summary: 'train the multimodal model centrally (pooled or one hospital)', load: () => import('./commands/train') },
   serve: { summary: 'run the coordinator (Socket.IO + REST) on embedded defaults', load: () => import('./commands/serve') },
   client: { summary: 'run a headless hospital that joins the coordinator', load: () => import('./commands/client') },

@@ -379,7 +379,7 @@ function DataPanel() {
     <section className="wide" aria-labelledby="data-title">
       <h2 id="data-title">Records</h2>
       <label>
-        Import records (NDJSON from fedcare generate, or FHIR R4 bundles; re-importing replaces this hospital&apos;s records)
+        Import records (NDJSON from fedcare generate, FHIR R4 bundles, or a FHIR Bulk Data export: its NDJSON files together; re-importing replaces this hospital&apos;s records)
         <input type="file" multiple accept=".ndjson,.jsonl,.json,application/json,application/x-ndjson" onChange={onFiles} disabled={importing} data-testid="import-input" />
       </label>
       {importing ? <p role="status">Importing …</p> : null}

@@ -18,7 +18,7 @@ import { summarizeCohort } from './data/cohort';
 import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
 import { exportIdentityPublicKey, identityFingerprint, keyHex, loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
 import { indexedDbIdentity } from './data/identity';
-import { importFiles } from './data/importFiles';
+import { importFileStreams } from './data/importFiles';
 import { appendLog, initialPortalState, reduceActivity, type PortalState, type PortalStore } from './store';
 import { TrainingWorker } from './worker/compute';
 import type { BackendChoice } from './worker/protocol';
@@ -313,15 +313,15 @@ export class Portal {
     }
     this.set({ importing: true, importError: undefined });
     try {
-      const inputs = await Promise.all(files.map(async (f) => ({ name: f.name, text: await f.text() })));
-      const outcome = importFiles(inputs, hospitalId);
+      // FHIR Bulk Data files are streamed line by line; other files are read whole.
+      const outcome = await importFileStreams(files, hospitalId);
       this.set({ importOutcome: outcome });
       if (outcome.records.length === 0) {
         this.set({ importError: 'no valid records in these files; the stored records are unchanged' });
         return;
       }
-      await replaceRecords(hospitalId, outcome.records, { files: inputs.map((f) => f.name), issues: outcome.issues.length });
-      this.log(`imported ${outcome.records.length} records from ${inputs.length} file(s)${outcome.issues.length ? `, ${outcome.issues.length} problem(s) listed` : ''}`);
+      await replaceRecords(hospitalId, outcome.records, { files: files.map((f) => f.name), issues: outcome.issues.length });
+      this.log(`imported ${outcome.records.length} records from ${files.length} file(s)${outcome.issues.length ? `, ${outcome.issues.length} problem(s) listed` : ''}`);
       await this.showStoredRecords(hospitalId);
       await this.workerReady;
       await this.loadIntoWorker();

@@ -17,4 +17,5 @@ export { FEATURE_RANGES, nonFiniteStat, refuseFeatureSums } from './feature-boun
 export { symmetricEigen, type Eigen } from './linalg';
 export { splitByHospital, type Split } from './split';
 export * from './fhir';
+export * from './fhir-bulk';
 export { SNOMED_SYSTEM, SNOMED_COMORBIDITY, comorbidityForSnomed, icd10ForComorbidity } from './snomed';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateHospital, toNdjson, type PatientRecord } from '@fedcare/shared/data';
-import { importFiles, type ImportIssue } from './importFiles';
+import { importFileStreams, importFiles, type ImportIssue, type ImportStreamFile } from './importFiles';
+import { bundlesToBulk } from '../../../../shared/src/testing/fhir-bulk';
 // Real Synthea bundles (<repo>/fixtures/fhir/synthea, SOURCE.md
 // there), read as text through Vite's ?raw imports: the portal's tsconfig has no Node types, so
 // node:fs would not typecheck here.
@@ -75,11 +76,6 @@ describe('importFiles: NDJSON', () => {
     { name: 'empty.ndjson', text: '\n  \n', message: /^empty/ },
     { name: 'pretty.json', text: JSON.stringify(h1[0], null, 2), message: /a multi-line JSON object is neither a FHIR Bundle/ },
     { name: 'array.json', text: JSON.stringify(h1.slice(0, 2), null, 1), message: /a JSON array is neither/ },
-    {
-      name: 'bulk.ndjson',
-      text: '{"resourceType":"Patient","id":"a"}\n{"resourceType":"Observation","id":"b"}\n',
-      message: /FHIR NDJSON \(one resource per line\) is not supported/,
-    },
   ])('gives one clear issue for a file that holds no records: $name', ({ name, text, message }) => {
     const out = importFiles([{ name, text }, { name: 'H1.ndjson', text: toNdjson(h1.slice(0, 2)) }], 'H1');
     expect(out.records).toHaveLength(2);
@@ -192,5 +188,109 @@ describe('importFiles: FHIR bundles', () => {
       ['ndjson', 4, 0],
       ['fhir', 0, 1],
     ]);
+  });
+});
+
+describe('importFiles / importFileStreams: FHIR Bulk Data files', () => {
+  const bundleFiles = [
+    { name: 'Nigel915_Reilly981_fc7fb56f-f384-f6ae-4266-ce3282cd2069.json', text: nigelText },
+    { name: 'Ward668_Pagac496_0d8e1873-e236-522b-fddd-2501205c0662.json', text: wardText },
+    { name: 'Lucien408_Herzog843_9c67d64e-d36e-e626-16e9-75aa668b9835.json', text: lucienText },
+    { name: 'Bradly_Douglas_18468941-bdaf-42a0-8648-cba7cafc27ce.json', text: bradlyText },
+  ];
+  const supportFiles = [
+    { name: 'hospitalInformation1648909404773.json', text: hospitalInfoText },
+    { name: 'practitionerInformation1648909404773.json', text: practitionerInfoText },
+  ];
+  const bulkFiles = bundlesToBulk(
+    bundleFiles.map((f) => JSON.parse(f.text) as unknown),
+    { seed: 'importFiles.test', support: supportFiles.map((f) => JSON.parse(f.text) as unknown), maxLinesPerFile: 150 },
+  ).map((f) => ({ name: f.name, text: f.lines.join('\n') + '\n' }));
+  const withoutSource = (r: PatientRecord) => ({ ...r, metadata: { ...r.metadata, source: undefined } });
+  const sorted = (rs: readonly PatientRecord[]) => [...rs].sort((a, b) => (a.patient_id < b.patient_id ? -1 : 1)).map(withoutSource);
+
+  /** A File whose text cannot be read whole: importFileStreams must stream it. */
+  const streamOnly = (f: { name: string; text: string }): ImportStreamFile => {
+    const file = new File([f.text], f.name);
+    return {
+      name: f.name,
+      stream: () => file.stream(),
+      text: () => Promise.reject(new Error(`${f.name} was read whole`)),
+    };
+  };
+
+  it('streams the Bulk files dropped together (any order) into the same records as the bundles', async () => {
+    const fromBundles = importFiles([...supportFiles, ...bundleFiles], 'H4');
+    expect(fromBundles.records).toHaveLength(4);
+    expect(bulkFiles.length).toBeGreaterThan(10);
+    expect(bulkFiles.at(-1)?.name).toBe('Patient.ndjson');
+
+    const streamed = await importFileStreams(bulkFiles.map(streamOnly), 'H4');
+    expect(streamed.issues).toEqual([]);
+    expect(sorted(streamed.records)).toEqual(sorted(fromBundles.records));
+    for (const r of streamed.records) expect(r.metadata.source).toMatch(/^fhir:Patient\.ndjson#Patient\//);
+    expect(streamed.files.find((f) => f.name === 'Patient.ndjson')).toEqual({ name: 'Patient.ndjson', kind: 'fhir-bulk', records: 4, issues: 0 });
+    expect(streamed.files.filter((f) => f.kind !== 'fhir-bulk')).toEqual([]);
+    // the texts through importFiles give the same outcome
+    expect(importFiles(bulkFiles, 'H4')).toEqual(streamed);
+  });
+
+  it('mixes Bulk files with a support bundle, a bundle and NDJSON records; the first copy of a patient is kept', async () => {
+    const ndjson = { name: 'H4.ndjson', text: toNdjson(generateHospital('H4', { seed: 5, patients: 3, basedOn: 'H2' }).records) };
+    const files = [supportFiles[0]!, bundleFiles[1]!, ...bulkFiles.filter((f) => !/^(Organization|Location|Practitioner)/.test(f.name)), ndjson];
+    const streamed = await importFileStreams(
+      files.map((f) => new File([f.text], f.name)),
+      'H4',
+    );
+    // Ward's bundle comes first: his Bulk copy is the duplicate
+    const ward = fhirPatientId(JSON.parse(wardText) as Json);
+    const bulkPatients = bulkFiles
+      .find((f) => f.name === 'Patient.ndjson')!
+      .text.trimEnd()
+      .split('\n')
+      .map((l) => `FHIR_${((JSON.parse(l) as Json).id as string).replace(/-/g, '').slice(0, 12)}`);
+    expect(bulkPatients).toHaveLength(4);
+    expect(streamed.records.map((r) => r.patient_id)).toEqual([ward, ...bulkPatients.filter((id) => id !== ward), 'P_H4_0001', 'P_H4_0002', 'P_H4_0003']);
+    expect(streamed.issues).toEqual([
+      {
+        file: 'Patient.ndjson',
+        where: expect.stringMatching(new RegExp(`^line \\d+, patient ${ward}$`)),
+        field: 'patient_id',
+        message: `patient ${ward} was already imported from ${bundleFiles[1]!.name}; this copy was skipped`,
+      },
+    ]);
+    expect(streamed).toEqual(importFiles(files, 'H4'));
+  });
+
+  it('names the file, line, resource and field of bad Bulk lines and keeps the rest', async () => {
+    // a BMI (LOINC 39156-5: mapped, so its value is checked) in one of the Observation files
+    const isBmi = (l: string) => l.includes('"code":"39156-5"') && /"valueQuantity":\{"value":[0-9.]+/.test(l);
+    const obsFile = bulkFiles.find((f) => f.name.startsWith('Observation.') && f.text.split('\n').some(isBmi))!;
+    const lines = obsFile.text.trimEnd().split('\n');
+    const k = lines.findIndex(isBmi);
+    const id = (JSON.parse(lines[k]!) as Json).id as string;
+    lines[k] = lines[k]!.replace(/"valueQuantity":\{"value":[0-9.]+/, '"valueQuantity":{"value":"seventy"');
+    lines.unshift('{"resourceType": "Observation", "subj');
+    const broken = { name: obsFile.name, text: lines.join('\n') + '\n' };
+    const out = await importFileStreams(bulkFiles.map((f) => (f === obsFile ? broken : f)).map((f) => new File([f.text], f.name)), 'H4');
+    expect(out.issues).toEqual([
+      { file: obsFile.name, where: 'line 1', field: '(line)', message: expect.stringMatching(/^not valid JSON/) },
+      { file: obsFile.name, where: `line ${k + 2} (Observation/${id})`, field: 'valueQuantity.value', message: 'expected a number, got string "seventy": this resource was skipped' },
+    ]);
+    expect(out.records).toHaveLength(4);
+    const good = await importFileStreams(bulkFiles.map((f) => new File([f.text], f.name)), 'H4');
+    const bmiCount = (o: typeof out) => o.records.reduce((n, r) => n + (r.demographics.bmi === null ? 0 : 1), 0);
+    expect(bmiCount(out)).toBeLessThanOrEqual(bmiCount(good));
+  });
+
+  it('a Bulk file that only names Patients and Observations badly gives line issues, not a refusal of the file', () => {
+    const text = '{"resourceType":"Patient","id":"a"}\n{"resourceType":"Observation","id":"b"}\n';
+    const out = importFiles([{ name: 'bulk.ndjson', text }, { name: 'H1.ndjson', text: toNdjson(h1.slice(0, 2)) }], 'H1');
+    expect(out.records).toHaveLength(2);
+    expect(out.issues).toEqual([
+      { file: 'bulk.ndjson', where: 'line 1 (Patient/a)', field: 'birthDate', message: 'missing: this patient gives no record' },
+      { file: 'bulk.ndjson', where: 'line 2 (Observation/b)', field: 'subject', message: 'missing: the resource names no Patient, so it belongs to no record' },
+    ]);
+    expect(out.files[0]).toEqual({ name: 'bulk.ndjson', kind: 'fhir-bulk', records: 0, issues: 2 });
   });
 });
