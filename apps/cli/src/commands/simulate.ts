@@ -27,13 +27,15 @@ import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { storeSpec } from '../server-config';
 import { personaliseHospitals, type PersonalisationRow } from '../personalisation';
+import { readRunConfigFile, resolveRunConfig } from '../run-config-file';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
          [--batch-size 32] [--lr 0.001] [--model standard|compact] [--fault H2:disconnect@train:round=2] [--db FILE]
          [--dp [--target-epsilon 1.0] [--noise-multiplier σ] [--max-grad-norm 1.0] [--delta 1e-5]]
          [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
-         [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--personalise] [--json]
+         [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--personalise]
+         [--config run.yaml] [--set key=value …] [--json]
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, discrete Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
@@ -49,6 +51,9 @@ he-decrypt; a hospital holds the key, the coordinator adds ciphertexts (FedAvg /
 --store aws keeps the run in DynamoDB + S3 as a deployed coordinator does (FEDCARE_S3_BUCKET,
 FEDCARE_DYNAMODB_TABLE_PREFIX, AWS_ENDPOINT_URL_DYNAMODB / _S3; --create-missing makes tables and
 bucket). --cloudwatch-emf FILE writes one CloudWatch Embedded Metric Format record per round to FILE.
+--config FILE: the run configuration as YAML or JSON, with the REST API's keys (examples/*.yaml);
+--set key=value overrides one key (dotted for dp: --set dp.noise_multiplier=1.1). Precedence: flags
+> --set > --config > the defaults above; validated by the REST schema, errors name the key and line.
 --personalise: after the run each hospital fine-tunes the final model's head and fusion norm on its
 own training split (FedPer/FedRep; DP-SGD under its budget when the run has --dp) and the summary's
 "personalisation" compares, on each hospital's own test split, AUC-ROC local-only (its data alone,
@@ -97,6 +102,8 @@ export const SIMULATE_OPTIONS = {
   'cloudwatch-emf': { type: 'string' },
   plot: { type: 'string' },
   personalise: { type: 'boolean', default: false },
+  config: { type: 'string' },
+  set: { type: 'string', multiple: true, default: [] },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies NonNullable<ParseArgsConfig['options']>;
@@ -145,7 +152,57 @@ const PLAIN_DEFAULTS = { rounds: 5, model: 'standard', local_epochs: 1, batch_si
  * compact model, lot 128, 10 local epochs, learning rate 0.01, 3 rounds, C 1, target ε 1, δ 1e-5, and
  * σ from the planner for these hospitals' training examples (`trainExamples`; needed only then).
  */
-export function runConfigFromOptions(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[] = []): RunConfig {
+/** The run config keys each flag sets (--config/--set give the same keys by name). */
+const FLAG_KEYS: Readonly<Record<string, readonly (keyof RunConfigInput)[]>> = {
+  rounds: ['rounds'],
+  strategy: ['strategy'],
+  model: ['model'],
+  'local-epochs': ['local_epochs'],
+  'fraction-fit': ['fraction_fit'],
+  'min-fit-clients': ['min_fit_clients', 'min_evaluate_clients', 'min_available_clients'],
+  seed: ['seed'],
+  'seq-len': ['seq_len'],
+  'batch-size': ['batch_size'],
+  lr: ['learning_rate'],
+  'stage-timeout': ['stage_timeout_s'],
+  'secure-aggregation': ['secure_aggregation'],
+  'secagg-threshold': ['secagg_threshold'],
+  'secagg-neighbours': ['secagg_neighbours'],
+  'secagg-clip': ['secagg_clip'],
+  dp: ['dp'],
+  'noise-multiplier': ['dp'],
+  'max-grad-norm': ['dp'],
+  'target-epsilon': ['dp'],
+  delta: ['dp'],
+};
+
+/** The options given on the command line (not left at their defaults), from parseArgs' tokens. */
+export function givenOptions(tokens: readonly { kind: string; name?: string }[] | undefined): Set<string> {
+  return new Set((tokens ?? []).flatMap((t) => (t.kind === 'option' && t.name ? [t.name] : [])));
+}
+
+/**
+ * The run configuration: flags > --set > --config FILE > the defaults below (../run-config-file.ts),
+ * validated by the REST schema; errors name the key and where it came from. `given`: the options
+ * on the command line (all of them count as given when absent).
+ */
+export function runConfigFromOptions(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[] = [], given?: ReadonlySet<string>): RunConfig {
+  const input = flagsRunConfig(values, hospitals, trainExamples);
+  if (!values.config && values.set.length === 0) {
+    const parsed = runConfigSchema.safeParse(input);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new CliError(`invalid run configuration: ${i?.path.join('.')}: ${i?.message}`, 2);
+    }
+    return parsed.data;
+  }
+  const flags: Record<string, { value: unknown; flag: string }> = {};
+  for (const name of given ?? Object.keys(FLAG_KEYS)) for (const key of FLAG_KEYS[name] ?? []) if (input[key] !== undefined) flags[key] = { value: input[key], flag: `--${name}` };
+  return resolveRunConfig({ defaults: input, ...(values.config ? { file: readRunConfigFile(values.config) } : {}), sets: values.set, flags });
+}
+
+/** The run configuration the flags and the defaults describe (unvalidated). */
+function flagsRunConfig(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[]): RunConfigInput {
   const n = hospitals;
   const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
   const base = values.dp ? DP_RECIPE : PLAIN_DEFAULTS;
@@ -189,23 +246,18 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number, 
     ...(values['secagg-clip'] ? { secagg_clip: Number(values['secagg-clip']) } : {}),
     ...(dp ? { dp } : {}),
   };
-  const parsed = runConfigSchema.safeParse(input);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new CliError(`invalid run configuration: ${i?.path.join('.')}: ${i?.message}`, 2);
-  }
-  return parsed.data;
+  return input;
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: SIMULATE_OPTIONS });
+  const { values, tokens } = parseArgs({ args: argv, strict: true, options: SIMULATE_OPTIONS, tokens: true });
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
   const inputs = simulationInputs(values);
   const hospitals = inputs.hospitals;
-  const config = runConfigFromOptions(values, hospitals.length, trainExamplesOf(inputs.records, hospitals));
+  const config = runConfigFromOptions(values, hospitals.length, trainExamplesOf(inputs.records, hospitals), givenOptions(tokens));
 
   const bar = new ProgressBar('rounds', config.rounds);
   const result = await runSimulation({
