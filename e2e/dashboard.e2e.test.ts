@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '@fedcare/server';
@@ -182,6 +183,29 @@ describe('dashboard in Chromium', () => {
     await screenshot(report, 'run-report');
     await report.close();
   }, 120_000);
+
+  it('imports a run configuration file into the run form (examples/dp.yaml) and exports the form as the same YAML; a bad file names its key and line', async () => {
+    const form = page.getByRole('region', { name: 'Run control' });
+    const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../examples');
+    await form.getByLabel('Import run configuration (YAML or JSON)').setInputFiles(path.join(examples, 'dp.yaml'));
+    await expect.poll(() => form.getByRole('status').first().textContent()).toBe('dp.yaml imported');
+    expect(await form.getByLabel('Differential privacy').isChecked()).toBe(true);
+    expect(await form.getByLabel('Noise multiplier σ').inputValue()).toBe('2.6');
+    expect(await form.getByLabel('Local epochs').inputValue()).toBe('10');
+    const [download] = await Promise.all([page.waitForEvent('download'), form.getByRole('button', { name: 'Export as YAML' }).click()]);
+    expect(download.suggestedFilename()).toBe('fedcare-run.yaml');
+    const exported = readFileSync(await download.path(), 'utf8');
+    // What the CLI would run from it: the example's settings.
+    const { parseRunConfigFile, resolveRunConfig } = await import('@fedcare/shared/protocol');
+    const back = resolveRunConfig({ defaults: {}, file: parseRunConfigFile('fedcare-run.yaml', exported) });
+    const original = resolveRunConfig({ defaults: {}, file: parseRunConfigFile('dp.yaml', readFileSync(path.join(examples, 'dp.yaml'), 'utf8')) });
+    for (const k of ['model', 'rounds', 'local_epochs', 'batch_size', 'learning_rate', 'dp'] as const) expect(back[k], k).toEqual(original[k]);
+    const bad = path.join(dataDir, 'bad-run.yaml');
+    writeFileSync(bad, 'rounds: 3\nlocal_epochz: 2\n');
+    await form.getByLabel('Import run configuration (YAML or JSON)').setInputFiles(bad);
+    await expect.poll(() => form.getByRole('alert').textContent()).toBe('invalid run configuration: bad-run.yaml:2: local_epochz: not a run configuration key');
+    expect(await form.getByLabel('Noise multiplier σ').inputValue()).toBe('2.6'); // the form kept what it had
+  });
 
   it('met no Content-Security-Policy violation (none reported, none logged), and the dashboard is served with its policy and nosniff', async () => {
     const headers = (await fetch(`${server.url}/dashboard/`)).headers;

@@ -120,4 +120,35 @@ describe('fedcare serve in a deployment', () => {
     expect(existsSync(db)).toBe(false);
     expect(readdirSync(dir)).toEqual([]);
   }, 120_000);
+
+  it('--config and --set: the run defaults for runs started over REST (the request wins); a bad key stops serve naming its line', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-serve-config-'));
+    const cfg = path.join(dir, 'run.yaml');
+    writeFileSync(cfg, 'strategy: fedprox\nproximal_mu: 0.05\nrounds: 4\nwait_for_clients_s: 600\n');
+    const bad = start(['serve', '--config', cfg, '--set', 'roundz=3'], { FEDCARE_DB: path.join(dir, 'bad.db'), PORT: '0', FEDCARE_ADMIN_TOKEN: ADMIN });
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/invalid run configuration: --set roundz: not a run configuration key/);
+    writeFileSync(path.join(dir, 'typo.yaml'), 'strategy: fedprox\nlocal_epochz: 2\n');
+    const typo = start(['serve', '--config', path.join(dir, 'typo.yaml')], { FEDCARE_DB: path.join(dir, 'bad.db'), PORT: '0', FEDCARE_ADMIN_TOKEN: ADMIN });
+    expect(await typo.exited).toBe(2);
+    expect(typo.output()).toMatch(/typo\.yaml:2: local_epochz: not a run configuration key/);
+    expect(existsSync(path.join(dir, 'bad.db'))).toBe(false);
+
+    const port = await freePort();
+    const p = start(['serve', '--config', cfg, '--set', 'rounds=6'], { FEDCARE_DB: path.join(dir, 'fedcare.db'), PORT: String(port), FEDCARE_ADMIN_TOKEN: ADMIN });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => ((await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 'serve ready');
+    const post = (config: Record<string, unknown>) => fetch(`${url}/api/v1/train/start`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ config }) });
+    const res = await post({ local_epochs: 2 });
+    expect(res.status).toBe(200);
+    const started = (await res.json()) as { run_id: string; config: Record<string, unknown> };
+    // file (strategy, proximal_mu) < --set (rounds) < the request (local_epochs); schema defaults for the rest
+    expect(started.config).toMatchObject({ strategy: 'fedprox', proximal_mu: 0.05, rounds: 6, local_epochs: 2, batch_size: 32 });
+    const stop = await fetch(`${url}/api/v1/train/stop`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(stop.status).toBe(200);
+    const over = await post({ rounds: 2, strategy: 'fedavg' });
+    expect(((await over.json()) as { config: Record<string, unknown> }).config).toMatchObject({ strategy: 'fedavg', rounds: 2, proximal_mu: 0.05 });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  }, 120_000);
 });

@@ -5,7 +5,7 @@
  * setting, before anything is opened or written.
  */
 import { readFileSync } from 'node:fs';
-import type { ServerLimits, StoreSpec } from '@fedcare/server';
+import { mlflowOptionsFromEnv, type MlflowOptions, type ServerLimits, type StoreSpec } from '@fedcare/server';
 import { CliError, defaultDbPath } from './io';
 
 /** Every environment variable the coordinator reads (README "Deploy" lists them with their meaning). */
@@ -31,6 +31,12 @@ export const SERVER_ENV = {
   trustProxy: ['FEDCARE_TRUST_PROXY'],
   auditMaxRows: ['FEDCARE_AUDIT_MAX_ROWS'],
   auditMaxAgeDays: ['FEDCARE_AUDIT_MAX_AGE_DAYS'],
+  // MLflow tracking, under MLflow's own names (its clients read the same variables).
+  mlflowTrackingUri: ['MLFLOW_TRACKING_URI'],
+  mlflowExperimentName: ['MLFLOW_EXPERIMENT_NAME'],
+  mlflowTrackingToken: ['MLFLOW_TRACKING_TOKEN'],
+  mlflowTrackingUsername: ['MLFLOW_TRACKING_USERNAME'],
+  mlflowTrackingPassword: ['MLFLOW_TRACKING_PASSWORD'],
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -140,4 +146,13 @@ export function limitSettings(env: Env): Partial<ServerLimits> {
   set('auditMaxAgeDays', positiveInt(env, SERVER_ENV.auditMaxAgeDays, 36_500));
   if (fromEnv(env, SERVER_ENV.trustProxy)) out.trustProxy = booleanSetting(undefined, env, SERVER_ENV.trustProxy);
   return out;
+}
+
+/** MLflow tracking (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, MLFLOW_TRACKING_TOKEN or _USERNAME/_PASSWORD); undefined when no URI is set. */
+export function mlflowSetting(env: Env): MlflowOptions | undefined {
+  try {
+    return mlflowOptionsFromEnv(env);
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
 }

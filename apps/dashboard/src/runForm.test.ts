@@ -1,6 +1,8 @@
+import { parseRunConfigFile, resolveRunConfig } from '@fedcare/shared/protocol';
 import { describe, expect, it } from 'vitest';
 import { DP_RECIPE, planPrivacy, proposeDp } from '@fedcare/shared/privacy';
-import { applyDpRecipe, DEFAULT_RUN_FORM, formToConfig, proposedSigma } from './runForm';
+import dpYaml from '../../../examples/dp.yaml?raw';
+import { applyDpRecipe, DEFAULT_RUN_FORM, exportRunConfig, formToConfig, importRunConfig, proposedSigma } from './runForm';
 
 describe('formToConfig', () => {
   it('turns the default form into a valid config with min clients applied to all three minimums', () => {
@@ -79,5 +81,40 @@ describe('the DP recipe in the run form', () => {
     const unknown = applyDpRecipe({ ...DEFAULT_RUN_FORM, noise_multiplier: '1.7' }, []);
     expect(unknown.noise_multiplier).toBe('1.7');
     expect(proposedSigma({ ...on, target_epsilon: 'x' }, hospitals)).toBeNull();
+  });
+});
+
+describe('run configuration files in the run form (the same YAML as fedcare simulate|serve --config)', () => {
+  it('imports examples/dp.yaml into the fields, keeps keys without a field in extra, and sends them', () => {
+    const res = importRunConfig('dp.yaml', `${dpYaml}proximal_mu: 0.05\n`);
+    if (!res.ok) throw new Error(res.message);
+    expect(res.form).toMatchObject({ model: 'compact', rounds: '3', local_epochs: '10', batch_size: '128', learning_rate: '0.01', dp: true, noise_multiplier: '2.6', max_grad_norm: '1', target_epsilon: '5', delta: '0.00001' });
+    expect(res.form.extra).toEqual({ proximal_mu: 0.05 });
+    const sent = formToConfig(res.form);
+    if (!sent.ok) throw new Error(sent.message);
+    expect(sent.config).toMatchObject({ model: 'compact', proximal_mu: 0.05, dp: { noise_multiplier: 2.6, max_grad_norm: 1, target_epsilon: 5, delta: 1e-5 } });
+    // keys the file leaves out keep the form's values
+    const partial = importRunConfig('r.yaml', 'rounds: 9\n', { ...DEFAULT_RUN_FORM, seq_len: '14' });
+    expect(partial.ok && partial.form).toMatchObject({ rounds: '9', seq_len: '14', dp: false });
+  });
+
+  it('export → import gives the same form and the same config; the YAML is what the CLI reads', () => {
+    const imported = importRunConfig('dp.yaml', dpYaml);
+    if (!imported.ok) throw new Error(imported.message);
+    const out = exportRunConfig(imported.form, new Date('2026-12-08T00:00:00Z'));
+    if (!out.ok) throw new Error(out.message);
+    expect(out.yaml).toMatch(/^# fedcare run configuration, exported from the dashboard 2026-12-08T00:00:00\.000Z\n/);
+    expect(out.yaml).toMatch(/\ndp:\n {2}noise_multiplier: 2\.6\n/);
+    const back = importRunConfig('fedcare-run.yaml', out.yaml);
+    if (!back.ok) throw new Error(back.message);
+    expect(formToConfig(back.form)).toEqual(formToConfig(imported.form));
+    expect(resolveRunConfig({ defaults: {}, file: parseRunConfigFile('fedcare-run.yaml', out.yaml) })).toMatchObject({ model: 'compact', rounds: 3 });
+  });
+
+  it('refuses a bad file naming the key and its line, and leaves the form alone', () => {
+    expect(importRunConfig('run.yaml', 'rounds: 3\nlocal_epochz: 2\n')).toEqual({ ok: false, message: 'invalid run configuration: run.yaml:2: local_epochz: not a run configuration key' });
+    expect(importRunConfig('run.yaml', 'rounds: 3\ndp:\n  noise_multiplier: -1\n  max_grad_norm: 1\n  target_epsilon: 1\n  delta: 0.001\n')).toMatchObject({ ok: false, message: expect.stringMatching(/^invalid run configuration: run\.yaml:3: dp\.noise_multiplier: /) });
+    expect(importRunConfig('run.json', '{"rounds": 3,')).toMatchObject({ ok: false, message: expect.stringMatching(/^run\.json:1:\d+: not valid YAML/) });
+    expect(exportRunConfig({ ...DEFAULT_RUN_FORM, rounds: 'x' })).toEqual({ ok: false, message: 'rounds: expected a number' });
   });
 });

@@ -5,7 +5,7 @@
  * With DP on, σ, C, target ε and δ go in `dp` (checked by the same schema: σ ≤ 0, δ ≥ 1 … are refused).
  */
 import { DP_RECIPE, proposeDp } from '@fedcare/shared/privacy';
-import { runConfigSchema, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
+import { parseRunConfigFile, resolveRunConfig, runConfigSchema, runConfigToYaml, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
 
 export interface RunForm {
   /** 'standard' (the seed spec's model) or 'compact' (the DP recipe's). */
@@ -27,6 +27,8 @@ export interface RunForm {
   max_grad_norm: string;
   target_epsilon: string;
   delta: string;
+  /** Keys of an imported run configuration file that the form has no field for (proximal_mu, …): sent as they are. */
+  extra?: Readonly<Record<string, unknown>>;
 }
 
 export const DEFAULT_RUN_FORM: RunForm = {
@@ -87,7 +89,7 @@ export function proposedSigma(form: RunForm, hospitals: readonly { hospital_id: 
 export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
 
 export function formToConfig(form: RunForm): FormResult {
-  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation' | 'model'>;
+  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation' | 'model' | 'extra'>;
   const dpFields: Array<[NumberField, string]> = [
     ['noise_multiplier', 'noise multiplier σ'],
     ['max_grad_norm', 'max grad norm C'],
@@ -113,6 +115,7 @@ export function formToConfig(form: RunForm): FormResult {
   }
   const min = n.min_clients as number;
   const config = {
+    ...form.extra,
     ...(form.model !== 'standard' ? { model: form.model } : {}),
     strategy: form.strategy,
     rounds: n.rounds,
@@ -130,4 +133,50 @@ export function formToConfig(form: RunForm): FormResult {
   const checked = validate(runConfigSchema, config);
   if (!checked.ok) return { ok: false, field: checked.field, message: checked.message };
   return { ok: true, config: config as RunConfigInput };
+}
+
+/** The form's own keys of a run configuration; the rest goes in `extra`. */
+const FORM_KEYS = new Set(['model', 'strategy', 'rounds', 'local_epochs', 'learning_rate', 'batch_size', 'seq_len', 'fraction_fit', 'min_fit_clients', 'min_evaluate_clients', 'min_available_clients', 'secure_aggregation', 'dp']);
+
+/**
+ * A run configuration file (YAML or JSON, the same as `fedcare simulate|serve --config` takes) into
+ * the form: validated by the REST schema first (an error names the key and its line); the keys the
+ * form shows fill its fields, the others ride along in `extra`. Only the file's own keys count: what
+ * it leaves out keeps the form's value.
+ */
+export function importRunConfig(name: string, text: string, current: RunForm = DEFAULT_RUN_FORM): { ok: true; form: RunForm } | { ok: false; message: string } {
+  let file;
+  try {
+    file = parseRunConfigFile(name, text);
+    resolveRunConfig({ defaults: {}, file });
+  } catch (e) {
+    return { ok: false, message: (e as Error).message };
+  }
+  const v = file.values as Record<string, unknown>;
+  const str = (k: string, fallback: string) => (v[k] === undefined ? fallback : String(v[k]));
+  const dp = v.dp as Record<string, unknown> | undefined;
+  const form: RunForm = {
+    ...current,
+    model: str('model', current.model),
+    strategy: str('strategy', current.strategy),
+    rounds: str('rounds', current.rounds),
+    local_epochs: str('local_epochs', current.local_epochs),
+    learning_rate: str('learning_rate', current.learning_rate),
+    batch_size: str('batch_size', current.batch_size),
+    seq_len: str('seq_len', current.seq_len),
+    fraction_fit: str('fraction_fit', current.fraction_fit),
+    min_clients: str('min_fit_clients', str('min_available_clients', current.min_clients)),
+    secure_aggregation: str('secure_aggregation', current.secure_aggregation),
+    dp: dp !== undefined || (v.dp === undefined && current.dp),
+    ...(dp ? { noise_multiplier: String(dp.noise_multiplier), max_grad_norm: String(dp.max_grad_norm), target_epsilon: String(dp.target_epsilon), delta: String(dp.delta) } : {}),
+    extra: Object.fromEntries(Object.entries(v).filter(([k]) => !FORM_KEYS.has(k))),
+  };
+  return { ok: true, form };
+}
+
+/** The form as a run configuration file (YAML) that `fedcare simulate|serve --config` and Import read back. */
+export function exportRunConfig(form: RunForm, when = new Date()): { ok: true; yaml: string } | { ok: false; message: string } {
+  const res = formToConfig(form);
+  if (!res.ok) return { ok: false, message: res.message };
+  return { ok: true, yaml: runConfigToYaml(res.config, `fedcare run configuration, exported from the dashboard ${when.toISOString()}\nnpx fedcare simulate --data data --config THIS_FILE   (or serve --config, or the dashboard's Import)`) };
 }

@@ -39,6 +39,8 @@ export class Coordinator {
     private readonly grid: SocketGrid,
     private readonly log: Logger,
     private readonly events: CoordinatorEvents = {},
+    /** What a run takes for the keys its start request leaves out (`fedcare serve --config`); schema defaults beyond. */
+    private readonly runDefaults: RunConfigInput = {},
   ) {}
 
   /** Resumes the run a previous process left running (after a crash or kill -9). */
@@ -57,7 +59,7 @@ export class Coordinator {
 
   async start(input: RunConfigInput, actor: string): Promise<{ runId: string; config: RunConfig }> {
     if (this.active) throw new RunConflictError(`run ${this.active.runId} is still running; stop it first`);
-    const config = runConfigSchema.parse(input);
+    const config = runConfigSchema.parse({ ...this.runDefaults, ...input });
     createStrategy(config.strategy); // fail early on an unusable strategy
     const runId = `run-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}-${crypto.randomUUID().slice(0, 8)}`;
     await this.store.createRun(runId, config as unknown as Record<string, unknown>, config.rounds);

@@ -24,7 +24,8 @@ import { OpenAPIHono, createRoute, type RouteConfig } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import type { z } from 'zod';
+import { z } from 'zod';
+import type { RunConfigInput } from '@fedcare/shared/protocol';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
 import { reportHtml, runAudit } from '@fedcare/shared/report';
 import { modelCard, modelCardFor, storedBundle, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
@@ -67,6 +68,8 @@ export interface RouteContext<K extends EndpointName = EndpointName> {
   params: Endpoints[K] extends { params: infer S extends z.ZodType } ? z.output<S> : Record<string, never>;
   query: Endpoints[K] extends { query: infer S extends z.ZodType } ? z.output<S> : Record<string, never>;
   body: Endpoints[K] extends { body: infer S extends z.ZodType } ? z.output<S> : undefined;
+  /** The body as sent (it passed `body`'s schema): which keys the client gave, before defaults. */
+  raw?: unknown;
   principal: TokenPrincipal | undefined;
   actor: string;
 }
@@ -174,12 +177,19 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       return [200, { run_id: run.runId, filename: `fedcare-report-${run.runId}.html`, html }];
     },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),
-    startTraining: async ({ body, actor }) => {
+    startTraining: async ({ raw, actor }) => {
+      // The keys the request gave (validated against the schema already); the coordinator fills the
+      // rest from its run defaults (`fedcare serve --config`), then the schema's.
+      const requested = ((raw as { config?: RunConfigInput } | undefined)?.config ?? {}) as RunConfigInput;
       try {
-        const { runId, config } = await coordinator.start(body?.config ?? {}, actor);
+        const { runId, config } = await coordinator.start(requested, actor);
         return [200, { run_id: runId, status: 'running', config: config as unknown as Record<string, unknown> }];
       } catch (e) {
         if (e instanceof RunConflictError) throw new HttpError(409, 'RUN_CONFLICT', e.message);
+        if (e instanceof z.ZodError) {
+          const i = e.issues[0];
+          throw new HttpError(400, 'INVALID_PAYLOAD', `config.${i?.path.join('.')}: ${i?.message} (with the coordinator's run defaults)`, `config.${i?.path.join('.')}`);
+        }
         throw e;
       }
     },
@@ -340,6 +350,7 @@ function buildApp(routes: Route[], verify: (token: string | undefined) => Promis
         params: (r.endpoint.params ? valid.valid('param') : {}) as never,
         query: (r.endpoint.query ? valid.valid('query') : {}) as never,
         body: (r.endpoint.body ? valid.valid('json') : undefined) as never,
+        raw: r.endpoint.body ? await c.req.json().catch(() => undefined) : undefined,
         principal,
         actor,
       });

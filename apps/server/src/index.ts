@@ -9,3 +9,4 @@ export { serveStatic, type StaticApp } from './static';
 export { tokenJson } from './http';
 export { parseAllowedOrigins } from './security';
 export { writeRoundEmf, roundMetricValues, EMF_NAMESPACE, type EmfOptions } from './emf';
+export { MlflowTracker, mlflowOptionsFromEnv, type MlflowOptions, type MlflowStats } from './mlflow';

@@ -21,11 +21,13 @@ import {
   type DashboardClientToServer,
   type DashboardServerToClient,
   type ProtocolErrorPayload,
+  type RunConfigInput,
   type ServerStatus,
 } from '@fedcare/shared/protocol';
 import { Coordinator } from './coordinator';
 import { SocketGrid, type HospitalNamespace } from './grid';
 import { writeRoundEmf, type EmfOptions } from './emf';
+import { MlflowTracker, type MlflowOptions } from './mlflow';
 import { AuthGuard, clientAddress, ConnectionCaps, DEFAULT_STRANGER_LIMITS, type StrangerLimits } from './auth-guard';
 import { apiRoutes, bearer, createHttpHandler, forbidden, HttpError, rateLimited, unauthorized } from './http';
 import { raiseMessageLimit, UNAUTHENTICATED_MESSAGE_BYTES } from './message-limit';
@@ -73,6 +75,8 @@ export interface ServerLimits extends StrangerLimits {
 export const DEFAULT_LIMITS: ServerLimits = { ...DEFAULT_STRANGER_LIMITS, auditMaxRows: 100_000, auditMaxAgeDays: 365, auditPruneIntervalMs: 600_000, tokenRecheckMs: 60_000 };
 
 export interface ServerOptions {
+  /** Run configuration keys a run started over REST (or from the dashboard) takes when its request leaves them out: `fedcare serve --config`. */
+  runDefaults?: RunConfigInput;
   port?: number;
   /** Interface to listen on; default 127.0.0.1 (a deployment says 0.0.0.0 on purpose: `--host`, FEDCARE_HOST). */
   host?: string;
@@ -88,6 +92,8 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[];
   /** One CloudWatch Embedded Metric Format record per completed round (seed spec 6.2). */
   cloudwatchEmf?: EmfOptions;
+  /** Each run logged to an MLflow tracking server (mlflow.ts; `fedcare serve` reads MLFLOW_TRACKING_URI and friends). */
+  mlflow?: MlflowOptions;
   env?: Record<string, string | undefined>;
   logLevel?: string;
   /** Pino destination; defaults to stdout. */
@@ -109,6 +115,8 @@ export interface RunningServer {
   flushRefusals(): Promise<void>;
   /** Runs audit retention now; resolves to how many entries it removed. */
   pruneAudit(): Promise<number>;
+  /** The MLflow tracker when `mlflow` was given: stats() says what it sent and what it gave up. */
+  mlflow?: MlflowTracker;
   /** 'round' (RoundReport), 'stage' (StageProgress), 'status' (ServerStatus), 'runEnd' (FederationSummary), 'cspViolation' (the browser's report). */
   events: EventEmitter;
   /**
@@ -153,6 +161,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   const cConnRefused = new Counter({ name: 'fedcare_connections_refused_total', help: 'Socket.IO connections refused by the per-address or total cap', registers: [registry] });
   const cCsp = new Counter({ name: 'fedcare_csp_violations_total', help: 'Content-Security-Policy violation reports received', registers: [registry] });
+  const cMlflow = new Counter({ name: 'fedcare_mlflow_failures_total', help: 'MLflow requests given up after their retries (the run went on without them)', registers: [registry] });
+  // MLflow hears of runs and rounds after the fact, queued: nothing in the round path awaits it.
+  const mlflow = o.mlflow ? new MlflowTracker(o.mlflow, { store, log, onFailure: () => cMlflow.inc() }) : undefined;
 
   const http = tls ? createHttpsServer({ cert: o.tls!.cert, key: o.tls!.key, minVersion: 'TLSv1.2' }) : createHttpServer();
   // REST is registered before Socket.IO attaches: engine.io then hands it only the requests that are
@@ -359,15 +370,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const coordinator = new Coordinator(store, grid, log, {
     onStatus: (s) => {
       events.emit('status', s);
+      if (mlflow && s.run_id !== null) {
+        if (s.status === 'running') mlflow.runStarted(s.run_id);
+        // A run that crashed ends without a summary (onRunEnd); its status says failed.
+        else if (s.status === 'failed') mlflow.runEnded(s.run_id, 'failed');
+      }
       toDashboards('dash:status', s, viewStatus);
     },
-    onRunEnd: (s) => events.emit('runEnd', s),
+    onRunEnd: (s) => {
+      events.emit('runEnd', s);
+      // An interrupted run stays RUNNING in MLflow: the next start resumes it.
+      if (mlflow && s.status !== 'interrupted') mlflow.runEnded(s.runId, s.status);
+    },
     onStage: (p) => {
       events.emit('stage', p);
       toDashboards('dash:stage', { run_id: p.runId, round: p.round, stage: p.stage, done: p.phase === 'end' ? p.targets.length - p.dropped.length : 0, total: p.targets.length, dropped: p.dropped }, viewStage);
     },
     onRound: (r) => {
       events.emit('round', r);
+      mlflow?.round(r);
       if (o.cloudwatchEmf) writeRoundEmf(r, o.cloudwatchEmf).catch((e: unknown) => log.error({ err: (e as Error).message }, 'CloudWatch EMF record not written'));
       gRound.set(r.round);
       if (Number.isFinite(r.metrics.test_accuracy)) gAccuracy.set(r.metrics.test_accuracy as number);
@@ -386,7 +407,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         completed_at: new Date().toISOString(),
       }, viewRound);
     },
-  });
+  }, o.runDefaults ?? {});
   dashboards.on('connection', (socket) => {
     const p = socket.data.principal as TokenPrincipal | undefined;
     socket.emit('dash:status', viewStatus(p, coordinator.status()));
@@ -509,7 +530,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   const port = (http.address() as AddressInfo).port;
   const url = `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${port}`;
-  log.info({ url, store: o.store ? 'given' : o.db, tls }, 'coordinator listening');
+  log.info({ url, store: o.store ? 'given' : o.db, tls, ...(mlflow ? { mlflow: mlflow.trackingUri } : {}) }, 'coordinator listening');
   await coordinator.boot();
   ready = true;
 
@@ -523,6 +544,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log,
     http,
     events,
+    ...(mlflow ? { mlflow } : {}),
     flushRefusals: () => guard.flush(),
     pruneAudit,
     async close(options: { drainMs?: number } = {}) {
@@ -531,6 +553,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (options.drainMs) await new Promise((resolve) => setTimeout(resolve, options.drainMs));
       // A running run is interrupted, not stopped: the next start on this database resumes it.
       await coordinator.shutdown().catch(() => undefined);
+      // What MLflow has not yet taken gets flushTimeoutMs (default 10 s), then is abandoned.
+      await mlflow?.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       clearInterval(pruneTimer);
       clearInterval(recheckTimer);

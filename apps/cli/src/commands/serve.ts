@@ -4,11 +4,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore, parseAllowedOrigins, startServer } from '@fedcare/server';
 import { CliError } from '../io';
-import { booleanSetting, drainSetting, limitSettings, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
+import { readRunConfigFile, resolveRunConfig } from '../run-config-file';
+import { booleanSetting, drainSetting, limitSettings, mlflowSetting, portSetting, SERVER_ENV, setting, storeSpec, tlsFiles } from '../server-config';
 import { webApps } from '../web';
 
 const HELP = `usage: fedcare serve [--port 8080] [--host 127.0.0.1] [--store sqlite|aws] [--db .fedcare/fedcare.db]
                      [--create-missing] [--tls-cert FILE --tls-key FILE] [--cloudwatch-emf] [--log-level info]
+                     [--config run.yaml] [--set key=value …]
 
 Starts the coordinator: Socket.IO (/hospital, /dashboard), REST /api/v1, /metrics, /healthz, /readyz,
 and the web apps (/hospital/, /dashboard/). It listens on 127.0.0.1 unless --host (FEDCARE_HOST) names
@@ -28,6 +30,12 @@ and the S3 bucket FEDCARE_S3_BUCKET; endpoints from AWS_ENDPOINT_URL_DYNAMODB / 
 region from AWS_REGION. --create-missing creates the tables and the bucket (local use; a deployment owns them).
 TLS: HTTPS and WSS, TLS 1.2 minimum, 1.3 offered, HSTS (behind a load balancer TLS ends there: no flags).
 --cloudwatch-emf: one CloudWatch Embedded Metric Format record per completed round on stdout.
+MLFLOW_TRACKING_URI (http(s)): each run logged to that MLflow tracking server (experiment
+MLFLOW_EXPERIMENT_NAME, default fedcare; MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+_PASSWORD): params, every round's metrics, the model card and final model, the run's status.
+--config FILE (YAML or JSON, examples/*.yaml) and --set key=value: the run configuration a run
+started over REST or from the dashboard takes for every key its request leaves out (the request
+wins); validated at start-up, errors name the key and line.
 Credentials: \`fedcare token create\`, or FEDCARE_ADMIN_TOKEN and FEDCARE_HOSPITAL_TOKENS="H1:tok,…".
 /metrics is open (for a scraper on a private network) unless FEDCARE_METRICS_TOKEN is set; then
 it needs that bearer token or the admin token.
@@ -49,6 +57,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
       'tls-key': { type: 'string' },
       'cloudwatch-emf': { type: 'boolean' },
       'log-level': { type: 'string' },
+      config: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -72,6 +82,9 @@ export async function run(argv: string[], env: Record<string, string | undefined
   const deployment = env.FEDCARE_DEPLOYMENT;
   const drainSeconds = drainSetting(env);
   const limits = limitSettings(env);
+  const mlflow = mlflowSetting(env);
+  // Run defaults from --config / --set, validated now (a bad key stops serve before anything opens).
+  const runDefaults = values.config || values.set.length > 0 ? resolveRunConfig({ defaults: {}, ...(values.config ? { file: readRunConfigFile(values.config) } : {}), sets: values.set }) : undefined;
 
   // The database's directory is created 0700 (the file itself 0600: SqliteStore).
   if (spec.kind === 'sqlite' && spec.file !== ':memory:') mkdirSync(path.dirname(path.resolve(spec.file)), { recursive: true, mode: 0o700 });
@@ -89,9 +102,11 @@ export async function run(argv: string[], env: Record<string, string | undefined
       store,
       logLevel,
       staticApps: webApps(),
+      ...(runDefaults ? { runDefaults } : {}),
       ...(tls ? { tls } : {}),
       allowedOrigins,
       limits,
+      ...(mlflow ? { mlflow } : {}),
       ...(emf ? { cloudwatchEmf: { write: (line: string) => process.stdout.write(`${line}\n`), ...(deployment ? { deployment } : {}) } } : {}),
       env,
     });

@@ -25,7 +25,7 @@ import { ProgressBar } from '../progress';
 import { renderTable } from '../table';
 import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
-import { storeSpec } from '../server-config';
+import { mlflowSetting, storeSpec } from '../server-config';
 import { personaliseHospitals, type PersonalisationRow } from '../personalisation';
 import { readRunConfigFile, resolveRunConfig } from '../run-config-file';
 
@@ -342,11 +342,14 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     throw new CliError(`cannot open the ${o.store?.kind ?? 'sqlite'} store: ${(e as Error).message}`);
   });
   if (o.emfFile) writeFileSync(o.emfFile, '', { mode: 0o600 });
+  const mlflow = mlflowSetting(process.env);
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
     store,
     ...(o.emfFile ? { cloudwatchEmf: { write: (line: string) => appendFileSync(o.emfFile as string, `${line}\n`) } } : {}),
+    // MLFLOW_TRACKING_URI set: the simulated run is logged to MLflow as a served one is.
+    ...(mlflow ? { mlflow } : {}),
     env: { FEDCARE_ADMIN_TOKEN: admin, FEDCARE_HOSPITAL_TOKENS: o.hospitals.map((h) => `${h}:${tokens[h]}`).join(',') },
     logLevel: 'info',
     logStream: createWriteStream(logFile, { mode: 0o600 }),

@@ -1,9 +1,10 @@
-import { useMemo, useState, type FormEvent } from 'react';
+import { useMemo, useState, type ChangeEvent, type FormEvent } from 'react';
 import { planPrivacy, type PrivacyPlan } from '@fedcare/shared/privacy';
 import { store, useDash } from '../instance';
-import { applyDpRecipe, DEFAULT_RUN_FORM, formToConfig, STRATEGIES, type RunForm } from '../runForm';
+import { downloadText } from '../download';
+import { applyDpRecipe, DEFAULT_RUN_FORM, exportRunConfig, formToConfig, importRunConfig, STRATEGIES, type RunForm } from '../runForm';
 
-type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation' | 'model'>;
+type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation' | 'model' | 'extra'>;
 
 const DP_FIELDS: Array<[TextField, string, string]> = [
   ['noise_multiplier', 'Noise multiplier σ', 'any'],
@@ -25,6 +26,7 @@ const FIELDS: Array<[TextField, string, string]> = [
 export function AdminPanel() {
   const [form, setForm] = useState<RunForm>(DEFAULT_RUN_FORM);
   const [formError, setFormError] = useState<string | null>(null);
+  const [imported, setImported] = useState<string | null>(null);
   const busy = useDash((s) => s.busy);
   const notice = useDash((s) => s.notice);
   const running = useDash((s) => s.status?.status === 'running');
@@ -44,6 +46,22 @@ export function AdminPanel() {
       return (e as Error).message;
     }
   }, [form, known]);
+  const onImport = async (e: ChangeEvent<HTMLInputElement>) => {
+    const file = e.target.files?.[0];
+    e.target.value = '';
+    if (!file) return;
+    const res = importRunConfig(file.name, await file.text(), form);
+    if (!res.ok) return setFormError(res.message);
+    setFormError(null);
+    setForm(res.form);
+    setImported(`${file.name} imported${Object.keys(res.form.extra ?? {}).length ? `; also sent as they are: ${Object.keys(res.form.extra ?? {}).join(', ')}` : ''}`);
+  };
+  const onExport = () => {
+    const res = exportRunConfig(form);
+    if (!res.ok) return setFormError(res.message);
+    setFormError(null);
+    downloadText('fedcare-run.yaml', res.yaml, 'application/yaml');
+  };
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
     const res = formToConfig(form);
@@ -103,8 +121,16 @@ export function AdminPanel() {
         <button type="button" disabled={busy || !running} onClick={() => void store.getState().stopRun()}>
           Stop
         </button>
+        <label className="file">
+          Import run configuration (YAML or JSON)
+          <input type="file" accept=".yaml,.yml,.json,application/yaml,application/json" onChange={(e) => void onImport(e)} />
+        </label>
+        <button type="button" onClick={onExport}>
+          Export as YAML
+        </button>
       </form>
-      {formError && <p className="error">{formError}</p>}
+      {imported && !formError && <p className="muted" role="status">{imported}</p>}
+      {formError && <p className="error" role="alert">{formError}</p>}
       {plan !== null && <PlanTable plan={plan} sigma={form.noise_multiplier} onUseProposal={() => setForm(applyDpRecipe(form, known))} />}
       {notice && (
         <p className={notice.kind} role={notice.kind === 'error' ? 'alert' : 'status'}>
