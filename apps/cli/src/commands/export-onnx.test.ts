@@ -2,9 +2,8 @@
 // CPU) on model.onnx must give the probabilities and logits the TF.js path gives for the same input
 // tensors — for a run's standard model exported by the CLI, and for the compact model straight
 // from the exporter — and a deliberately wrong LSTM gate order must fail that check.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +15,7 @@ import { decodeModel } from '../onnx/onnx-proto';
 import { classifierToOnnx, ONNX_OPSET } from '../onnx/onnx';
 import { loadOnnxRuntime, type OrtTensor } from '../onnx/runtime';
 import { fedcareProcess } from '../testing-processes';
-import { runSimulation } from './simulate';
+import { smallFinishedRun } from '../testing-runs';
 
 // Installed on first use (apps/cli/src/onnx/runtime.ts says why it is not a dependency).
 const ort = loadOnnxRuntime();
@@ -87,19 +86,7 @@ function graphOf(bytes: Uint8Array) {
 
 describe('fedcare export --format onnx', () => {
   it('standard model of a real run: ONNX Runtime on model.onnx matches the TF.js path within 1e-4 for 500 patients; a wrong gate order does not', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'fc-export-onnx-'));
-    const db = path.join(dir, 'fedcare.db');
-    const hospitals = ['H1', 'H2'];
-    const cohort = hospitals.map((h) => generateHospital(h, { seed: 31, patients: 24 }).records);
-    const res = await runSimulation({
-      records: cohort.flat(),
-      hospitals,
-      config: { rounds: 1, local_epochs: 1, batch_size: 16, seq_len: 6, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2, early_stopping_patience: 0 } as never,
-      clients: 'inprocess',
-      store: { kind: 'sqlite', file: db },
-    });
-    expect(res.summary.status).toBe('completed');
-    const runId = res.rounds[0]!.runId;
+    const { dir, db, runId, cohort } = await smallFinishedRun({ prefix: 'fc-export-onnx-', seed: 31, patients: 24, rounds: 1, seqLen: 6 });
 
     const out = path.join(dir, 'onnx');
     const exported = await cli(['export', '--db', db, '--run', runId, '--format', 'onnx', '--out', out]);

@@ -1,15 +1,14 @@
 // `fedcare export` then `fedcare predict`, as a hospital's IT runs them, on a run a real coordinator
 // committed: the exported model scores records exactly as the portal's worker code does.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateHospital, toNdjson, type FeatureStats } from '@fedcare/shared/data';
+import { toNdjson, type FeatureStats } from '@fedcare/shared/data';
 import { HospitalClient, modelCardMarkdown, type ModelCard } from '@fedcare/shared/fl';
 import { openSqliteStore } from '@fedcare/server';
 import { initTf } from '../tf-node';
 import { fedcareProcess } from '../testing-processes';
-import { runSimulation } from './simulate';
+import { smallFinishedRun } from '../testing-runs';
 
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const p = fedcareProcess(args);
@@ -19,19 +18,7 @@ async function cli(args: string[]): Promise<{ code: number | null; out: string }
 
 describe('fedcare export and predict', () => {
   it('exports the latest model with its model card; predict reproduces the portal’s probabilities for the same records', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'fc-export-'));
-    const db = path.join(dir, 'fedcare.db');
-    const hospitals = ['H1', 'H2'];
-    const cohort = hospitals.map((h) => generateHospital(h, { seed: 21, patients: 40 }).records);
-    const res = await runSimulation({
-      records: cohort.flat(),
-      hospitals,
-      config: { rounds: 2, local_epochs: 1, batch_size: 16, seq_len: 8, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2, early_stopping_patience: 0 } as never,
-      clients: 'inprocess',
-      store: { kind: 'sqlite', file: db },
-    });
-    expect(res.summary.status).toBe('completed');
-    const runId = res.rounds[0]!.runId;
+    const { dir, db, runId, cohort, hospitals, rounds } = await smallFinishedRun({ prefix: 'fc-export-', seed: 21, patients: 40, rounds: 2, seqLen: 8 });
 
     const out = path.join(dir, 'model');
     const exported = await cli(['export', '--db', db, '--run', runId.slice(-8), '--out', out]);
@@ -69,7 +56,7 @@ describe('fedcare export and predict', () => {
     client.setStats(runId, stats, 8);
     await client.evaluate({ run_id: runId, round: 2, stage: 'evaluate', weights: stored.bytes, weights_sha256: stored.sha256 });
     // The run calibrated (every round picks a temperature): the export carries the last round's, the portal asks for the same.
-    expect(manifest.temperature).toBe(res.rounds[1]!.metrics.temperature);
+    expect(manifest.temperature).toBe(rounds[1]!.metrics.temperature);
     const portal = await client.scorePatients(manifest.temperature);
     client.dispose();
     expect(portal.model_sha256).toBe(manifest.weights.sha256);
