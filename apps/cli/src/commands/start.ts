@@ -20,6 +20,7 @@ import { PRIVATE, writeFileAtomic } from '../io';
 import { webApps } from '../web';
 import { ProgressBar } from '../progress';
 import { generateToDir } from './generate';
+import { mlflowSetting } from '../server-config';
 
 const HELP = `usage: fedcare start [--home .fedcare] [--port 8080] [--rounds 10] [--local-epochs 1] [--no-agents] [--no-run]
 
@@ -85,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const tokensFile = path.join(home, 'tokens.json');
   const creds = loadOrCreateCredentials(tokensFile);
+  const mlflow = mlflowSetting(process.env);
   const server = await startServer({
     port: Number(values.port),
     host: process.env.FEDCARE_HOST || '127.0.0.1',
@@ -96,6 +98,8 @@ export async function run(argv: string[]): Promise<number> {
     },
     logLevel: 'warn',
     staticApps: webApps(),
+    // MLFLOW_TRACKING_URI set: runs are logged to MLflow here too (apps/server/src/mlflow.ts).
+    ...(mlflow ? { mlflow } : {}),
   });
   const base = `http://localhost:${server.port}`;
   process.stdout.write(
