@@ -198,6 +198,8 @@ const METABOLITE_PANELS: Record<string, Partial<Latent>> = {
   sphingosine_1_phosphate: { genomic: -0.5 }, leucine: { metabolic: 0.4 }, valine: { metabolic: 0.4 },
 };
 const LATENT_KEYS: (keyof Latent)[] = ['cardiac', 'renal', 'inflammation', 'metabolic', 'frailty', 'deterioration', 'genomic'];
+/** The names of `GeneratedHospital.latentStates`' columns, in order. */
+export const LATENT_STATE_NAMES: readonly string[] = Object.freeze([...LATENT_KEYS]);
 
 interface OmicsModel {
   geneBase: number[];
@@ -227,6 +229,8 @@ interface Draft {
   propensity: number;
   /** Uniform draw for days_to_readmission. */
   u: number;
+  /** The latent states, in LATENT_STATE_NAMES order. */
+  z: number[];
 }
 
 function drawPatient(p: HospitalProfile, seed: number, index: number, male: boolean): Draft {
@@ -379,7 +383,7 @@ function drawPatient(p: HospitalProfile, seed: number, index: number, male: bool
     },
   };
   // u is drawn for every patient so the stream does not depend on the readmission ranking.
-  return { record, risk, propensity, u: rng.next() };
+  return { record, risk, propensity, u: rng.next(), z: zVec };
 }
 
 export interface GenerateOptions {
@@ -398,6 +402,8 @@ export interface GeneratedHospital {
   readonly records: PatientRecord[];
   /** The latent risk R per record (same order): the oracle score, never written to files. */
   readonly latentRisk: Float64Array;
+  /** The latent states per record, row-major [n, LATENT_STATE_NAMES.length]: the oracle, never written to files. */
+  readonly latentStates: Float64Array;
 }
 
 /** Generates one hospital's cohort. Deterministic in (hospital, seed, patients). */
@@ -423,6 +429,7 @@ export function generateHospital(hospitalId: string, options: GenerateOptions): 
     profile,
     records: drafts.map((d) => d.record),
     latentRisk: Float64Array.from(drafts, (d) => d.risk),
+    latentStates: Float64Array.from(drafts.flatMap((d) => d.z)),
   };
 }
 

@@ -5,6 +5,7 @@ export * from './profiles';
 export {
   generateHospital,
   riskWeights,
+  LATENT_STATE_NAMES,
   OBSERVATION_WINDOW_DAYS,
   RISK_CUTS,
   RISK_INTERCEPT,
