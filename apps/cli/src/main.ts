@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   simulate: { summary: 'a whole federation on this machine, one JSON line per round', load: () => import('./commands/simulate') },
   cluster: { summary: 'federated autoencoder + federated k-means on the latent codes; per-cluster table and plot (SecAgg+ optional)', load: () => import('./commands/cluster') },
   compare: { summary: 'simulate several strategies / privacy budgets on the same data; ranked table and overlay plot', load: () => import('./commands/compare') },
+  tune: { summary: 'hyper-parameter search (ASHA) over simulated federations; ranked by validation AUC-ROC, resumable', load: () => import('./commands/tune') },
   runs: { summary: 'list the runs in a coordinator database, or one run’s metrics per round (table, JSON, CSV, plot)', load: () => import('./commands/runs') },
   export: { summary: 'a run’s model and its model card out of the database, for use without the coordinator', load: () => import('./commands/export') },
   predict: { summary: 'score records (NDJSON) with an exported model, one CSV row per patient', load: () => import('./commands/predict') },

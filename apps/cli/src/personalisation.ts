@@ -45,7 +45,7 @@ async function localOnlyAuc(client: HospitalClient, o: PersonaliseHospitalsOptio
   const cfg = { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS };
   const train = encodeRecords(client.train, o.stats, cfg);
   const test = encodeRecords(client.test, o.stats, cfg);
-  const model = createModel(o.config.model as ModelName, 0);
+  const model = createModel(o.config.model as ModelName, 0, o.config);
   try {
     await trainLocal(model, train, { epochs, batchSize: o.config.batch_size, learningRate: o.config.learning_rate, seed: o.config.seed });
     return (await evaluate(model, test)).auc_roc;
@@ -61,7 +61,7 @@ export async function personaliseHospitals(o: PersonaliseHospitalsOptions): Prom
     const client = new HospitalClient(h, o.records.filter((r) => r.hospital_id === h), o.ledgerFile ? { privacyLedger: fileLedgerStore(o.ledgerFile(h)) } : {});
     try {
       client.setStats(o.runId, o.stats, o.config.seq_len);
-      await client.adoptGlobal(o.runId, o.round, o.weights, o.sha256, o.config.model as ModelName, { ...(o.config.dp ? { dp: o.config.dp } : {}), batchSize: o.config.batch_size });
+      await client.adoptGlobal(o.runId, o.round, o.weights, o.sha256, o.config.model as ModelName, { ...(o.config.dp ? { dp: o.config.dp } : {}), batchSize: o.config.batch_size }, o.config);
       const report: PersonalisationReport = await client.personalise();
       o.onInfo?.(`${h}: personalised (best epoch ${report.best_epoch} of ${report.epochs_run}); training a local-only model for ${epochs} epochs`);
       const local = await localOnlyAuc(client, o, epochs);

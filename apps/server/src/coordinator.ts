@@ -147,7 +147,7 @@ export class Coordinator {
           strategy,
           grid: this.grid,
           store: this.store,
-          initialWeights: await initialWeights(config.seed, config.model),
+          initialWeights: await initialWeights(config.seed, config.model, config),
           signal: controller.signal,
           log: this.log,
           events: {

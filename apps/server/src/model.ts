@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { createModel, flattenWeights, type ModelName } from '@fedcare/shared/model';
+import { createModel, flattenWeights, type ModelName, type ModelOptions } from '@fedcare/shared/model';
 
 let ready: Promise<void> | undefined;
 
@@ -23,9 +23,9 @@ export function modelBackendReady(): Promise<void> {
   return ready;
 }
 
-export async function initialWeights(seed: number, model: ModelName = 'standard'): Promise<Float32Array> {
+export async function initialWeights(seed: number, model: ModelName = 'standard', options: ModelOptions = {}): Promise<Float32Array> {
   await modelBackendReady();
-  const m = createModel(model, seed);
+  const m = createModel(model, seed, options);
   try {
     return await flattenWeights(m.params);
   } finally {

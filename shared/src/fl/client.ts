@@ -15,7 +15,7 @@ import {
 import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
 import type { PatientRecord } from '../data/schema';
 import { splitByHospital } from '../data/split';
-import { classifierParamCount, createModel, MODEL_PRESETS, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
+import { classifierParamCount, createModel, MODEL_PRESETS, modelConfigFor, type ModelName, type ModelOptions, type MultimodalRiskClassifier } from '../model/classifier';
 import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
@@ -110,14 +110,15 @@ export class HospitalClient {
   readonly val: PatientRecord[];
   readonly test: PatientRecord[];
   private model: MultimodalRiskClassifier | undefined;
-  private modelName: ModelName = 'standard';
+  /** The model definition `model` was built for: its name and the run's hidden_dim / dropout overrides. */
+  private modelKey = JSON.stringify(['standard', {}]);
   private stats: { runId: string; stats: FeatureStats; seqLen: number } | undefined;
   private encoded: { seqLen: number; train: FeatureBatch; val: FeatureBatch; test: FeatureBatch } | undefined;
   private stopRequested = false;
   /** The last global model evaluated here (the newest this hospital holds), kept to score its patients. */
-  private lastGlobal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName } | undefined;
+  private lastGlobal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName; options?: ModelOptions | undefined } | undefined;
   /** This hospital's fine-tuned copy of a global model (never sent anywhere), with its own temperature. */
-  private personal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName; temperature: number; report: PersonalisationReport } | undefined;
+  private personal: { runId: string; round: number; sha: string; weights: Uint8Array; name: ModelName; options?: ModelOptions | undefined; temperature: number; report: PersonalisationReport } | undefined;
   /** The DP settings of the run this hospital last trained in: personalisation runs under the same mechanism. */
   private runDp: { runId: string; dp: RunDp; batchSize: number } | undefined;
   private ledger: Promise<PrivacyLedger> | undefined;
@@ -174,19 +175,20 @@ export class HospitalClient {
   }
 
   /** The run's model definition; a run with another one gets a fresh model. */
-  private ensureModel(name: ModelName): MultimodalRiskClassifier {
-    if (this.model && this.modelName !== name) {
+  private ensureModel(name: ModelName, options: ModelOptions = {}): MultimodalRiskClassifier {
+    const key = JSON.stringify([name, { hidden_dim: options.hidden_dim, dropout: options.dropout }]);
+    if (this.model && this.modelKey !== key) {
       this.model.dispose();
       this.model = undefined;
     }
-    this.model ??= createModel(name, this.options.modelSeed ?? 0);
-    this.modelName = name;
+    this.model ??= createModel(name, this.options.modelSeed ?? 0, options);
+    this.modelKey = key;
     return this.model;
   }
 
-  private async loadGlobal(weights: Uint8Array, sha: string, name: ModelName = 'standard'): Promise<MultimodalRiskClassifier> {
+  private async loadGlobal(weights: Uint8Array, sha: string, name: ModelName = 'standard', options: ModelOptions = {}): Promise<MultimodalRiskClassifier> {
     if ((await sha256Hex(weights)) !== sha) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
-    const model = this.ensureModel(name);
+    const model = this.ensureModel(name, options);
     const flat = weightsFromBytes(weights);
     const expected = countParams(model.params);
     if (flat.length !== expected) throw new ProtocolError('INVALID_PAYLOAD', `global weights hold ${flat.length} values; the ${name} model has ${expected}`, 'weights');
@@ -213,7 +215,7 @@ export class HospitalClient {
     this.stopRequested = false;
     const data = this.requireEncoded(instr.run_id);
     if (data.seqLen !== instr.config.seq_len) throw new ProtocolError('INVALID_PAYLOAD', `seq_len ${instr.config.seq_len} differs from the run's ${data.seqLen}`, 'config.seq_len');
-    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.config.model);
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.config.model, instr.config.model_options);
     const rows = labelledIndices(data.train);
     const dp = instr.config.dp;
     this.runDp = dp ? { runId: instr.run_id, dp, batchSize: instr.config.batch_size } : undefined;
@@ -291,8 +293,8 @@ export class HospitalClient {
 
   async evaluate(instr: Extract<Instruction, { stage: 'evaluate' }>): Promise<EvaluateReply> {
     const data = this.requireEncoded(instr.run_id);
-    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.model);
-    this.lastGlobal = { runId: instr.run_id, round: instr.round, sha: instr.weights_sha256, weights: instr.weights, name: instr.model ?? 'standard' };
+    const model = await this.loadGlobal(instr.weights, instr.weights_sha256, instr.model, instr.model_options);
+    this.lastGlobal = { runId: instr.run_id, round: instr.round, sha: instr.weights_sha256, weights: instr.weights, name: instr.model ?? 'standard', options: instr.model_options };
     this.options.onProgress?.({ stage: 'evaluate', round: instr.round });
     // One forward pass per split: the metrics and the calibration statistics (../train/calibration.ts) from the same probabilities.
     const labelled = async (batch: FeatureBatch) => {
@@ -309,6 +311,7 @@ export class HospitalClient {
       const val = classificationMetrics(valSet.probs, valSet.labels);
       metrics.val_loss = val.loss;
       metrics.val_accuracy = val.accuracy;
+      metrics.val_auc_roc = val.auc_roc;
     }
     Object.assign(metrics, calibrationMetrics(testSet, valSet));
     // The fairness figures use each hospital's own test accuracy.
@@ -333,13 +336,13 @@ export class HospitalClient {
    * Installs a run's global model obtained another way than an evaluate instruction (a harness that
    * holds the store, or a host that fetched it): checked against its SHA-256 and the model's size.
    */
-  async adoptGlobal(runId: string, round: number, weights: Uint8Array, sha: string, name: ModelName = 'standard', training?: { dp?: RunDp; batchSize: number }): Promise<void> {
+  async adoptGlobal(runId: string, round: number, weights: Uint8Array, sha: string, name: ModelName = 'standard', training?: { dp?: RunDp; batchSize: number }, options?: ModelOptions): Promise<void> {
     if ((await sha256Hex(weights)) !== sha) throw new ProtocolError('CHECKSUM_MISMATCH', 'global weights do not match their SHA-256', 'weights_sha256');
     const preset = MODEL_PRESETS[name];
     if (!preset) throw new ProtocolError('INVALID_PAYLOAD', `unknown model "${String(name)}"`, 'model');
-    const expected = classifierParamCount(preset);
+    const expected = classifierParamCount(modelConfigFor(name, options));
     if (weights.byteLength !== expected * 4) throw new ProtocolError('INVALID_PAYLOAD', `global weights hold ${weights.byteLength / 4} values; the ${name} model has ${expected}`, 'weights');
-    this.lastGlobal = { runId, round, sha, weights, name };
+    this.lastGlobal = { runId, round, sha, weights, name, options };
     // The run's DP settings, where the host knows them without having trained here (personalisation uses them).
     if (training) this.runDp = training.dp ? { runId, dp: training.dp, batchSize: training.batchSize } : undefined;
   }
@@ -369,7 +372,7 @@ export class HospitalClient {
       privacy = { ledger, sampleRate, steps };
       cfg.dp = { noiseMultiplier: dp.dp.noise_multiplier, maxGradNorm: dp.dp.max_grad_norm };
     }
-    const model = createModel(g.name, this.options.modelSeed ?? 0);
+    const model = createModel(g.name, this.options.modelSeed ?? 0, g.options);
     try {
       unflattenWeights(model.params, weightsFromBytes(g.weights));
       let result: PersonaliseResult;
@@ -381,7 +384,7 @@ export class HospitalClient {
       }
       const { weights, ...rest } = result;
       const report: PersonalisationReport = { ...rest, run_id: g.runId, round: g.round, ...(privacy && dp ? { privacy_epsilon: privacy.ledger.spent(dp.dp.delta) } : {}) };
-      this.personal = { runId: g.runId, round: g.round, sha: g.sha, weights: weightsToBytes(weights), name: g.name, temperature: result.temperature, report };
+      this.personal = { runId: g.runId, round: g.round, sha: g.sha, weights: weightsToBytes(weights), name: g.name, options: g.options, temperature: result.temperature, report };
       return report;
     } finally {
       model.dispose();
@@ -402,7 +405,7 @@ export class HospitalClient {
     if (which === 'personalised' && !(p && p.runId === g.runId && p.sha === g.sha)) throw new Error(`no personalised copy of the round ${g.round} model yet: personalise it first`);
     const use = which === 'personalised' && p ? { weights: p.weights, temperature: p.temperature } : { weights: g.weights, temperature };
     const data = this.requireEncoded(g.runId);
-    const model = createModel(g.name, this.options.modelSeed ?? 0);
+    const model = createModel(g.name, this.options.modelSeed ?? 0, g.options);
     try {
       unflattenWeights(model.params, weightsFromBytes(use.weights));
       const scores: PatientScores['scores'] = [];

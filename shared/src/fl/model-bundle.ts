@@ -18,7 +18,7 @@ import { encodeRecords, type FeatureBatch, type FeatureStats } from '../data/fea
 import { OBSERVATION_WINDOW_DAYS } from '../data/generator';
 import type { PatientRecord } from '../data/schema';
 import { COMORBIDITIES, ETHNICITIES, GENES, LAB_NAMES, MARKER_NAMES, METABOLITES, RISK_LEVELS, VITAL_NAMES } from '../data/vocabulary';
-import { createModel, MODALITY_TOKENS, MODEL_NAMES, type ModelName, type MultimodalRiskClassifier } from '../model/classifier';
+import { createModel, MODALITY_TOKENS, MODEL_NAMES, modelOptionsOf, type ModelName, type ModelOptions, type MultimodalRiskClassifier } from '../model/classifier';
 import { sha256Hex, unflattenWeights, weightManifest, weightsFromBytes } from '../model/weights';
 import { globalStatsSchema } from '../protocol/messages';
 import { scoreBatch, type PatientScore } from '../train/score';
@@ -34,6 +34,8 @@ export const modelBundleSchema = z.object({
   run_id: z.string().min(1),
   round: z.number().int().min(1),
   model: z.enum(MODEL_NAMES),
+  /** The run's overrides of the model preset (run config hidden_dim / dropout); absent: the preset. */
+  model_options: z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional() }).optional(),
   /** Records in: the feature pipeline's settings and the run's global statistics. */
   features: z.object({ seq_len: z.number().int().min(2), window_days: z.number().positive(), stats: globalStatsSchema.shape.stats, stats_sha256: sha }),
   /** Probabilities out: softmax(logits / temperature); 1 when the run did not calibrate. */
@@ -65,8 +67,9 @@ export function temperatureOf(rounds: readonly { round: number; metrics: Readonl
 const statsJson = (stats: FeatureStats) => JSON.stringify(stats);
 
 /** The manifest for a run's model: `weights` its float32 bytes, `stats` the run's global statistics. */
-export async function modelBundle(o: { runId: string; round: number; model: ModelName; seqLen: number; stats: FeatureStats; weights: Uint8Array; temperature?: number; createdAt?: string }): Promise<ModelBundle> {
-  const probe = createModel(o.model);
+export async function modelBundle(o: { runId: string; round: number; model: ModelName; modelOptions?: ModelOptions | undefined; seqLen: number; stats: FeatureStats; weights: Uint8Array; temperature?: number; createdAt?: string }): Promise<ModelBundle> {
+  const options = modelOptionsOf(o.modelOptions ?? {});
+  const probe = createModel(o.model, 0, options);
   const manifest = weightManifest(probe.params);
   probe.dispose();
   if (o.weights.byteLength !== manifest.total * 4) throw new Error(`the ${o.model} model has ${manifest.total} parameters; the stored weights hold ${o.weights.byteLength / 4}`);
@@ -75,6 +78,7 @@ export async function modelBundle(o: { runId: string; round: number; model: Mode
     run_id: o.runId,
     round: o.round,
     model: o.model,
+    ...(options ? { model_options: options } : {}),
     features: { seq_len: o.seqLen, window_days: OBSERVATION_WINDOW_DAYS, stats: o.stats, stats_sha256: await sha256Hex(new TextEncoder().encode(statsJson(o.stats))) },
     temperature: o.temperature ?? 1,
     classes: [...RISK_LEVELS],
@@ -111,6 +115,7 @@ export async function storedBundle(store: Pick<Store, 'getModel' | 'getFeatureSt
     runId: run.runId,
     round: stored.round,
     model: (run.config.model ?? 'standard') as ModelName,
+    modelOptions: { hidden_dim: run.config.hidden_dim as number | undefined, dropout: run.config.dropout as number | undefined },
     seqLen: Number(run.config.seq_len),
     stats,
     weights: stored.bytes,
@@ -129,7 +134,7 @@ export async function loadBundle(manifestJson: unknown, weights: Uint8Array): Pr
   const bundle = parsed.data;
   if ((await sha256Hex(weights)) !== bundle.weights.sha256) throw new Error(`${BUNDLE_WEIGHTS_FILE}: its SHA-256 is not the one model.json names`);
   if ((await sha256Hex(new TextEncoder().encode(statsJson(bundle.features.stats as FeatureStats)))) !== bundle.features.stats_sha256) throw new Error('model.json: features.stats do not match features.stats_sha256');
-  const model = createModel(bundle.model);
+  const model = createModel(bundle.model, 0, bundle.model_options ?? {});
   try {
     const manifest = weightManifest(model.params);
     const same = manifest.entries.length === bundle.weights.params.length && manifest.entries.every((e, i) => {

@@ -12,6 +12,7 @@ import { FEATURE_SUMS_LENGTH, finalizeFeatureStats, mergeFeatureSums, unflattenF
 import { nonFiniteStat, refuseFeatureSums } from '../data/feature-bounds';
 import { DEFAULT_FRACTION_BITS } from '../secagg/fixed-point';
 import { sha256Hex, weightsFromBytes, weightsToBytes } from '../model/weights';
+import { modelOptionsOf } from '../model/classifier';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction, RunConfig, StageName, StageResult } from '../protocol/messages';
 import { quantizationOf, SecAggProtocolError, SecAggServer, secAggConfig, type SecAggResult, type SecAggStage } from '../secagg/protocol';
@@ -600,6 +601,7 @@ async function trainStage({ o, round, random, timeoutMs, privacy, guard, acc }: 
     seq_len: cfg.seq_len,
     seed: cfg.seed * 1000 + round,
     ...(cfg.model && cfg.model !== 'standard' ? { model: cfg.model } : {}),
+    ...(modelOptionsOf(cfg) ? { model_options: modelOptionsOf(cfg) } : {}),
     ...(cfg.dp ? { dp: cfg.dp } : {}),
     ...(secure ? { secure_aggregation: cfg.secure_aggregation as 'secagg' | 'he' } : {}),
   };
@@ -691,7 +693,7 @@ async function evaluateStage({ o, round, random, timeoutMs, guard, acc }: RoundC
       round,
       stage: 'evaluate',
       targets,
-      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000, ...(cfg.model && cfg.model !== 'standard' ? { model: cfg.model } : {}) }),
+      instruction: () => ({ run_id: runId, round, stage: 'evaluate', weights: bytes, weights_sha256: sha, timeout_s: timeoutMs / 1000, ...(cfg.model && cfg.model !== 'standard' ? { model: cfg.model } : {}), ...(modelOptionsOf(cfg) ? { model_options: modelOptionsOf(cfg) } : {}) }),
       // num_examples within the hospital's bound, metrics within their ranges: one hospital cannot set the stored AUC.
       check: async (h, r) => {
         const refused = guard.bounds.refuse(h, 'num_examples', r.num_examples) ?? refuseEvaluateMetrics(r.metrics);
@@ -777,6 +779,8 @@ function roundMetrics(
   // Calibration (../train/calibration.ts): pooled ECE, and the temperature the hospitals' validation NLL sums pick.
   const calibration = pickTemperature(evalResults);
   if (calibration) Object.assign(metrics, { ece: calibration.ece, temperature: calibration.temperature, ece_calibrated: calibration.eceCalibrated });
+  // The validation split's AUC-ROC (num_examples-weighted over hospitals), when the hospitals report one: what `fedcare tune` ranks by.
+  if (Number.isFinite(evalMetrics.val_auc_roc)) metrics.val_auc_roc = evalMetrics.val_auc_roc as number;
   return { metrics, perHospital };
 }
 

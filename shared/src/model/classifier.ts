@@ -114,11 +114,41 @@ export const MODEL_PRESETS: Readonly<Record<ModelName, Readonly<Partial<Classifi
   }),
 });
 
-/** The classifier of a run's `model` (the standard one when absent). */
-export function createModel(name: ModelName = 'standard', seed = 0): MultimodalRiskClassifier {
+/**
+ * A run's overrides of its model preset (run config `hidden_dim`, `dropout`; tuned by `fedcare tune`).
+ * `hidden_dim`: the units of the vitals (clinical) LSTM, the widest encoder and the one the seed
+ * spec calls "hidden"; the fusion width (its sum with the other embeddings) must stay divisible by
+ * the preset's attention heads (8 standard, 2 compact). `dropout`: every dropout rate of the model
+ * (LSTM, demographics, omics, attention, head). Absent: the preset's, so existing runs are unchanged.
+ */
+export interface ModelOptions {
+  hidden_dim?: number | undefined;
+  dropout?: number | undefined;
+}
+
+/** The classifier config of a run's `model` with its `hidden_dim` / `dropout` overrides. */
+export function modelConfigFor(name: ModelName = 'standard', options: ModelOptions = {}): Partial<ClassifierConfig> {
   const preset = MODEL_PRESETS[name];
   if (!preset) throw new Error(`unknown model "${String(name)}" (${MODEL_NAMES.join(', ')})`);
-  return createClassifier(preset, seed);
+  const cfg: Partial<ClassifierConfig> = { ...preset };
+  if (options.hidden_dim !== undefined) cfg.clinicalHidden = options.hidden_dim;
+  if (options.dropout !== undefined) {
+    for (const k of ['lstmDropout', 'demographicsDropout', 'omicsDropout', 'attentionDropout', 'headDropout'] as const) cfg[k] = options.dropout;
+  }
+  return cfg;
+}
+
+/** Only the overrides that are set (for instructions and manifests: absent keys keep them identical to before). */
+export function modelOptionsOf(c: ModelOptions): ModelOptions | undefined {
+  const o: ModelOptions = {};
+  if (c.hidden_dim !== undefined) o.hidden_dim = c.hidden_dim;
+  if (c.dropout !== undefined) o.dropout = c.dropout;
+  return Object.keys(o).length ? o : undefined;
+}
+
+/** The classifier of a run's `model` (the standard one when absent), with its overrides. */
+export function createModel(name: ModelName = 'standard', seed = 0, options: ModelOptions = {}): MultimodalRiskClassifier {
+  return createClassifier(modelConfigFor(name, options), seed);
 }
 
 /** One minibatch; all float32. T may differ between vitals and labs. */

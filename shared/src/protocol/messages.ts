@@ -105,6 +105,10 @@ export type DpConfig = z.infer<typeof dpConfigSchema>;
 export const runConfigSchema = z.strictObject({
   /** The model definition (shared/src/model/classifier.ts MODEL_PRESETS): 'compact' is the DP recipe's. */
   model: z.enum(MODEL_NAMES).default('standard'),
+  /** Units of the model's vitals LSTM (its preset's when absent; shared/src/model/classifier.ts modelConfigFor). */
+  hidden_dim: z.number().int().min(2).max(1024).optional(),
+  /** Every dropout rate of the model (its preset's when absent). */
+  dropout: z.number().min(0).max(0.9).optional(),
   strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
   rounds: z.number().int().min(1).max(1000).default(50),
   local_epochs: z.number().int().min(1).max(100).default(5),
@@ -226,6 +230,11 @@ export type Hello = z.infer<typeof helloSchema>;
 // ---------------------------------------------------------------------------------------------
 // Server → hospital.
 
+export interface ModelOptionsWire {
+  hidden_dim?: number | undefined;
+  dropout?: number | undefined;
+}
+
 export interface FitConfigWire {
   local_epochs: number;
   batch_size: number;
@@ -235,6 +244,8 @@ export interface FitConfigWire {
   seed: number;
   /** The run's model definition; absent: 'standard'. */
   model?: ModelName;
+  /** The run's hidden_dim / dropout overrides of the model; absent: the preset's. */
+  model_options?: ModelOptionsWire;
   dp?: DpConfig;
   /** 'secagg' / 'he': keep the update and send it only masked / encrypted, in the stages that follow (no weights in the train reply). */
   secure_aggregation?: 'secagg' | 'he';
@@ -255,9 +266,12 @@ export type Instruction =
   | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg'; weights?: Uint8Array; weights_sha256?: string }
   /** timeout_s: how long the coordinator waits for the result, from when it sends the instruction. */
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
-  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number; model?: ModelName }
+  | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number; model?: ModelName; model_options?: ModelOptionsWire }
   | SecAggRequest
   | HeRequest;
+
+/** A run's hidden_dim / dropout overrides of its model preset, sent with the model's name. */
+const modelOptionsSchema = z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional() });
 
 const fitConfigSchema = z.object({
   local_epochs: z.number().int().min(1),
@@ -267,6 +281,7 @@ const fitConfigSchema = z.object({
   seq_len: z.number().int().min(2),
   seed: z.number().int(),
   model: z.enum(MODEL_NAMES).optional(),
+  model_options: modelOptionsSchema.optional(),
   dp: dpConfigSchema.optional(),
   secure_aggregation: z.enum(['secagg', 'he']).optional(),
 });
@@ -282,7 +297,7 @@ export const instructionSchema = z.discriminatedUnion('stage', [
     weights_sha256: sha256Hex.optional(),
   }),
   z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
-  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional() }),
+  z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional(), model_options: modelOptionsSchema.optional() }),
   advertiseKeysRequestSchema,
   shareKeysRequestSchema,
   maskedInputRequestSchema,

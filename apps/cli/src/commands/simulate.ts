@@ -405,7 +405,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     const out: SimulationResult['summary'] = { rounds: summary.roundsCompleted, status: summary.status, strategy: o.config.strategy, run_id: runId };
     if (summary.reason) out.reason = summary.reason;
     if (model && stats) {
-      const clf = createModel(o.config.model, 0);
+      const clf = createModel(o.config.model, 0, o.config);
       unflattenWeights(clf.params, weightsFromBytes(model.bytes));
       const test = splitByHospital(o.records, 0.2, 0).test;
       const batch = encodeRecords(test, stats, { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
