@@ -181,13 +181,8 @@ export class ClusterHospital {
   /** [size slots H×k][risk k×3][risk-known k][readmitted k][readmission-known k][Σx k×F][Σx² k×F]. */
   reportSums(slot: number, hospitals: number, k: number): Float64Array {
     const F = REPORT_FEATURES.length;
-    const out = new Float64Array(hospitals * k + 3 * k + 3 * k + 2 * k * F);
-    const risk = hospitals * k;
-    const riskKnown = risk + 3 * k;
-    const readm = riskKnown + k;
-    const readmKnown = readm + k;
-    const sx = readmKnown + k;
-    const sx2 = sx + k * F;
+    const { risk, riskKnown, readm, readmKnown, sx, sx2, length } = reportLayout(hospitals, k);
+    const out = new Float64Array(length);
     this.records.forEach((rec, i) => {
       const c = this.assignments[i] as number;
       out[slot * k + c]! += 1;
@@ -238,15 +233,22 @@ export interface ClusterRun {
   readonly hospitals: ClusterHospital[];
 }
 
-function profiles(sum: Float64Array, ids: readonly string[], k: number): ClusterProfile[] {
-  const H = ids.length;
+/** Offsets of the report vector's blocks (reportSums writes it, profiles reads it): one layout for both. */
+function reportLayout(hospitals: number, k: number) {
   const F = REPORT_FEATURES.length;
-  const risk = H * k;
+  const risk = hospitals * k;
   const riskKnown = risk + 3 * k;
   const readm = riskKnown + k;
   const readmKnown = readm + k;
   const sx = readmKnown + k;
   const sx2 = sx + k * F;
+  return { risk, riskKnown, readm, readmKnown, sx, sx2, length: sx2 + k * F };
+}
+
+function profiles(sum: Float64Array, ids: readonly string[], k: number): ClusterProfile[] {
+  const H = ids.length;
+  const F = REPORT_FEATURES.length;
+  const { risk, riskKnown, readm, readmKnown, sx, sx2 } = reportLayout(H, k);
   const size = (c: number) => ids.reduce((s, _h, h) => s + Math.round(sum[h * k + c] as number), 0);
   const total = Array.from({ length: k }, (_, c) => size(c)).reduce((a, b) => a + b, 0);
   return Array.from({ length: k }, (_, c) => {
