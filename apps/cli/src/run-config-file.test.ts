@@ -55,6 +55,9 @@ describe('run configuration files (--config, --set)', () => {
     expect(bad({ defaults, sets: ['local_epochs=0'] })).toMatch(/^invalid run configuration: --set local_epochs: Too small/);
     expect(bad({ defaults, file: file('rounds: 3\n'), sets: ['secure_aggregation=yes'] })).toMatch(/^invalid run configuration: --set secure_aggregation: Invalid option/);
     expect(bad({ defaults, file: file('rounds: 3\n'), flags: { rounds: { value: 0, flag: '--rounds' } } })).toMatch(/^invalid run configuration: --rounds \(rounds\): Too small/);
+    // a model that cannot be built is refused by name, not left to fail the run later
+    expect(bad({ defaults, file: file('rounds: 3\nhidden_dim: 20\n') })).toBe('invalid run configuration: run.yaml:2: hidden_dim: the standard model cannot take it: classifier config: fusion width 148 is not divisible by 8 attention heads');
+    expect(resolveRunConfig({ defaults, file: file('model: compact\nhidden_dim: 20\n') }).hidden_dim).toBe(20);
     // a rule across keys names the key it is about
     expect(bad({ defaults, file: file('strategy: krum\nsecure_aggregation: secagg\n') })).toMatch(/^invalid run configuration: run\.yaml:2: secure_aggregation: strategy krum needs every update in the clear/);
   });

@@ -22,7 +22,7 @@
 import { z } from 'zod';
 import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, type FeatureStats } from '../data/features';
 import { hospitalIdSchema } from '../data/schema';
-import { MODEL_NAMES, type ModelName } from '../model/classifier';
+import { classifierParamCount, MODEL_NAMES, modelConfigFor, type ModelName } from '../model/classifier';
 import type { ProtocolErrorPayload } from './errors';
 import {
   advertiseKeysReplySchema,
@@ -180,6 +180,14 @@ export const runConfigSchema = z.strictObject({
   straggler_policy: z.enum(['none', 'exclude']).default('exclude'),
   straggler_strikes: z.number().int().min(1).max(1000).default(3),
 }).superRefine((c, ctx) => {
+  // hidden_dim / dropout must give a model that can be built (the fusion width divisible by the preset's heads).
+  if (c.hidden_dim !== undefined || c.dropout !== undefined) {
+    try {
+      classifierParamCount(modelConfigFor(c.model, c));
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', path: [c.hidden_dim !== undefined ? 'hidden_dim' : 'dropout'], message: `the ${c.model} model cannot take it: ${(e as Error).message}` });
+    }
+  }
   if (c.strategy === 'trimmed') {
     // The hospitals a round is expected to have: at least min_fit_clients, and fraction_fit of the hospitals the run waits for.
     const beta = c.trimmed_beta ?? 0.2;
