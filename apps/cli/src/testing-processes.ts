@@ -20,6 +20,13 @@ export function fedcareProcess(args: string[], env: Record<string, string> = {})
   return { child, output: () => out, exited };
 }
 
+/** Runs the fedcare command to its end: the exit code and everything it printed. */
+export async function fedcareRun(args: string[]): Promise<{ code: number | null; out: string }> {
+  const p = fedcareProcess(args);
+  const code = await p.exited;
+  return { code, out: p.output() };
+}
+
 /** Polls `f` until it returns a value (not undefined) or the deadline passes. */
 export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -14,10 +14,12 @@ export interface SmallRun {
   /** Each hospital's records, in `hospitals` order. */
   cohort: PatientRecord[][];
   rounds: RoundReport[];
+  /** The simulation's summary (the final model's pooled test metrics). */
+  summary: Record<string, unknown>;
 }
 
-/** H1 and H2 (generated with `seed`, `patients` each), in-process, FedAvg for `rounds` rounds of one epoch at T = `seqLen`. */
-export async function smallFinishedRun(o: { prefix: string; seed: number; patients: number; rounds: number; seqLen: number }): Promise<SmallRun> {
+/** H1 and H2 (generated with `seed`, `patients` each), in-process, FedAvg for `rounds` rounds of one epoch at T = `seqLen`; `config` adds run settings. */
+export async function smallFinishedRun(o: { prefix: string; seed: number; patients: number; rounds: number; seqLen: number; config?: Record<string, unknown> }): Promise<SmallRun> {
   const dir = mkdtempSync(path.join(tmpdir(), o.prefix));
   const db = path.join(dir, 'fedcare.db');
   const hospitals = ['H1', 'H2'];
@@ -25,10 +27,10 @@ export async function smallFinishedRun(o: { prefix: string; seed: number; patien
   const res = await runSimulation({
     records: cohort.flat(),
     hospitals,
-    config: { rounds: o.rounds, local_epochs: 1, batch_size: 16, seq_len: o.seqLen, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2, early_stopping_patience: 0 } as never,
+    config: { rounds: o.rounds, local_epochs: 1, batch_size: 16, seq_len: o.seqLen, min_fit_clients: 2, min_evaluate_clients: 2, min_available_clients: 2, early_stopping_patience: 0, ...o.config } as never,
     clients: 'inprocess',
     store: { kind: 'sqlite', file: db },
   });
   if (res.summary.status !== 'completed') throw new Error(`the small run ended ${res.summary.status}`);
-  return { dir, db, runId: res.rounds[0]!.runId, hospitals, cohort, rounds: res.rounds };
+  return { dir, db, runId: res.rounds[0]!.runId, hospitals, cohort, rounds: res.rounds, summary: res.summary };
 }

@@ -14,7 +14,7 @@ import { disposeInputs, inputsFor, scoreBatch, type PatientScore } from '@fedcar
 import { decodeModel } from '../onnx/onnx-proto';
 import { classifierToOnnx, ONNX_OPSET } from '../onnx/onnx';
 import { loadOnnxRuntime, type OrtTensor } from '../onnx/runtime';
-import { fedcareProcess } from '../testing-processes';
+import { fedcareRun } from '../testing-processes';
 import { smallFinishedRun } from '../testing-runs';
 
 // Installed on first use (apps/cli/src/onnx/runtime.ts says why it is not a dependency).
@@ -22,12 +22,6 @@ const ort = loadOnnxRuntime();
 
 const TOLERANCE = 1e-4;
 const PATIENTS = 500;
-
-async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = fedcareProcess(args);
-  const code = await p.exited;
-  return { code, out: p.output() };
-}
 
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   expect(a.length).toBe(b.length);
@@ -89,7 +83,7 @@ describe('fedcare export --format onnx', () => {
     const { dir, db, runId, cohort } = await smallFinishedRun({ prefix: 'fc-export-onnx-', seed: 31, patients: 24, rounds: 1, seqLen: 6 });
 
     const out = path.join(dir, 'onnx');
-    const exported = await cli(['export', '--db', db, '--run', runId, '--format', 'onnx', '--out', out]);
+    const exported = await fedcareRun(['export', '--db', db, '--run', runId, '--format', 'onnx', '--out', out]);
     expect(exported.code, exported.out).toBe(0);
     const onnxBytes = new Uint8Array(readFileSync(path.join(out, 'model.onnx')));
     const manifest = JSON.parse(readFileSync(path.join(out, 'model.json'), 'utf8'));
@@ -137,12 +131,12 @@ describe('fedcare export --format onnx', () => {
     // The ONNX export directory is a fedcare-format one as well: predict scores records with it.
     const data = path.join(dir, 'H2.ndjson');
     writeFileSync(data, toNdjson(cohort[1]!));
-    const predicted = await cli(['predict', '--model', out, '--data', data, '--out', path.join(dir, 'scores.csv')]);
+    const predicted = await fedcareRun(['predict', '--model', out, '--data', data, '--out', path.join(dir, 'scores.csv')]);
     expect(predicted.code, predicted.out).toBe(0);
     expect(readFileSync(path.join(dir, 'scores.csv'), 'utf8').trim().split('\r\n')).toHaveLength(1 + cohort[1]!.length);
 
     // A format that does not exist is refused.
-    const bad = await cli(['export', '--db', db, '--run', runId, '--format', 'pmml', '--out', path.join(dir, 'x')]);
+    const bad = await fedcareRun(['export', '--db', db, '--run', runId, '--format', 'pmml', '--out', path.join(dir, 'x')]);
     expect(bad.code).toBe(2);
     expect(bad.out).toMatch(/--format must be fedcare or onnx/);
   }, 300_000);

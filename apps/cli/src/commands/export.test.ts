@@ -7,21 +7,15 @@ import { toNdjson, type FeatureStats } from '@fedcare/shared/data';
 import { HospitalClient, modelCardMarkdown, type ModelCard } from '@fedcare/shared/fl';
 import { openSqliteStore } from '@fedcare/server';
 import { initTf } from '../tf-node';
-import { fedcareProcess } from '../testing-processes';
+import { fedcareRun } from '../testing-processes';
 import { smallFinishedRun } from '../testing-runs';
-
-async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  const p = fedcareProcess(args);
-  const code = await p.exited;
-  return { code, out: p.output() };
-}
 
 describe('fedcare export and predict', () => {
   it('exports the latest model with its model card; predict reproduces the portal’s probabilities for the same records', async () => {
     const { dir, db, runId, cohort, hospitals, rounds } = await smallFinishedRun({ prefix: 'fc-export-', seed: 21, patients: 40, rounds: 2, seqLen: 8 });
 
     const out = path.join(dir, 'model');
-    const exported = await cli(['export', '--db', db, '--run', runId.slice(-8), '--out', out]);
+    const exported = await fedcareRun(['export', '--db', db, '--run', runId.slice(-8), '--out', out]);
     expect(exported.code, exported.out).toBe(0);
     const manifest = JSON.parse(readFileSync(path.join(out, 'model.json'), 'utf8'));
     expect(manifest).toMatchObject({ format: 'fedcare-model/1', run_id: runId, round: 2, model: 'standard', classes: ['Low', 'Medium', 'High'], features: { seq_len: 8 } });
@@ -39,7 +33,7 @@ describe('fedcare export and predict', () => {
     const data = path.join(dir, 'H2.ndjson');
     writeFileSync(data, toNdjson(cohort[1]!));
     const csvFile = path.join(dir, 'scores.csv');
-    const predicted = await cli(['predict', '--model', out, '--data', data, '--out', csvFile]);
+    const predicted = await fedcareRun(['predict', '--model', out, '--data', data, '--out', csvFile]);
     expect(predicted.code, predicted.out).toBe(0);
     const lines = readFileSync(csvFile, 'utf8').trim().split('\r\n');
     expect(lines).toHaveLength(1 + cohort[1]!.length);
@@ -74,11 +68,11 @@ describe('fedcare export and predict', () => {
     const bytes = readFileSync(path.join(out, 'weights.bin'));
     bytes[100] = (bytes[100] as number) ^ 1;
     writeFileSync(path.join(out, 'weights.bin'), bytes);
-    const tampered = await cli(['predict', '--model', out, '--data', data, '--out', path.join(dir, 'x.csv')]);
+    const tampered = await fedcareRun(['predict', '--model', out, '--data', data, '--out', path.join(dir, 'x.csv')]);
     expect(tampered.code).toBe(1);
     expect(tampered.out).toMatch(/weights\.bin: its SHA-256 is not the one model\.json names/);
     // An unknown round is a clear error.
-    const missing = await cli(['export', '--db', db, '--run', runId, '--version', '7', '--out', path.join(dir, 'm7')]);
+    const missing = await fedcareRun(['export', '--db', db, '--run', runId, '--version', '7', '--out', path.join(dir, 'm7')]);
     expect(missing.code).toBe(1);
     expect(missing.out).toMatch(/has no kept model for round 7/);
   }, 300_000);
