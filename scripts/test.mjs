@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test` after ensure-deps. CI has two cores, and the typecheck and lint each keep one busy for a
-// few minutes, so they run beside the suites instead of before them: the typecheck and lint in one
+// `npm test` after ensure-deps. CI has two cores, and the typecheck (TypeScript 7, ~30 s: scripts/
+// typecheck.mjs) and lint (~30 s) each keep one busy, so they run beside the suites instead of before
+// them: the typecheck and lint in one
 // lane, Node 24's preparation (its download and an `npm ci` that compiles better-sqlite3) in
 // another, followed there by the store and server suites on Node 24, the suites on this Node
 // (`test:unit`) in a third; a failing typecheck or lint stops the suites at once. Any failing step
