@@ -30,12 +30,15 @@ COPY apps/dashboard/package.json apps/dashboard/
 COPY apps/hospital-portal/package.json apps/hospital-portal/
 COPY e2e/package.json e2e/
 
-# The web apps (dashboard, hospital portal): vite needs every dev dependency, no install script.
+# The web apps (dashboard, hospital portal): vite (a root dev dependency) and the two apps' and
+# shared's dependencies, dev ones included, no install script — not the CDK app, the e2e suite, the
+# CLI or the server (~300 MB that the web build never reads).
 # npm's download cache is a build cache mount, shared by both installs and kept out of the layers.
 FROM toolchain AS web
 RUN --mount=type=secret,id=npm_ca,required=false --mount=type=cache,id=fedcare-npm,target=/root/.npm,sharing=locked \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca npm_config_cafile=/run/secrets/npm_ca; fi \
- && npm ci --ignore-scripts --no-audit --no-fund
+ && npm ci --ignore-scripts --no-audit --no-fund --include-workspace-root \
+      --workspace shared --workspace apps/dashboard --workspace apps/hospital-portal
 COPY tsconfig.base.json vite.config.ts ./
 COPY shared shared
 COPY apps/dashboard apps/dashboard

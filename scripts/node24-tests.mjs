@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 const NODE_VERSION = '24.22.3';
 // The coordinator's suites; the adversarial folder (attacks, fuzzing: protocol logic, not the runtime)
-// runs once, on the main Node, in `npm run test:unit`.
+// runs on the main Node, in `npm run test:unit`, which in `npm test` leaves out what runs here
+// (scripts/test.mjs: NODE24_SUITES, a subset of these, so no suite runs in neither).
 const SUITES = ['apps/server', '--exclude', 'apps/server/src/adversarial/**'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,12 +57,15 @@ for (const entry of readdirSync(root)) {
   cpSync(path.join(root, entry), path.join(tree, entry), { recursive: true, filter: (src) => !SKIP.has(path.basename(src)) });
 }
 
-// 3. npm ci under Node 24 (npm's own script runs on the `node` first on PATH), when the lock changed.
+// 3. npm ci under Node 24 (npm's own script runs on the `node` first on PATH), when the lock changed:
+// the root's and the workspaces these suites load (the server, shared, and the CLI for vitest.setup's
+// TF.js backend) — not the web apps, the e2e suite or the CDK app (~250 MB that were unpacked for nothing).
+const WORKSPACES = ['shared', 'apps/server', 'apps/cli'];
 const env = { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}`, npm_config_nodedir: prefix };
 const stamp = path.join(tree, 'node_modules', '.fedcare-node24');
 const want = `${createHash('sha256').update(readFileSync(path.join(root, 'package-lock.json'))).digest('hex')} ${NODE_VERSION}`;
 if (!existsSync(stamp) || readFileSync(stamp, 'utf8').trim() !== want) {
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: tree, env });
+  run('npm', ['ci', '--no-audit', '--no-fund', '--include-workspace-root', ...WORKSPACES.flatMap((w) => ['--workspace', w])], { cwd: tree, env });
   writeFileSync(stamp, `${want}\n`);
 }
 

@@ -3,7 +3,7 @@
 // typecheck.mjs) and lint (~30 s) each keep one busy, so they run beside the suites instead of before
 // them: the typecheck and lint in one
 // lane, Node 24's preparation (its download and an `npm ci` that compiles better-sqlite3) in
-// another, followed there by the store and server suites on Node 24, the suites on this Node
+// another, followed there by the store and server suites on Node 24, the other suites on this Node
 // (`test:unit`) in a third; a failing typecheck or lint stops the suites at once. Any failing step
 // fails the whole, with its exit code, and says which step it was.
 import { spawn } from 'node:child_process';
@@ -43,13 +43,14 @@ function fail({ name, code }) {
   process.exit(code || 1);
 }
 
-/** npm run a, then b, … — the first failure ends the lane. */
+/** npm run a, then b, … (a script with its arguments: ['name', ...args]) — the first failure ends the lane. */
 async function lane(...scripts) {
   for (const s of scripts) {
-    const r = await start(`npm run ${s}`, npm, ['run', s]);
+    const [name, ...args] = [s].flat();
+    const r = await start(`npm run ${name}`, npm, ['run', name, ...(args.length ? ['--', ...args] : [])]);
     if (r.code !== 0) return r;
   }
-  return { name: scripts.join(' + '), code: 0 };
+  return { name: scripts.map((s) => [s].flat()[0]).join(' + '), code: 0 };
 }
 
 // Ctrl-C or CI's own timeout: the detached steps go too.
@@ -65,5 +66,10 @@ const checks = lane('typecheck', 'lint').then((r) => (r.code !== 0 ? fail(r) : r
 // fill the gaps the other lanes leave (waits on sockets and timers) rather than adding a minute at
 // the end.
 const node24 = start('preparing Node 24', process.execPath, [path.join(root, 'scripts', 'node24-tests.mjs'), '--prepare']).then((r) => (r.code !== 0 ? r : lane('test:node24')));
-const unit = lane('test:unit');
+// The coordinator's suites (apps/server but its adversarial folder: node24-tests.mjs's SUITES) run
+// once, on Node 24, where its binaries exist (Linux x64); on this Node the CLI, e2e and image suites
+// drive the same coordinator. Elsewhere they run here. Running them on both cost ~130 s of CPU.
+const NODE24_SUITES = ['apps/server/src/*.test.ts', 'apps/server/src/store/**'];
+const node24Runs = process.platform === 'linux' && process.arch === 'x64';
+const unit = lane(['test:unit', ...(node24Runs ? NODE24_SUITES.flatMap((g) => ['--exclude', g]) : [])]);
 for (const r of await Promise.all([checks, node24, unit])) if (r.code !== 0) fail(r);
