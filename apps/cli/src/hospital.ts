@@ -6,6 +6,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { HospitalClient, HospitalSession, type ClientProgress, type PinStore, type PrivacyLedgerStore } from '@fedcare/shared/fl';
 import type { PatientRecord } from '@fedcare/shared/data';
+import { TabularHospitalClient, type TabularTable } from '@fedcare/shared/tabular';
 import type { KeyPair } from '@fedcare/shared/secagg';
 import {
   HOSPITAL_NAMESPACE,
@@ -27,6 +28,8 @@ export interface HeadlessHospitalOptions {
   hospitalId: string;
   token: string;
   records: readonly PatientRecord[];
+  /** A table (a CSV) instead of records: the hospital then takes part in tabular runs (@fedcare/shared/tabular). */
+  table?: TabularTable;
   /**
    * The hospital's own identity key pair (e.g. `loadOrCreateIdentityFile`), or a loader; never
    * derived from the token. Default: a fresh one for this process (simulations).
@@ -61,14 +64,15 @@ export interface HeadlessHospital {
 
 export function startHospital(o: HeadlessHospitalOptions): HeadlessHospital {
   const log = o.log ?? (() => {});
-  const client = new HospitalClient(o.hospitalId, o.records, {
+  const clientOptions = {
     modelSeed: o.modelSeed ?? 0,
     ...(o.identity ? { identity: o.identity } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.privacyLedger ? { privacyLedger: o.privacyLedger } : {}),
     ...(o.pinStore ? { pinStore: o.pinStore } : {}),
     ...(o.roster ? { roster: o.roster } : {}),
-  });
+  };
+  const client = o.table ? new TabularHospitalClient(o.hospitalId, o.table, clientOptions) : new HospitalClient(o.hospitalId, o.records, clientOptions);
   const socket: HospitalSocketClient = io(`${o.server}${HOSPITAL_NAMESPACE}`, {
     auth: { token: o.token, hospital_id: o.hospitalId, client_version: PROTOCOL_VERSION, num_records: client.numTrainExamples, host: 'node' },
     transports: ['websocket'],

@@ -1,11 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { runConfigSchema } from '@fedcare/shared/protocol';
 import { describe, expect, it } from 'vitest';
 import { parseSet, readRunConfigFile, resolveRunConfig } from './run-config-file';
 import { generateToDir } from './commands/generate';
+import { givenOptions, runConfigFromOptions, SIMULATE_OPTIONS, withConfigTask } from './commands/simulate';
 import { fedcareProcess } from './testing-processes';
 
 const EXAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
@@ -15,13 +17,14 @@ const file = (text: string) => readRunConfigFile('run.yaml', text);
 describe('run configuration files (--config, --set)', () => {
   it('every example in examples/ is a valid run configuration that says what its name says', () => {
     const names = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
-    expect(names).toEqual(['dp.yaml', 'he.yaml', 'secagg.yaml', 'spec-defaults.yaml']);
+    expect(names).toEqual(['dp.yaml', 'he.yaml', 'secagg.yaml', 'spec-defaults.yaml', 'tabular.yaml']);
     const got = Object.fromEntries(names.map((n) => [n, resolveRunConfig({ defaults: {}, file: readRunConfigFile(n, readFileSync(path.join(EXAMPLES, n), 'utf8')) })]));
     expect(got['spec-defaults.yaml']).toMatchObject({ model: 'standard', rounds: 5, local_epochs: 1, secure_aggregation: 'none' });
     expect(got['spec-defaults.yaml']!.dp).toBeUndefined();
     expect(got['dp.yaml']).toMatchObject({ model: 'compact', dp: { noise_multiplier: 2.6, max_grad_norm: 1, target_epsilon: 5, delta: 1e-5 } });
     expect(got['secagg.yaml']).toMatchObject({ secure_aggregation: 'secagg' });
     expect(got['he.yaml']).toMatchObject({ secure_aggregation: 'he', strategy: 'fedprox' });
+    expect(got['tabular.yaml']).toMatchObject({ task: 'tabular', tabular: { target: 'readmitted', min_category_count: 5 }, hidden_dim: 32 });
     // the same object the REST route would accept
     for (const c of Object.values(got)) expect(runConfigSchema.safeParse(c).success).toBe(true);
   });
@@ -72,6 +75,29 @@ describe('run configuration files (--config, --set)', () => {
     expect(() => parseSet('dp={noise_multiplier: 1}')).toThrow(/one value per --set/);
     expect(parseSet('learning_rate=1e-3')).toEqual({ path: ['learning_rate'], value: 0.001 });
     expect(parseSet('strategy=fedprox')).toEqual({ path: ['strategy'], value: 'fedprox' });
+  });
+
+  it('fedcare simulate --config with task: tabular reads --csv as --task tabular --target does; flags > --set > the file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fc-config-tab-'));
+    const yaml = path.join(dir, 'run.yaml');
+    writeFileSync(yaml, 'task: tabular\ntabular:\n  target: readmitted\n  min_category_count: 3\nrounds: 2\n');
+    const resolve = (...argv: string[]) => {
+      const { values, tokens } = parseArgs({ args: ['--csv', 'x.csv', ...argv], strict: true, options: SIMULATE_OPTIONS, tokens: true });
+      const given = givenOptions(tokens);
+      const v = withConfigTask(values, given);
+      return { values: v, config: runConfigFromOptions(v, 3, [], given) };
+    };
+    const plain = resolve('--config', yaml);
+    expect(plain.values).toMatchObject({ task: 'tabular', target: 'readmitted', 'min-category-count': '3' });
+    expect(plain.config).toMatchObject({ task: 'tabular', tabular: { target: 'readmitted', min_category_count: 3 }, rounds: 2, learning_rate: 0.01 });
+    expect(resolve('--config', yaml, '--set', 'tabular.target=ward').config.tabular).toEqual({ target: 'ward', min_category_count: 3 });
+    // a flag keeps the file's other tabular key
+    expect(resolve('--config', yaml, '--set', 'tabular.target=ward', '--target', 'sex').config.tabular).toEqual({ target: 'sex', min_category_count: 3 });
+    expect(resolve('--config', yaml, '--min-category-count', '9').config.tabular).toEqual({ target: 'readmitted', min_category_count: 9 });
+    expect(resolve('--set', 'task=tabular', '--set', 'tabular.target=age').config).toMatchObject({ task: 'tabular', tabular: { target: 'age', min_category_count: 5 } });
+    // --task risk on the command line wins over the file
+    expect(resolve('--config', yaml, '--task', 'risk').values.task).toBe('risk');
+    expect(resolve('--config', path.join(EXAMPLES, 'tabular.yaml')).values).toMatchObject({ task: 'tabular', target: 'readmitted' });
   });
 
   it('fedcare simulate --config: a bad key fails before anything starts, exit 2, naming the key and line', async () => {

@@ -2,6 +2,7 @@ import { parseRunConfigFile, resolveRunConfig } from '@fedcare/shared/protocol';
 import { describe, expect, it } from 'vitest';
 import { DP_RECIPE, planPrivacy, proposeDp } from '@fedcare/shared/privacy';
 import dpYaml from '../../../examples/dp.yaml?raw';
+import tabularYaml from '../../../examples/tabular.yaml?raw';
 import { applyDpRecipe, DEFAULT_RUN_FORM, exportRunConfig, formToConfig, importRunConfig, proposedSigma } from './runForm';
 
 describe('formToConfig', () => {
@@ -109,6 +110,27 @@ describe('run configuration files in the run form (the same YAML as fedcare simu
     if (!back.ok) throw new Error(back.message);
     expect(formToConfig(back.form)).toEqual(formToConfig(imported.form));
     expect(resolveRunConfig({ defaults: {}, file: parseRunConfigFile('fedcare-run.yaml', out.yaml) })).toMatchObject({ model: 'compact', rounds: 3 });
+  });
+
+  it('task tabular: the form sends task and tabular (target, min category count), exports them, and imports examples/tabular.yaml back', () => {
+    const form = { ...DEFAULT_RUN_FORM, task: 'tabular', target: ' readmitted ', min_category_count: '3' };
+    const sent = formToConfig(form);
+    if (!sent.ok) throw new Error(sent.message);
+    expect(sent.config).toMatchObject({ task: 'tabular', tabular: { target: 'readmitted', min_category_count: 3 } });
+    expect(formToConfig({ ...form, target: '' })).toMatchObject({ ok: false, field: 'tabular.target' });
+    expect(formToConfig({ ...form, min_category_count: '0' })).toMatchObject({ ok: false, field: 'tabular.min_category_count' });
+    // a risk run sends neither key, whatever the hidden fields hold
+    const risk = formToConfig({ ...form, task: 'risk' });
+    expect(risk.ok && [risk.config.task, risk.config.tabular]).toEqual([undefined, undefined]);
+    const out = exportRunConfig(form);
+    if (!out.ok) throw new Error(out.message);
+    expect(out.yaml).toMatch(/\ntask: tabular\ntabular:\n {2}target: readmitted\n {2}min_category_count: 3\n/);
+    const back = importRunConfig('fedcare-run.yaml', out.yaml);
+    if (!back.ok) throw new Error(back.message);
+    expect(back.form).toMatchObject({ task: 'tabular', target: 'readmitted', min_category_count: '3', extra: {} });
+    expect(formToConfig(back.form)).toEqual(sent);
+    const example = importRunConfig('tabular.yaml', tabularYaml);
+    expect(example.ok && example.form).toMatchObject({ task: 'tabular', target: 'readmitted', min_category_count: '5', learning_rate: '0.01', extra: { hidden_dim: 32 } });
   });
 
   it('refuses a bad file naming the key and its line, and leaves the form alone', () => {

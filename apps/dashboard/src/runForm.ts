@@ -3,11 +3,17 @@
  * with the protocol's own `runConfigSchema` before it is POSTed. Only the form's fields are sent;
  * the server fills the other defaults. "min clients" sets the fit, evaluate and available minimums.
  * With DP on, σ, C, target ε and δ go in `dp` (checked by the same schema: σ ≤ 0, δ ≥ 1 … are refused).
+ * Task tabular adds `task` and `tabular` (target column, min category count): the hospitals train on their CSVs.
  */
 import { DP_RECIPE, proposeDp } from '@fedcare/shared/privacy';
 import { parseRunConfigFile, resolveRunConfig, runConfigSchema, runConfigToYaml, STRATEGY_NAMES, validate, type RunConfigInput } from '@fedcare/shared/protocol';
 
 export interface RunForm {
+  /** 'risk' (the multimodal risk model on patient records) or 'tabular' (the hospitals' own CSVs, an MLP). */
+  task: string;
+  /** task tabular: the column to predict, and the count below which a category stays at its hospital. */
+  target: string;
+  min_category_count: string;
   /** 'standard' (the seed spec's model) or 'compact' (the DP recipe's). */
   model: string;
   strategy: string;
@@ -32,6 +38,9 @@ export interface RunForm {
 }
 
 export const DEFAULT_RUN_FORM: RunForm = {
+  task: 'risk',
+  target: '',
+  min_category_count: '5',
   model: 'standard',
   strategy: 'fedavg',
   rounds: '3',
@@ -89,7 +98,7 @@ export function proposedSigma(form: RunForm, hospitals: readonly { hospital_id: 
 export type FormResult = { ok: true; config: RunConfigInput } | { ok: false; field: string; message: string };
 
 export function formToConfig(form: RunForm): FormResult {
-  type NumberField = Exclude<keyof RunForm, 'dp' | 'strategy' | 'secure_aggregation' | 'model' | 'extra'>;
+  type NumberField = Exclude<keyof RunForm, 'task' | 'target' | 'dp' | 'strategy' | 'secure_aggregation' | 'model' | 'extra'>;
   const dpFields: Array<[NumberField, string]> = [
     ['noise_multiplier', 'noise multiplier σ'],
     ['max_grad_norm', 'max grad norm C'],
@@ -105,6 +114,7 @@ export function formToConfig(form: RunForm): FormResult {
     ['fraction_fit', 'fraction fit'],
     ['min_clients', 'min clients'],
     ...(form.dp ? dpFields : []),
+    ...(form.task === 'tabular' ? [['min_category_count', 'min category count'] as [NumberField, string]] : []),
   ];
   const n: Partial<Record<keyof RunForm, number>> = {};
   for (const [k, label] of nums) {
@@ -114,8 +124,11 @@ export function formToConfig(form: RunForm): FormResult {
     n[k] = v;
   }
   const min = n.min_clients as number;
+  const tabular = form.task === 'tabular';
+  if (tabular && form.target.trim() === '') return { ok: false, field: 'tabular.target', message: 'target column: the column of the hospitals\' CSVs to predict' };
   const config = {
     ...form.extra,
+    ...(tabular ? { task: 'tabular', tabular: { target: form.target.trim(), min_category_count: n.min_category_count } } : {}),
     ...(form.model !== 'standard' ? { model: form.model } : {}),
     strategy: form.strategy,
     rounds: n.rounds,
@@ -136,7 +149,7 @@ export function formToConfig(form: RunForm): FormResult {
 }
 
 /** The form's own keys of a run configuration; the rest goes in `extra`. */
-const FORM_KEYS = new Set(['model', 'strategy', 'rounds', 'local_epochs', 'learning_rate', 'batch_size', 'seq_len', 'fraction_fit', 'min_fit_clients', 'min_evaluate_clients', 'min_available_clients', 'secure_aggregation', 'dp']);
+const FORM_KEYS = new Set(['task', 'tabular', 'model', 'strategy', 'rounds', 'local_epochs', 'learning_rate', 'batch_size', 'seq_len', 'fraction_fit', 'min_fit_clients', 'min_evaluate_clients', 'min_available_clients', 'secure_aggregation', 'dp']);
 
 /**
  * A run configuration file (YAML or JSON, the same as `fedcare simulate|serve --config` takes) into
@@ -155,8 +168,11 @@ export function importRunConfig(name: string, text: string, current: RunForm = D
   const v = file.values as Record<string, unknown>;
   const str = (k: string, fallback: string) => (v[k] === undefined ? fallback : String(v[k]));
   const dp = v.dp as Record<string, unknown> | undefined;
+  const tabular = v.tabular as Record<string, unknown> | undefined;
   const form: RunForm = {
     ...current,
+    task: str('task', current.task),
+    ...(tabular ? { target: String(tabular.target), min_category_count: tabular.min_category_count === undefined ? DEFAULT_RUN_FORM.min_category_count : String(tabular.min_category_count) } : {}),
     model: str('model', current.model),
     strategy: str('strategy', current.strategy),
     rounds: str('rounds', current.rounds),

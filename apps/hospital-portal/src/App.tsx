@@ -86,6 +86,9 @@ function Patients({ hospitalId }: { hospitalId: string }) {
   const model = usePortal((s) => s.model);
   const patients = usePortal((s) => s.patients);
   const personalisation = usePortal((s) => s.personalisation);
+  const table = usePortal((s) => s.loaded?.table);
+  // Scoring and personalisation are the risk model's: a table (tabular runs) has neither yet.
+  if (table) return null;
   return (
     <PatientsPanel
       hospitalId={hospitalId}
@@ -153,9 +156,11 @@ function TrainingPanel() {
       <PrivacyPolicy joined={joined} current={s.maxEpsilon} />
       <IdentityAndRoster joined={joined} />
       <p>
-        {s.loaded
-          ? `${s.loaded.records} records in the worker: ${s.loaded.train} train (${s.loaded.numTrainExamples} labelled), ${s.loaded.val} validation, ${s.loaded.test} test.`
-          : 'Import records to take part.'}
+        {s.loaded?.table
+          ? `Table ${s.loaded.table.name} in the worker (tabular runs): ${s.loaded.records} rows, ${s.loaded.train} train, ${s.loaded.val} validation, ${s.loaded.test} test.`
+          : s.loaded
+            ? `${s.loaded.records} records in the worker: ${s.loaded.train} train (${s.loaded.numTrainExamples} labelled), ${s.loaded.val} validation, ${s.loaded.test} test.`
+            : 'Import records to take part.'}
       </p>
       <div className="row">
         <button type="button" onClick={() => portal.join()} disabled={!canJoin}>
@@ -366,6 +371,7 @@ function IdentityAndRoster({ joined }: { joined: boolean }) {
 
 function DataPanel() {
   const summary = usePortal((s) => s.summary);
+  const table = usePortal((s) => s.loaded?.table);
   const outcome = usePortal((s) => s.importOutcome);
   const importing = usePortal((s) => s.importing);
   const importError = usePortal((s) => s.importError);
@@ -379,8 +385,8 @@ function DataPanel() {
     <section className="wide" aria-labelledby="data-title">
       <h2 id="data-title">Records</h2>
       <label>
-        Import records (NDJSON from fedcare generate, FHIR R4 bundles, or a FHIR Bulk Data export: its NDJSON files together; re-importing replaces this hospital&apos;s records)
-        <input type="file" multiple accept=".ndjson,.jsonl,.json,application/json,application/x-ndjson" onChange={onFiles} disabled={importing} data-testid="import-input" />
+        Import records (NDJSON from fedcare generate, FHIR R4 bundles, or a FHIR Bulk Data export: its NDJSON files together; re-importing replaces this hospital&apos;s records), or one CSV table with a header row for tabular runs (the run names the column to predict)
+        <input type="file" multiple accept=".ndjson,.jsonl,.json,.csv,text/csv,application/json,application/x-ndjson" onChange={onFiles} disabled={importing} data-testid="import-input" />
       </label>
       {importing ? <p role="status">Importing …</p> : null}
       {importError ? (
@@ -390,7 +396,15 @@ function DataPanel() {
       ) : null}
       {importedAt ? <p className="muted">Stored in this browser since {new Date(importedAt).toLocaleString()}.</p> : null}
       {outcome && outcome.issues.length > 0 ? <ImportIssues outcome={outcome} /> : null}
-      {summary ? <CohortPanel summary={summary} /> : <p className="muted">No records stored yet.</p>}
+      {table ? (
+        <p data-testid="table-stored">
+          Table {table.name} stored in this browser for tabular runs: {table.columns.length} columns ({table.columns.join(', ')}). Its rows stay here.
+        </p>
+      ) : summary ? (
+        <CohortPanel summary={summary} />
+      ) : (
+        <p className="muted">No records stored yet.</p>
+      )}
     </section>
   );
 }

@@ -15,7 +15,8 @@ import {
   type ProtocolErrorPayload,
 } from '@fedcare/shared/protocol';
 import { summarizeCohort } from './data/cohort';
-import { importInfo, kvGet, kvSet, loadRecords, replaceRecords } from './data/db';
+import { importInfo, kvGet, kvSet, loadRecords, replaceRecords, tableKey } from './data/db';
+import { parseCsv } from '@fedcare/shared/tabular';
 import { exportIdentityPublicKey, identityFingerprint, keyHex, loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
 import { indexedDbIdentity } from './data/identity';
 import { importFileStreams } from './data/importFiles';
@@ -313,6 +314,7 @@ export class Portal {
     }
     this.set({ importing: true, importError: undefined });
     try {
+      if (files.some((f) => /\.csv$/i.test(f.name))) return await this.importTable(hospitalId, files);
       // FHIR Bulk Data files are streamed line by line; other files are read whole.
       const outcome = await importFileStreams(files, hospitalId);
       this.set({ importOutcome: outcome });
@@ -321,6 +323,8 @@ export class Portal {
         return;
       }
       await replaceRecords(hospitalId, outcome.records, { files: files.map((f) => f.name), issues: outcome.issues.length });
+      // Records replace an imported table: this hospital takes part in risk runs again.
+      await kvSet(tableKey(hospitalId), undefined);
       this.log(`imported ${outcome.records.length} records from ${files.length} file(s)${outcome.issues.length ? `, ${outcome.issues.length} problem(s) listed` : ''}`);
       await this.showStoredRecords(hospitalId);
       await this.workerReady;
@@ -330,6 +334,37 @@ export class Portal {
     } finally {
       this.set({ importing: false });
     }
+  }
+
+  /**
+   * A CSV (a header row, any columns) for tabular runs: checked here (a malformed file names its line
+   * and nothing is kept), then kept in IndexedDB as its text; the worker's client becomes a tabular
+   * one. The rows never leave the tab: the run names the target, and only the table's shape, its
+   * sums (masked with secure aggregation), weights and metrics are sent.
+   */
+  private async importTable(hospitalId: string, files: readonly File[]): Promise<void> {
+    if (files.length !== 1) {
+      this.set({ importError: 'import one CSV file at a time' });
+      return;
+    }
+    const file = files[0] as File;
+    const text = await file.text();
+    let table;
+    try {
+      table = parseCsv(text, file.name);
+    } catch (e) {
+      this.set({ importError: (e as Error).message });
+      return;
+    }
+    if (table.rows.length === 0) {
+      this.set({ importError: `${file.name} has a header and no rows; the stored data is unchanged` });
+      return;
+    }
+    await kvSet(tableKey(hospitalId), { name: file.name, text });
+    this.set({ importOutcome: undefined, summary: undefined });
+    this.log(`imported the table ${file.name}: ${table.rows.length} rows, ${table.columns.length} columns (${table.columns.join(', ')}); it takes part in tabular runs`);
+    await this.workerReady;
+    await this.loadIntoWorker();
   }
 
   /** Connects to the coordinator as this hospital: it takes part in the current run and the next ones. */

@@ -147,7 +147,8 @@ export class Coordinator {
           strategy,
           grid: this.grid,
           store: this.store,
-          initialWeights: await initialWeights(config.seed, config.model, config),
+          // A tabular run's MLP is sized by its schema: the round engine makes its weights after preprocessing.
+          initialWeights: config.task === 'tabular' ? new Float32Array(0) : await initialWeights(config.seed, config.model, config),
           signal: controller.signal,
           log: this.log,
           events: {

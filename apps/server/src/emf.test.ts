@@ -80,6 +80,15 @@ describe('CloudWatch EMF records of a round', () => {
     expect(record.Deployment).toBe('default');
   });
 
+  it('a multi-task round (task_weights) adds the pooled readmission AUC-ROC and days MAE / RMSE', async () => {
+    const lines: string[] = [];
+    await writeRoundEmf(report({ test_accuracy: 0.7, num_participating_clients: 3, communication_bytes: 10, readmission_auc_roc: 0.71, days_mae: 6.5, days_rmse: 8.25 }), { write: (l) => lines.push(l) });
+    const { metrics } = parseEmf(lines[0]!);
+    expect(metrics.get('ReadmissionAucRoc')).toEqual({ value: 0.71, unit: 'None' });
+    expect(metrics.get('DaysToReadmissionMae')).toEqual({ value: 6.5, unit: 'None' });
+    expect(metrics.get('DaysToReadmissionRmse')).toEqual({ value: 8.25, unit: 'None' });
+  });
+
   it('the schema check itself refuses what the specification refuses', () => {
     const good = { _aws: { Timestamp: 1, CloudWatchMetrics: [{ Namespace: 'N', Dimensions: [['A']], Metrics: [{ Name: 'M', Unit: 'Count' }] }] }, A: 'x', M: 1 };
     expect(() => parseEmf(JSON.stringify(good))).not.toThrow();

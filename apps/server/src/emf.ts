@@ -8,7 +8,9 @@
  * Namespace FederatedLearning; metrics TrainingRound (Count), GlobalModelAccuracy (Percent,
  * 100 × test accuracy), ActiveClients (Count, hospitals whose update is in the round's model),
  * PrivacyBudget (None: the largest ε any hospital has spent; omitted without DP), ModelSize
- * (Megabytes: weight bytes / 10⁶), CommunicationOverhead (Bytes, both directions, all hospitals).
+ * (Megabytes: weight bytes / 10⁶), CommunicationOverhead (Bytes, both directions, all hospitals);
+ * a multi-task run (run config task_weights) adds ReadmissionAucRoc (None) and DaysToReadmissionMae /
+ * DaysToReadmissionRmse (None: days; CloudWatch has no day unit), pooled over the hospitals.
  * One dimension set, {Service, Deployment}, the same for every record, so that alarms can name
  * each metric by it; run and round go in as properties (searchable, not dimensions: a dimension
  * per run would make a new metric per run).
@@ -39,8 +41,11 @@ export function roundMetricValues(r: RoundReport): { name: string; value: number
     { name: 'PrivacyBudget', value: m.privacy_epsilon ?? Number.POSITIVE_INFINITY, unit: Unit.None },
     { name: 'ModelSize', value: (r.modelBytes ?? Number.NaN) / 1e6, unit: Unit.Megabytes },
     { name: 'CommunicationOverhead', value: m.communication_bytes ?? 0, unit: Unit.Bytes },
+    { name: 'ReadmissionAucRoc', value: m.readmission_auc_roc ?? Number.NaN, unit: Unit.None },
+    { name: 'DaysToReadmissionMae', value: m.days_mae ?? Number.NaN, unit: Unit.None },
+    { name: 'DaysToReadmissionRmse', value: m.days_rmse ?? Number.NaN, unit: Unit.None },
   ];
-  // CloudWatch takes finite numbers only: ε = ∞ (no DP) and an undefined accuracy are left out.
+  // CloudWatch takes finite numbers only: ε = ∞ (no DP), an undefined accuracy and a single-task run's heads are left out.
   return out.filter((v) => Number.isFinite(v.value));
 }
 

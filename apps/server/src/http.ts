@@ -28,7 +28,7 @@ import { z } from 'zod';
 import type { RunConfigInput } from '@fedcare/shared/protocol';
 import { apiErrorSchema, endpoints, type Endpoint, type EndpointName, type Endpoints } from '@fedcare/shared/api';
 import { reportHtml, runAudit } from '@fedcare/shared/report';
-import { modelCard, modelCardFor, storedBundle, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
+import { modelCard, modelCardFor, storedBundle, storedCard, tabularModelCard, tabularModelCardFor, type Store, type TokenInfo, type TokenPrincipal, type TokenSpec } from '@fedcare/shared/fl';
 import { stringifyMetrics } from '@fedcare/shared/util';
 import { RunConflictError, type Coordinator } from './coordinator';
 import { modelBackendReady } from './model';
@@ -163,8 +163,11 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
           ? new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no ${typeof params.version === 'number' ? `kept model for round ${params.version}` : `${params.version} model`}`, 'version')
           : new HttpError(404, 'NOT_FOUND', `run ${run.runId} has no feature statistics`, 'run_id');
       }
+      const hospital = principal?.role === 'hospital' ? principal.hospitalId : undefined;
+      // A tabular run's model is its MLP with the run's schema (TabularModelBundle), never read as the risk model.
+      if ('tabular' in stored) return [200, { model: stored.tabular as unknown as Record<string, unknown>, weights_base64: Buffer.from(stored.weights).toString('base64'), model_card: tabularModelCardFor(tabularModelCard(run, rounds, stored.tabular), hospital) as unknown as Record<string, unknown> }];
       const { bundle } = stored;
-      return [200, { model: bundle, weights_base64: Buffer.from(stored.weights).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), principal?.role === 'hospital' ? principal.hospitalId : undefined) as unknown as Record<string, unknown> }];
+      return [200, { model: bundle, weights_base64: Buffer.from(stored.weights).toString('base64'), model_card: modelCardFor(modelCard(run, rounds, bundle), hospital) as unknown as Record<string, unknown> }];
     },
     getRunReport: async ({ params }) => {
       const run = await store.getRun(params.run_id);
@@ -172,8 +175,7 @@ export function apiRoutes(coordinator: Coordinator, store: Store, hooks: ApiHook
       const rounds = await store.getRoundMetrics(run.runId);
       await modelBackendReady();
       const stored = await storedBundle(store, run, rounds, 'latest');
-      const card = 'bundle' in stored ? modelCard(run, rounds, stored.bundle) : undefined;
-      const html = reportHtml(run, rounds, card, runAudit(run, rounds, await store.listAudit({ limit: 10_000 })));
+      const html = reportHtml(run, rounds, storedCard(run, rounds, stored), runAudit(run, rounds, await store.listAudit({ limit: 10_000 })));
       return [200, { run_id: run.runId, filename: `fedcare-report-${run.runId}.html`, html }];
     },
     getMetrics: ({ query, principal }) => metrics(query.run_id, query.round_number, principal),

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ROUND_METRIC_NAMES } from '@fedcare/shared/fl';
+import { ROUND_METRIC_NAMES, TABULAR_BUNDLE_FORMAT } from '@fedcare/shared/fl';
+import { storeTabularRun } from '../../../shared/src/testing/tabular-run';
 import { flattenParams, mlflowMetricValue, mlflowOptionsFromEnv, type MlflowOptions } from './mlflow';
 import { startServer, type RunningServer } from './server';
 import { ADMIN_TOKEN, FakeHospital, HOSPITAL_TOKENS } from './testing/fake-hospital';
@@ -235,6 +236,23 @@ afterEach(async () => {
 });
 
 describe('MLflow tracking', () => {
+  it('a tabular run\'s artifacts are its MLP manifest (fedcare-tabular-model/1) with the schema, its weights and a tabular card, never a risk bundle', async () => {
+    const mlflow = await new RecordingMlflow().start();
+    open.push(mlflow);
+    const { server } = await coordinator({ trackingUri: mlflow.url, experimentName: 'fedcare-test', backoffMs: 10 });
+    open.push(server);
+    const { schema, weights } = await storeTabularRun(server.store, 'tab-mlflow-1');
+    server.mlflow!.runStarted('tab-mlflow-1');
+    server.mlflow!.runEnded('tab-mlflow-1', 'completed');
+    await server.mlflow!.idle();
+    expect(mlflow.problems).toEqual([]);
+    expect([...mlflow.artifacts.keys()].sort()).toEqual(['model-card.json', 'model/model.json', 'model/weights.bin']);
+    const bundle = JSON.parse(mlflow.artifacts.get('model/model.json')!.body.toString('utf8')) as Record<string, unknown>;
+    expect(bundle).toMatchObject({ format: TABULAR_BUNDLE_FORMAT, run_id: 'tab-mlflow-1', round: 1, schema });
+    expect(Buffer.compare(mlflow.artifacts.get('model/weights.bin')!.body, Buffer.from(weights))).toBe(0);
+    expect(JSON.parse(mlflow.artifacts.get('model-card.json')!.body.toString('utf8'))).toMatchObject({ format: 'fedcare-tabular-model-card/1', data: { target: 'readmitted' } });
+  });
+
   it('logs a 2-round run in the documented request shapes: experiment, run with tags, params, every 6.1 metric per round (step = round), model card and model as artifacts, FINISHED', async () => {
     const mlflow = await new RecordingMlflow().start();
     open.push(mlflow);

@@ -37,7 +37,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { FederationSummary, Logger, RoundReport, Store } from '@fedcare/shared/fl';
-import { modelCard, modelCardMarkdown, storedBundle } from '@fedcare/shared/fl';
+import { modelCard, modelCardMarkdown, storedBundle, tabularModelCard } from '@fedcare/shared/fl';
 import { modelBackendReady } from './model';
 
 export interface MlflowOptions {
@@ -421,13 +421,21 @@ export class MlflowTracker {
       this.deps.log.warn({ run_id: s.runId, missing: stored.missing }, 'MLflow: the run has no exportable model; no artifacts uploaded');
       return;
     }
-    const card = modelCard(run, rounds, stored.bundle);
-    const files: [string, string | Uint8Array, string][] = [
-      ['model-card.json', `${JSON.stringify(card, null, 2)}\n`, 'application/json'],
-      ['MODEL_CARD.md', modelCardMarkdown(card), 'text/markdown'],
-      ['model/model.json', `${JSON.stringify(stored.bundle, null, 2)}\n`, 'application/json'],
-      ['model/weights.bin', stored.weights, 'application/octet-stream'],
-    ];
+    const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+    // A tabular run's model is its MLP manifest with the run's schema (no Markdown card: that one describes the risk model).
+    const files: [string, string | Uint8Array, string][] =
+      'tabular' in stored
+        ? [
+            ['model-card.json', json(tabularModelCard(run, rounds, stored.tabular)), 'application/json'],
+            ['model/model.json', json(stored.tabular), 'application/json'],
+            ['model/weights.bin', stored.weights, 'application/octet-stream'],
+          ]
+        : [
+            ['model-card.json', json(modelCard(run, rounds, stored.bundle)), 'application/json'],
+            ['MODEL_CARD.md', modelCardMarkdown(modelCard(run, rounds, stored.bundle)), 'text/markdown'],
+            ['model/model.json', json(stored.bundle), 'application/json'],
+            ['model/weights.bin', stored.weights, 'application/octet-stream'],
+          ];
     for (const [file, body, type] of files) {
       const url = `${base}/${file.split('/').map(encodeURIComponent).join('/')}`;
       try {

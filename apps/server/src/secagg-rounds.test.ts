@@ -4,11 +4,14 @@
 // stage — and the engine must never receive an update in the clear.
 import { describe, expect, it } from 'vitest';
 import { computeFeatureSums, finalizeFeatureStats, flattenFeatureSums, generateHospital, mergeFeatureSums, OBSERVATION_WINDOW_DAYS, type FeatureSums } from '@fedcare/shared/data';
-import { createStrategy, runFederation, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
+import { createStrategy, riskStatsOf, runFederation, type FederationSummary, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
 import { resultSchema, runConfigSchema, validate, type StageResult } from '@fedcare/shared/protocol';
 import { generateIdentityKeyPair, SecAggClient, sumErrorBound, quantizationOf } from '@fedcare/shared/secagg';
 import { Rng } from '@fedcare/shared/util';
 import { openSqliteStore } from './store/sqlite';
+
+/** A risk run's statistics (a tabular schema, or none, fails the test by name). */
+const statsOf = (s: FederationSummary) => riskStatsOf(s.runId, s.stats ?? expect.fail(`run ${s.runId} has no statistics`), 'these checks');
 
 const P = 257; // a small "model": the engine only moves flat weights
 const HOSPITALS = ['H1', 'H2', 'H3', 'H4', 'H5'];
@@ -169,10 +172,11 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     expect(grid.masked.get(0)).toEqual(HOSPITALS);
     for (const r of grid.received) if (r.stage === 'preprocess') expect(r.sums).toBeUndefined();
     const want = plainStats(HOSPITALS, 30);
-    expect(summary.stats.records).toBe(want.records);
+    const stats = statsOf(summary);
+    expect(stats.records).toBe(want.records);
     for (const k of ['demographics', 'vitals', 'labs', 'biology', 'omics'] as const) {
-      summary.stats[k].mean.forEach((v, j) => expect(Math.abs(v - want[k].mean[j]!), `${k}.mean[${j}]`).toBeLessThan(1e-9 * (1 + Math.abs(v))));
-      summary.stats[k].std.forEach((v, j) => expect(Math.abs(v - want[k].std[j]!), `${k}.std[${j}]`).toBeLessThan(1e-8 * (1 + Math.abs(v))));
+      stats[k].mean.forEach((v, j) => expect(Math.abs(v - want[k].mean[j]!), `${k}.mean[${j}]`).toBeLessThan(1e-9 * (1 + Math.abs(v))));
+      stats[k].std.forEach((v, j) => expect(Math.abs(v - want[k].std[j]!), `${k}.std[${j}]`).toBeLessThan(1e-8 * (1 + Math.abs(v))));
     }
   });
 
@@ -181,9 +185,9 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     const { summary } = await run(grid, { min_available_clients: 4, min_fit_clients: 3 });
     expect(summary.status, summary.reason).toBe('completed');
     const contributors = stage === 'unmask' || stage === 'consistency-check' ? HOSPITALS : HOSPITALS.filter((h) => h !== 'H4');
-    expect(summary.stats.records).toBe(plainStats(contributors, 30).records);
+    expect(statsOf(summary).records).toBe(plainStats(contributors, 30).records);
     const want = plainStats(contributors, 30);
-    summary.stats.labs.mean.forEach((v, j) => expect(Math.abs(v - want.labs.mean[j]!)).toBeLessThan(1e-9 * (1 + Math.abs(v))));
+    statsOf(summary).labs.mean.forEach((v, j) => expect(Math.abs(v - want.labs.mean[j]!)).toBeLessThan(1e-9 * (1 + Math.abs(v))));
   });
 
   it('preprocessing: a hospital that sends its sums in the clear anyway is rejected, not used', async () => {
@@ -207,7 +211,7 @@ describe('round engine with secure aggregation (SecAgg+, 5 hospitals)', () => {
     };
     const { summary } = await run(grid, { min_available_clients: 4 });
     expect(summary.status, summary.reason).toBe('completed');
-    expect(summary.stats.records).toBe(plainStats(['H2', 'H3', 'H4', 'H5'], 30).records);
+    expect(statsOf(summary).records).toBe(plainStats(['H2', 'H3', 'H4', 'H5'], 30).records);
   });
 
   it('refuses a strategy that needs every update in the clear', () => {

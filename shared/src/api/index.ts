@@ -155,7 +155,7 @@ export const endpoints = {
     path: '/api/v1/runs/{run_id}/models/{version}',
     access: 'any',
     summary:
-      "A run's model as `fedcare export` writes it — model.json (definition, parameter layout, the run's feature statistics, vocabularies, temperature, SHA-256s), weights.bin as base64, the model card — for the admin and the hospitals that took part in the run. version: latest, best or a round number",
+      "A run's model as `fedcare export` writes it — model.json (definition, parameter layout, the run's feature statistics, vocabularies, temperature, SHA-256s), weights.bin as base64, the model card — for the admin and the hospitals that took part in the run; a tabular run's (task tabular) is its MLP manifest (fedcare-tabular-model/1: layout, the run's schema, SHA-256s), its weights and a tabular model card. version: latest, best or a round number",
     params: z.object({ run_id: runIdParam, version: z.union([z.enum(['latest', 'best']), positiveInt]) }),
     status: 200,
     response: z.object({ model: z.record(z.string(), z.unknown()), weights_base64: z.string(), model_card: z.record(z.string(), z.unknown()) }),

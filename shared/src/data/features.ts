@@ -353,6 +353,10 @@ export interface FeatureBatch {
   omics: Float32Array;
   /** Risk class per record (0 Low, 1 Medium, 2 High) or −1 when unknown. */
   labels: Int32Array;
+  /** outcomes.readmission_30d per record: 1, 0, or −1 when unknown (the multi-task heads' target). */
+  readmission?: Int8Array;
+  /** outcomes.days_to_readmission per record (1–30), NaN when not readmitted or unknown. */
+  daysToReadmission?: Float32Array;
   patientIds: string[];
 }
 
@@ -409,6 +413,8 @@ export function encodeRecords(records: readonly PatientRecord[], stats: FeatureS
     biology: new Float32Array(n * BIOLOGY_DIM),
     omics: new Float32Array(n * OMICS_DIM),
     labels: new Int32Array(n),
+    readmission: new Int8Array(n),
+    daysToReadmission: new Float32Array(n),
     patientIds: records.map((r) => r.patient_id),
   };
   const basis = stats.pcaBasis;
@@ -441,6 +447,10 @@ export function encodeRecords(records: readonly PatientRecord[], stats: FeatureS
     }
     const level = r.outcomes.risk_level;
     batch.labels[i] = level === null ? -1 : RISK_LEVELS.indexOf(level);
+    const readmitted = r.outcomes.readmission_30d;
+    batch.readmission![i] = readmitted === 1 ? 1 : readmitted === 0 ? 0 : -1;
+    const days = r.outcomes.days_to_readmission;
+    batch.daysToReadmission![i] = readmitted === 1 && typeof days === 'number' && Number.isFinite(days) ? days : Number.NaN;
   });
   return batch;
 }

@@ -20,7 +20,7 @@ import { countParams } from '../model/params';
 import { flattenWeights, sha256Hex, unflattenWeights, weightsFromBytes, weightsToBytes } from '../model/weights';
 import { ProtocolError } from '../protocol/errors';
 import type { Instruction } from '../protocol/messages';
-import { calibrationMetrics, classificationMetrics, dpSchedule, evaluate, labelledIndices, personaliseHead, predictProbs, scoreBatch, splitMetrics, trainLocal, type PatientScore, type PersonaliseConfig, type PersonaliseResult, type TrainProgress } from '../train';
+import { calibrationMetrics, classificationMetrics, dpSchedule, evaluate, labelledIndices, multiTaskMetrics, personaliseHead, predictProbs, predictTasks, scoreBatch, splitMetrics, trainLocal, type PatientScore, type PersonaliseConfig, type PersonaliseResult, type TrainProgress } from '../train';
 import { PrivacyBudgetError, PrivacyLedger, type PrivacyLedgerStore } from './privacy-ledger';
 import { hashUnit } from '../util/random';
 import { generateIdentityKeyPair, type KeyPair } from '../secagg/keys';
@@ -126,7 +126,7 @@ export class HospitalClient {
    * What a secure-aggregation round sends masked, held until its masked-input stage: the update
    * (local − global weights, float32) or, in round 0, the flattened feature sums (float64, weight 1).
    */
-  private held: { runId: string; round: number; delta: Float32Array | Float64Array; weight: number } | undefined;
+  protected held: { runId: string; round: number; delta: Float32Array | Float64Array; weight: number } | undefined;
   private secagg: { runId: string; round: number; client: SecAggClient } | undefined;
   private he: { runId: string; round: number; holder: string; c: { publicKey: CryptoKeyFor; privateKey: CryptoKeyFor }; keys?: HeKeys & { secret_key: Uint8Array } } | undefined;
   private identity: Promise<KeyPair> | undefined;
@@ -137,7 +137,7 @@ export class HospitalClient {
   constructor(
     readonly hospitalId: string,
     records: readonly PatientRecord[],
-    private readonly options: HospitalClientOptions = {},
+    protected readonly options: HospitalClientOptions = {},
   ) {
     const foreign = records.find((r) => r.hospital_id !== hospitalId);
     if (foreign) throw new Error(`record ${foreign.patient_id} belongs to ${foreign.hospital_id}, not ${hospitalId}`);
@@ -176,7 +176,7 @@ export class HospitalClient {
 
   /** The run's model definition; a run with another one gets a fresh model. */
   private ensureModel(name: ModelName, options: ModelOptions = {}): MultimodalRiskClassifier {
-    const key = JSON.stringify([name, { hidden_dim: options.hidden_dim, dropout: options.dropout }]);
+    const key = JSON.stringify([name, { hidden_dim: options.hidden_dim, dropout: options.dropout, task_weights: options.task_weights }]);
     if (this.model && this.modelKey !== key) {
       this.model.dispose();
       this.model = undefined;
@@ -314,10 +314,21 @@ export class HospitalClient {
       metrics.val_auc_roc = val.auc_roc;
     }
     Object.assign(metrics, calibrationMetrics(testSet, valSet));
+    if (model.taskWeights) Object.assign(metrics, await this.multiTaskTest(model, data.test));
     // The fairness figures use each hospital's own test accuracy.
     metrics.accuracy = test.accuracy;
     for (const [k, v] of Object.entries(metrics)) if (!Number.isFinite(v)) delete metrics[k];
     return { num_examples: test.num_examples, metrics };
+  }
+
+  /** The multi-task heads' figures on the test split (../train/multitask.ts): every row whose readmission is known. */
+  private async multiTaskTest(model: MultimodalRiskClassifier, test: FeatureBatch): Promise<Record<string, number>> {
+    const readmitted = test.readmission ?? new Int8Array(test.n).fill(-1);
+    const rows: number[] = [];
+    for (let i = 0; i < test.n; i++) if ((readmitted[i] as number) >= 0) rows.push(i);
+    const pred = await predictTasks(model, test, rows);
+    const days = test.daysToReadmission;
+    return { ...multiTaskMetrics(pred.readmission, Int8Array.from(rows, (r) => readmitted[r] as number), pred.days, Float32Array.from(rows, (r) => (days ? (days[r] as number) : Number.NaN))) };
   }
 
   /** Whether a global model is here to score patients with (after the first evaluate of a run). */

@@ -26,3 +26,5 @@ export type { TrimmedMeanParams } from './trimmed-mean';
 export { defaultByzantineCount, type KrumParams } from './krum';
 export * from './model-bundle';
 export * from './model-card';
+export * from './run-stats';
+export * from './tabular-bundle';

@@ -20,9 +20,11 @@ import type { PatientRecord } from '../data/schema';
 import { COMORBIDITIES, ETHNICITIES, GENES, LAB_NAMES, MARKER_NAMES, METABOLITES, RISK_LEVELS, VITAL_NAMES } from '../data/vocabulary';
 import { createModel, MODALITY_TOKENS, MODEL_NAMES, modelOptionsOf, type ModelName, type ModelOptions, type MultimodalRiskClassifier } from '../model/classifier';
 import { sha256Hex, unflattenWeights, weightManifest, weightsFromBytes } from '../model/weights';
-import { globalStatsSchema } from '../protocol/messages';
+import { globalStatsSchema, taskWeightsSchema } from '../protocol/messages';
 import { scoreBatch, type PatientScore } from '../train/score';
+import { isTabularSchema } from '../tabular/schema';
 import type { ModelSelector, RoundMetrics, RunRecord, Store } from './store';
+import { TABULAR_BUNDLE_FORMAT, tabularModelBundle, type TabularModelBundle } from './tabular-bundle';
 
 export const MODEL_BUNDLE_FORMAT = 'fedcare-model/1';
 export const BUNDLE_WEIGHTS_FILE = 'weights.bin';
@@ -34,8 +36,8 @@ export const modelBundleSchema = z.object({
   run_id: z.string().min(1),
   round: z.number().int().min(1),
   model: z.enum(MODEL_NAMES),
-  /** The run's overrides of the model preset (run config hidden_dim / dropout); absent: the preset. */
-  model_options: z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional() }).optional(),
+  /** The run's overrides of the model preset (run config hidden_dim / dropout / task_weights); absent: the preset. */
+  model_options: z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional(), task_weights: taskWeightsSchema.optional() }).optional(),
   /** Records in: the feature pipeline's settings and the run's global statistics. */
   features: z.object({ seq_len: z.number().int().min(2), window_days: z.number().positive(), stats: globalStatsSchema.shape.stats, stats_sha256: sha }),
   /** Probabilities out: softmax(logits / temperature); 1 when the run did not calibrate. */
@@ -98,8 +100,11 @@ export async function modelBundle(o: { runId: string; round: number; model: Mode
   return modelBundleSchema.parse(bundle);
 }
 
-/** A run's stored model as an export, or what the store lacks for one. */
-export type StoredBundle = { bundle: ModelBundle; weights: Uint8Array } | { missing: 'model' | 'stats' };
+/**
+ * A run's stored model as an export; a tabular run's (`tabular`: its MLP and schema, never read as
+ * the risk model); or what the store lacks for one.
+ */
+export type StoredBundle = { bundle: ModelBundle; weights: Uint8Array } | { tabular: TabularModelBundle; weights: Uint8Array } | { missing: 'model' | 'stats' };
 
 /**
  * The export of a run's stored model `which` (`fedcare export`, `fedcare report`, the REST model
@@ -109,13 +114,14 @@ export type StoredBundle = { bundle: ModelBundle; weights: Uint8Array } | { miss
 export async function storedBundle(store: Pick<Store, 'getModel' | 'getFeatureStats'>, run: RunRecord, rounds: readonly RoundMetrics[], which: ModelSelector): Promise<StoredBundle> {
   const stored = await store.getModel(run.runId, which);
   if (!stored) return { missing: 'model' };
-  const stats = (await store.getFeatureStats(run.runId)) as FeatureStats | undefined;
+  const stats = await store.getFeatureStats(run.runId);
   if (!stats) return { missing: 'stats' };
+  if (isTabularSchema(stats)) return { tabular: await tabularModelBundle({ run, round: stored.round, schema: stats, weights: stored.bytes }), weights: stored.bytes };
   const bundle = await modelBundle({
     runId: run.runId,
     round: stored.round,
     model: (run.config.model ?? 'standard') as ModelName,
-    modelOptions: { hidden_dim: run.config.hidden_dim as number | undefined, dropout: run.config.dropout as number | undefined },
+    modelOptions: { hidden_dim: run.config.hidden_dim as number | undefined, dropout: run.config.dropout as number | undefined, task_weights: run.config.task_weights as ModelOptions['task_weights'] },
     seqLen: Number(run.config.seq_len),
     stats,
     weights: stored.bytes,
@@ -126,6 +132,8 @@ export async function storedBundle(store: Pick<Store, 'getModel' | 'getFeatureSt
 
 /** A bundle's model with its weights in, after checking every SHA-256 and shape; the caller disposes it. */
 export async function loadBundle(manifestJson: unknown, weights: Uint8Array): Promise<{ bundle: ModelBundle; model: MultimodalRiskClassifier }> {
+  const format = (manifestJson as { format?: unknown } | null)?.format;
+  if (format === TABULAR_BUNDLE_FORMAT) throw new Error(`model.json is the model of tabular run ${String((manifestJson as { run_id?: unknown }).run_id)} (${TABULAR_BUNDLE_FORMAT}): only the risk model's ${MODEL_BUNDLE_FORMAT} bundles load here`);
   const parsed = modelBundleSchema.safeParse(manifestJson);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -23,6 +23,8 @@ export interface ModelCard {
     onnx_sha256?: string;
     onnx_opset?: number;
   };
+  /** A multi-task run (run config task_weights): its heads' loss weights and what the exported files score. */
+  multi_task?: { task_weights: { readmission_30d: number; days_to_readmission: number }; note: string };
   intended_use: string;
   out_of_scope: string;
   training: {
@@ -39,6 +41,9 @@ export interface ModelCard {
   privacy: { mechanism: string; epsilon_per_hospital: Record<string, number>; delta: number | null; noise_multiplier: number | null; max_grad_norm: number | null };
   secure_aggregation: string;
 }
+
+/** The multi-task heads' figures (present only in a multi-task run's rounds). */
+const MULTI_TASK_CARD_METRICS = ['readmission_auc_roc', 'days_mae', 'days_rmse'] as const;
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
@@ -65,6 +70,14 @@ export function modelCard(run: RunRecord, rounds: readonly RoundMetrics[], bundl
       exported_at: bundle.created_at,
       ...(bundle.onnx ? { onnx_sha256: bundle.onnx.sha256, onnx_opset: bundle.onnx.opset } : {}),
     },
+    ...(bundle.model_options?.task_weights
+      ? {
+          multi_task: {
+            task_weights: bundle.model_options.task_weights,
+            note: `Trained with two extra heads on the fused representation — readmission_30d (sigmoid BCE, weight ${bundle.model_options.task_weights.readmission_30d}) and days_to_readmission (squared error of days/30 over readmitted patients, weight ${bundle.model_options.task_weights.days_to_readmission}); their weights are in weights.bin (the last parameters). model.onnx (--format onnx) outputs them as readmission_probability and days_to_readmission; fedcare predict scores the risk head only.`,
+          },
+        }
+      : {}),
     intended_use:
       'Decision support: a 3-class risk level (Low, Medium, High) for adult inpatients from demographics, vitals and labs over an observation window, comorbidity biology and omics markers, for clinicians of the hospitals that trained it, alongside their own judgement.',
     out_of_scope: 'Not a diagnosis; not validated outside the participating hospitals or on populations unlike theirs; not for automated decisions without a clinician.',
@@ -80,9 +93,9 @@ export function modelCard(run: RunRecord, rounds: readonly RoundMetrics[], bundl
       })),
     },
     metrics: {
-      pooled: Object.fromEntries(['test_accuracy', 'auc_roc', 'auc_pr', 'f1_score', 'precision', 'recall', 'test_loss', 'val_loss'].filter((k) => num(m[k]) !== null).map((k) => [k, m[k] as number])),
+      pooled: Object.fromEntries(['test_accuracy', 'auc_roc', 'auc_pr', 'f1_score', 'precision', 'recall', 'test_loss', 'val_loss', ...MULTI_TASK_CARD_METRICS].filter((k) => num(m[k]) !== null).map((k) => [k, m[k] as number])),
       per_hospital: Object.fromEntries(
-        Object.entries(exported.perHospital).map(([h, v]) => [h, Object.fromEntries(['test_accuracy', 'auc_roc', 'f1_score', 'test_loss'].filter((k) => num(v[k]) !== null).map((k) => [k, v[k] as number]))]),
+        Object.entries(exported.perHospital).map(([h, v]) => [h, Object.fromEntries(['test_accuracy', 'auc_roc', 'f1_score', 'test_loss', ...MULTI_TASK_CARD_METRICS].filter((k) => num(v[k]) !== null).map((k) => [k, v[k] as number]))]),
       ),
     },
     fairness: {
@@ -155,6 +168,7 @@ export function modelCardMarkdown(c: ModelCard): string {
     '',
     `Pooled: ${Object.entries(c.metrics.pooled).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || '—'}.`,
     '',
+    ...(c.multi_task ? [`Multi-task: ${c.multi_task.note}`, ''] : []),
     '| hospital | accuracy | AUC-ROC | F1 |',
     '|---|---|---|---|',
     ...Object.entries(c.metrics.per_hospital).map(([h, v]) => `| ${h} | ${fmt(v.test_accuracy ?? null)} | ${fmt(v.auc_roc ?? null)} | ${fmt(v.f1_score ?? null)} |`),

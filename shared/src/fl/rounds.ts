@@ -21,10 +21,13 @@ import { ciphertextCount, decodeSum, heConfig, heConfigSchema, meanErrorBound, r
 import { compactSum, seedOf } from '../he/compact';
 import { heKeysReplySchema, packChunks, unpackChunks, type HeStage } from '../he/messages';
 import { pickTemperature } from '../train/calibration';
+import { poolMultiTaskMetrics } from '../train/multitask';
 import { Rng } from '../util/random';
+import { mlpConfigFor, mlpInitialWeights } from '../tabular/mlp';
+import { finalizeSchema, isTabularSchema, mergeShapes, refuseSummary, summaryLength, type TabularSchema, type TabularShape } from '../tabular/schema';
 import type { Grid, StageOutcome, StageRequest } from './grid';
 import { decodeStrategyState, encodeStrategyState } from './state-codec';
-import type { Participation, Store } from './store';
+import type { Participation, RunStats, Store } from './store';
 import { NotEnoughClientsError, type EvaluateResult, type FitResult, type Strategy } from './strategy';
 import { boundUpdateNorms, median, refuseEvaluateMetrics, refuseSecureMean, WeightBounds } from './influence';
 import { StragglerPolicy, stageStragglers, type AdaptiveDeadline } from './stragglers';
@@ -89,7 +92,7 @@ export interface StageProgress {
 export interface FederationEvents {
   onStage?(p: StageProgress): void;
   onRound?(r: RoundReport): void;
-  onStats?(stats: FeatureStats): void;
+  onStats?(stats: RunStats): void;
 }
 
 export interface FederationOptions {
@@ -114,7 +117,8 @@ export interface FederationSummary {
   reason?: string;
   roundsCompleted: number;
   weights: Float32Array;
-  stats: FeatureStats;
+  /** The run's feature statistics or, for a tabular run, its schema; undefined when it ended before preprocessing did. */
+  stats: RunStats | undefined;
 }
 
 /** A stage ended with too few live clients. */
@@ -182,17 +186,18 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
     startRound = resume.round + 1;
     log.info({ runId, round: resume.round }, 'resuming after the last completed round');
   }
-  const expectedBytes = global.length * 4;
+  let expectedBytes = global.length * 4;
   const run = await store.getRun(runId);
   let bestValLoss = run?.bestValLoss ?? Number.POSITIVE_INFINITY;
   let bestRound = run?.bestRound ?? 0;
 
-  let stats = (await store.getFeatureStats(runId)) as FeatureStats | undefined;
+  let stats = await store.getFeatureStats(runId);
   const guard = runGuard(o, log);
   try {
     if (!stats) {
       try {
-        stats = await preprocess(o, guard, log, timeoutMs);
+        // A tabular run keeps its schema (../tabular/schema.ts) where a risk run keeps its feature statistics.
+        stats = cfg.task === 'tabular' ? await tabularPreprocess(o, guard, log, timeoutMs) : await preprocess(o, guard, log, timeoutMs);
       } catch (e) {
         // A preprocessing failure (too few plausible sums, a refused secure total) ends the run cleanly, with its reason.
         if (!(e instanceof StageFailedError)) throw e;
@@ -201,11 +206,19 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
         log.warn({ runId, err: e.message }, 'preprocessing failed');
         await store.setRunStatus(runId, 'failed', reason);
         grid.broadcast('fl:run', { run_id: runId, status: 'failed', round: 0, total_rounds: cfg.rounds, reason });
-        return { runId, status: 'failed', reason, roundsCompleted: 0, weights: global, stats: stats as unknown as FeatureStats };
+        return { runId, status: 'failed', reason, roundsCompleted: 0, weights: global, stats };
       }
       await store.saveFeatureStats(runId, stats);
     }
-    grid.broadcast('fl:stats', { run_id: runId, seq_len: cfg.seq_len, stats });
+    // A stats slot of the other kind (a resumed run's store edited by hand) is refused, never misread.
+    if (isTabularSchema(stats) !== (cfg.task === 'tabular')) throw new Error(`run ${runId}: its stored statistics are ${isTabularSchema(stats) ? 'a tabular schema' : "the risk model's"} but its config says task ${cfg.task}`);
+    if (isTabularSchema(stats)) {
+      const schema = stats;
+      // The MLP's width comes from the schema: its initial weights are made now (seeded), unless resumed.
+      if (!resume) global = mlpInitialWeights(mlpConfigFor(schema, cfg), cfg.seed);
+      expectedBytes = global.length * 4;
+      grid.broadcast('fl:stats', { run_id: runId, seq_len: cfg.seq_len, tabular: schema });
+    } else grid.broadcast('fl:stats', { run_id: runId, seq_len: cfg.seq_len, stats });
     o.events?.onStats?.(stats);
 
     let round = startRound;
@@ -282,14 +295,14 @@ export async function runFederation(o: FederationOptions): Promise<FederationSum
       const current = await store.getRun(runId);
       const done = current?.lastCompletedRound ?? 0;
       log.info({ runId, lastCompletedRound: done }, 'run interrupted by shutdown; it resumes at the next start');
-      return { runId, status: 'interrupted', reason: `the coordinator shut down during round ${done + 1}; the run resumes from there at the next start`, roundsCompleted: done, weights: global, stats: stats as FeatureStats };
+      return { runId, status: 'interrupted', reason: `the coordinator shut down during round ${done + 1}; the run resumes from there at the next start`, roundsCompleted: done, weights: global, stats };
     }
     if (e instanceof Aborted || o.signal?.aborted) {
       const reason = 'stopped by an administrator';
       const current = await store.getRun(runId);
       if (current?.status === 'running') await store.setRunStatus(runId, 'stopped', reason);
       grid.broadcast('fl:run', { run_id: runId, status: 'stopped', round: current?.lastCompletedRound ?? 0, total_rounds: cfg.rounds, reason });
-      return { runId, status: 'stopped', reason, roundsCompleted: current?.lastCompletedRound ?? 0, weights: global, stats: stats as FeatureStats };
+      return { runId, status: 'stopped', reason, roundsCompleted: current?.lastCompletedRound ?? 0, weights: global, stats };
     }
     throw e;
   }
@@ -781,6 +794,8 @@ function roundMetrics(
   if (calibration) Object.assign(metrics, { ece: calibration.ece, temperature: calibration.temperature, ece_calibrated: calibration.eceCalibrated });
   // The validation split's AUC-ROC (num_examples-weighted over hospitals), when the hospitals report one: what `fedcare tune` ranks by.
   if (Number.isFinite(evalMetrics.val_auc_roc)) metrics.val_auc_roc = evalMetrics.val_auc_roc as number;
+  // Multi-task heads (run config task_weights): readmission AUC-ROC, days MAE / RMSE pooled exactly from the hospitals' counts.
+  for (const [k, v] of Object.entries(poolMultiTaskMetrics(evalResults))) if (Number.isFinite(v)) metrics[k] = v;
   return { metrics, perHospital };
 }
 
@@ -1125,4 +1140,72 @@ async function checkDecoded(slots: Uint32Array, d: SharedDecryption, owner: Map<
   const bad = mean.findIndex((v) => !Number.isFinite(v) || Math.abs(v) > limit);
   if (bad >= 0) return blame(bad, `mean[${bad}] is ${mean[bad]}, outside the clip range ±${config.clip}`);
   return { mean, totalWeight };
+}
+
+/**
+ * Round 0 of a tabular run (../tabular/schema.ts), two exchanges. Phase 1: each hospital's shape
+ * (column names and types, its locally frequent categories, the classes; no counts) in the clear,
+ * merged into the run's layout (a column categorical anywhere is categorical). Phase 2: each
+ * hospital's sums over that layout — in the clear and checked one by one, or with secure
+ * aggregation held by the hospitals and summed by SecAgg+ in fixed point (the coordinator learns
+ * only the total, checked against the survivors' bounds). The total makes the schema.
+ */
+async function tabularPreprocess(o: FederationOptions, guard: RunGuard, log: Logger, timeoutMs: number): Promise<TabularSchema> {
+  const min = o.config.min_available_clients;
+  const settings = o.config.tabular;
+  if (!settings) throw new StageFailedError('preprocess', 0, 0, min, 'task tabular needs tabular.target');
+  const task = { target: settings.target, min_category_count: settings.min_category_count };
+  await waitForClients(o, 0);
+  declareRecords(o, guard);
+  const secure = o.config.secure_aggregation !== 'none';
+  const base = { run_id: o.runId, round: 0 as const, stage: 'preprocess' as const, seq_len: o.config.seq_len };
+  const deadline = guard.deadline ? { adaptiveDeadline: guard.deadline } : {};
+  const request = async (targets: string[], instruction: () => Instruction, check: (h: string, r: Extract<StageResult, { stage: 'preprocess' }>) => Promise<ProtocolError | undefined>) => {
+    o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'start', targets, dropped: [] });
+    const out = await o.grid.request<Extract<StageResult, { stage: 'preprocess' }>>({ runId: o.runId, round: 0, stage: 'preprocess', targets, instruction, check, timeoutMs, minResults: min, ...deadline }, o.signal);
+    throwIfAborted(o.signal);
+    o.events?.onStage?.({ runId: o.runId, round: 0, stage: 'preprocess', phase: 'end', targets, dropped: out.dropped.map((d) => d.hospitalId) });
+    const refused = out.dropped.filter((d) => d.reason === 'rejected');
+    for (const d of refused) await guard.audit(d.hospitalId, 'preprocess.refused', { round: 0, reason: d.detail ?? d.reason });
+    if (out.results.size < min) {
+      const who = [...out.dropped].map((d) => `${d.hospitalId} (${d.detail ?? d.reason})`).join('; ');
+      throw new StageFailedError('preprocess', 0, out.results.size, min, `${out.results.size} hospital(s) answered, ${min} needed${who ? `; out: ${who}` : ''}`);
+    }
+    return out;
+  };
+  const shapes = await request(o.grid.available(), () => ({ ...base, tabular: { task } }), async (_h, r) =>
+    r.tabular_shape ? undefined : new ProtocolError('INVALID_PAYLOAD', 'tabular_shape: missing (a tabular run)', 'tabular_shape'),
+  );
+  let layout;
+  try {
+    layout = mergeShapes([...shapes.results.values()].map((r) => r.tabular_shape as TabularShape), task);
+  } catch (e) {
+    throw new StageFailedError('preprocess', 0, shapes.results.size, min, `the hospitals' tables make no layout: ${(e as Error).message}`);
+  }
+  const length = summaryLength(layout);
+  const lay = layout;
+  const out = await request([...shapes.results.keys()].sort(), () => ({ ...base, tabular: { task, layout: lay }, ...(secure ? { secure_aggregation: 'secagg' as const } : {}) }), async (h, r) => {
+    if (secure) return r.tabular_sums === undefined ? undefined : new ProtocolError('INVALID_PAYLOAD', 'tabular_sums: not accepted in the clear with secure aggregation (they go masked)', 'tabular_sums');
+    if (!r.tabular_sums) return new ProtocolError('INVALID_PAYLOAD', 'tabular_sums: missing', 'tabular_sums');
+    const refused = refuseSummary(lay, r.tabular_sums, guard.bounds.of(h));
+    return refused ? new ProtocolError('OUT_OF_BOUNDS', `tabular_sums refused: ${refused}`, 'tabular_sums') : undefined;
+  });
+  let hospitals = [...out.results.keys()].sort();
+  let sums: Float64Array;
+  if (secure) {
+    const sa = await secureAggregate(o, 0, { clients: hospitals, vectorLength: length, maxWeight: 1, fixedPoint: true, minSurvivors: min, guard }, timeoutMs, roundAccounting());
+    hospitals = [...sa.survivors];
+    sums = sa.sum;
+    const refused = refuseSummary(layout, sums, hospitals.reduce((s, h) => s + guard.bounds.of(h), 0));
+    if (refused) {
+      await guard.audit(undefined, 'preprocess.refused', { round: 0, reason: refused, contributors: hospitals });
+      throw new StageFailedError('unmask', 0, hospitals.length, min, `the securely aggregated table sums of ${hospitals.join(', ')} are implausible (${refused}); one of them sent sums that are not its rows`);
+    }
+  } else {
+    sums = new Float64Array(length);
+    for (const r of out.results.values()) (r.tabular_sums as number[]).forEach((v, i) => (sums[i]! += v));
+  }
+  const schema = finalizeSchema(layout, sums);
+  log.info({ runId: o.runId, hospitals, records: schema.records, width: schema.width, secure }, 'tabular schema ready');
+  return schema;
 }

@@ -14,6 +14,8 @@ import { MAX_MESSAGE_BYTES, oversizedMessage } from '../protocol/size';
 import {
   globalStatsSchema,
   instructionSchema,
+  tabularStatsSchema,
+  type TabularPreprocessWire,
   runEventSchema,
   validate,
   type Decline,
@@ -25,6 +27,7 @@ import {
 import type { EvaluateReply, TrainReply } from './client';
 import type { SecAggReply, SecAggRequest } from '../secagg/protocol';
 import type { HeReply, HeRequest } from '../he/messages';
+import type { TabularPreprocessReply, TabularSchema } from '../tabular/schema';
 
 /** What a session needs from the model side; `HospitalClient` implements it, so does the portal's worker proxy. */
 export interface HospitalCompute {
@@ -39,6 +42,10 @@ export interface HospitalCompute {
   secureAggregation(req: SecAggRequest): Promise<SecAggReply>;
   /** One HE stage (he-keys, he-setup, he-input, he-decrypt). */
   homomorphic(req: HeRequest): Promise<HeReply>;
+  /** A tabular run's preprocessing (../tabular/client.ts); absent: this hospital has no table and declines. */
+  tabularPreprocess?(runId: string, wire: TabularPreprocessWire, secure: boolean): TabularPreprocessReply | Promise<TabularPreprocessReply>;
+  /** A tabular run's schema (its `fl:stats`). */
+  setTabularSchema?(runId: string, schema: TabularSchema): void | Promise<void>;
 }
 
 export interface SessionTransport {
@@ -102,12 +109,27 @@ export class HospitalSession {
 
   /** An `fl:stats` payload (the run's global feature statistics). */
   async onStats(raw: unknown): Promise<void> {
+    if (raw && typeof raw === 'object' && 'tabular' in raw) return this.onTabularStats(raw);
     const msg = validate(globalStatsSchema, raw);
     if (!msg.ok) return this.log(`${this.hospitalId}: ignoring invalid global statistics (${msg.message})`);
     // Queued too: statistics must not change under an instruction being handled.
     const next = this.queue.then(async () => {
       await this.compute.setStats(msg.value.run_id, msg.value.stats, msg.value.seq_len);
       this.log(`${this.hospitalId}: global statistics for ${msg.value.run_id}`);
+      this.options.onStats?.(msg.value.run_id);
+    });
+    this.queue = next.catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
+    return this.queue;
+  }
+
+  /** A tabular run's `fl:stats` (its schema). */
+  private async onTabularStats(raw: unknown): Promise<void> {
+    const msg = validate(tabularStatsSchema, raw);
+    if (!msg.ok) return this.log(`${this.hospitalId}: ignoring an invalid tabular schema (${msg.message})`);
+    const next = this.queue.then(async () => {
+      if (!this.compute.setTabularSchema) return this.log(`${this.hospitalId}: run ${msg.value.run_id} is tabular; this hospital holds no table`);
+      await this.compute.setTabularSchema(msg.value.run_id, msg.value.tabular as TabularSchema);
+      this.log(`${this.hospitalId}: tabular schema for ${msg.value.run_id}`);
       this.options.onStats?.(msg.value.run_id);
     });
     this.queue = next.catch((e: unknown) => this.log(`${this.hospitalId}: ${(e as Error).message}`));
@@ -163,7 +185,10 @@ export class HospitalSession {
     this.options.onActivity?.({ kind: 'stage', ...at });
     let result: StageResult;
     try {
-      if (instr.stage === 'preprocess' && instr.secure_aggregation) {
+      if (instr.stage === 'preprocess' && instr.tabular) {
+        if (!this.compute.tabularPreprocess) throw new Error('this hospital holds patient records, not a table: it takes part in risk runs only');
+        result = { run_id: instr.run_id, round: 0, stage: 'preprocess', ...(await this.compute.tabularPreprocess(instr.run_id, instr.tabular as TabularPreprocessWire, instr.secure_aggregation === 'secagg')) };
+      } else if (instr.stage === 'preprocess' && instr.secure_aggregation) {
         await this.compute.holdFeatureSums(instr.run_id, instr.seq_len);
         result = { run_id: instr.run_id, round: 0, stage: 'preprocess' };
       } else if (instr.stage === 'preprocess') {

@@ -10,6 +10,15 @@
  *
  * Types only plus one error class: no host imports (this file runs in browsers and workers too).
  */
+import type { FeatureStats } from '../data/features';
+import type { TabularSchema } from '../tabular/schema';
+
+/**
+ * What a run's stats slot holds: the risk model's global feature statistics, or a tabular run's
+ * schema (run config `task: tabular`). Tell them apart with `isTabularSchema` (../tabular/schema.ts);
+ * every reader must, since a tabular run's model is an MLP, not the risk classifier.
+ */
+export type RunStats = FeatureStats | TabularSchema;
 
 export type RunStatus = 'running' | 'completed' | 'stopped' | 'failed';
 export const RUN_STATUSES: readonly RunStatus[] = ['running', 'completed', 'stopped', 'failed'];
@@ -233,9 +242,9 @@ export interface Store {
   /** Every committed round's version, ordered by round. */
   listModelVersions(runId: string): Promise<ModelVersion[]>;
 
-  /** The run's global normalisation statistics (JSON). Replaceable until round 1 commits, fixed after. */
-  saveFeatureStats(runId: string, stats: unknown): Promise<void>;
-  getFeatureStats(runId: string): Promise<unknown>;
+  /** The run's global normalisation statistics or tabular schema (JSON). Replaceable until round 1 commits, fixed after. */
+  saveFeatureStats(runId: string, stats: RunStats): Promise<void>;
+  getFeatureStats(runId: string): Promise<RunStats | undefined>;
 
   /** Append-only: entries can be added, never changed; only pruneAudit removes them, oldest first. */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;

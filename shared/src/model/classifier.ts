@@ -52,6 +52,32 @@ export interface ClassifierConfig {
   headDropout: number;
   /** Hand-written BPTT LSTM (`lstmStack`) instead of the autograd reference (`lstmStackAutograd`). */
   fastLstm: boolean;
+  /**
+   * Multi-task heads (run config `task_weights`): a readmission logit and a days-to-readmission
+   * output on the fused vector, after every other parameter, and these weights in `loss` (risk 1).
+   * Absent: the single-task model, parameter for parameter.
+   */
+  taskWeights?: Readonly<TaskWeights> | undefined;
+}
+
+/** The seed's other supervised targets, trained as extra heads (run config `task_weights`). */
+export const AUX_TASKS = ['readmission_30d', 'days_to_readmission'] as const;
+export type AuxTask = (typeof AUX_TASKS)[number];
+/** Loss weight of each extra head; the risk head's is 1. */
+export type TaskWeights = Record<AuxTask, number>;
+
+/** days_to_readmission is learnt as days / DAYS_SCALE (a target in (0, 1]); predictions are scaled back. */
+export const DAYS_SCALE = 30;
+/** The days head's initial bias: the middle of days_to_readmission's range 1–30, in DAYS_SCALE units. */
+const DAYS_BIAS_INIT = 15.5 / DAYS_SCALE;
+
+/**
+ * The extra targets of one minibatch, float32 [B]: `readmission` 1, 0 or −1 (unknown, no loss);
+ * `days` the days to readmission, used only where readmission is 1 and days is finite (NaN: unknown).
+ */
+export interface TaskTargets {
+  readmission: tf.Tensor1D;
+  days: tf.Tensor1D;
 }
 
 export const DEFAULT_CLASSIFIER_CONFIG: Readonly<ClassifierConfig> = Object.freeze({
@@ -124,6 +150,8 @@ export const MODEL_PRESETS: Readonly<Record<ModelName, Readonly<Partial<Classifi
 export interface ModelOptions {
   hidden_dim?: number | undefined;
   dropout?: number | undefined;
+  /** Multi-task heads and their loss weights (ClassifierConfig.taskWeights); absent: single task. */
+  task_weights?: Readonly<TaskWeights> | undefined;
 }
 
 /** The classifier config of a run's `model` with its `hidden_dim` / `dropout` overrides. */
@@ -135,6 +163,7 @@ export function modelConfigFor(name: ModelName = 'standard', options: ModelOptio
   if (options.dropout !== undefined) {
     for (const k of ['lstmDropout', 'demographicsDropout', 'omicsDropout', 'attentionDropout', 'headDropout'] as const) cfg[k] = options.dropout;
   }
+  if (options.task_weights !== undefined) cfg.taskWeights = { ...options.task_weights };
   return cfg;
 }
 
@@ -143,6 +172,7 @@ export function modelOptionsOf(c: ModelOptions): ModelOptions | undefined {
   const o: ModelOptions = {};
   if (c.hidden_dim !== undefined) o.hidden_dim = c.hidden_dim;
   if (c.dropout !== undefined) o.dropout = c.dropout;
+  if (c.task_weights !== undefined) o.task_weights = { readmission_30d: c.task_weights.readmission_30d, days_to_readmission: c.task_weights.days_to_readmission };
   return Object.keys(o).length ? o : undefined;
 }
 
@@ -189,8 +219,15 @@ export interface MultimodalRiskClassifier {
   readonly fusionDim: number;
   /** True when `options.recorder` is supported (the fast LSTM): DP-SGD then clips in one batched pass. */
   readonly recordsParameterUses: boolean;
+  /** The extra heads' loss weights when the model has them (multi-task), else null. */
+  readonly taskWeights: Readonly<TaskWeights> | null;
   /** Class logits [B, numClasses]. */
   predictLogits(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
+  /**
+   * Every head from one forward pass (multi-task models only): class logits [B, numClasses], the
+   * readmission logit [B] and days to readmission / DAYS_SCALE [B]. The caller disposes all three.
+   */
+  predictTasks(inputs: ClassifierInputs, options: ForwardOptions): { logits: tf.Tensor2D; readmission: tf.Tensor1D; days: tf.Tensor1D };
   /**
    * Inference (no dropout) with the fusion's attention: logits [B, numClasses] and, per example,
    * the attention each modality token receives [B, 5] (softmax weights averaged over heads and
@@ -201,9 +238,11 @@ export interface MultimodalRiskClassifier {
   embed(inputs: ClassifierInputs, options: ForwardOptions): tf.Tensor2D;
   /**
    * Mean softmax cross-entropy over the batch. `labels`: class ids [B] (int32) or one-hot /
-   * soft targets [B, numClasses] (float32).
+   * soft targets [B, numClasses] (float32). With `targets` on a multi-task model, plus
+   * w_readmission · (mean BCE over rows whose readmission is known) + w_days · (mean squared error of
+   * days / DAYS_SCALE over the readmitted rows).
    */
-  loss(inputs: ClassifierInputs, labels: tf.Tensor1D | tf.Tensor2D, options: ForwardOptions): tf.Scalar;
+  loss(inputs: ClassifierInputs, labels: tf.Tensor1D | tf.Tensor2D, options: ForwardOptions, targets?: TaskTargets): tf.Scalar;
   dispose(): void;
 }
 
@@ -248,6 +287,38 @@ function validateConfig(c: ClassifierConfig): number {
     if (!(r >= 0 && r < 1)) throw new Error(`classifier config: dropout rates must be in [0, 1), got ${r}`);
   }
   return fusionDim;
+}
+
+function checkTaskWeights(w: Readonly<TaskWeights>): TaskWeights {
+  for (const k of AUX_TASKS) {
+    const v = w[k];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`classifier config: taskWeights.${k} must be a finite number >= 0, got ${String(v)}`);
+  }
+  return { readmission_30d: w.readmission_30d, days_to_readmission: w.days_to_readmission };
+}
+
+/**
+ * The extra heads' losses, each a masked mean (a scalar; 0 when no row counts). Readmission: sigmoid
+ * binary cross-entropy over the rows whose readmission is known. Days: squared error of
+ * days / DAYS_SCALE over the readmitted rows only — the target is bounded (1–30 days), so Huber's
+ * robustness to outliers buys nothing, and the mean squared error is what RMSE measures.
+ */
+export function taskLosses(readmissionLogits: tf.Tensor1D, daysOut: tf.Tensor1D, targets: TaskTargets): { readmission: tf.Scalar; days: tf.Scalar } {
+  return tf.tidy(() => {
+    const B = readmissionLogits.shape[0];
+    if (targets.readmission.shape[0] !== B || targets.days.shape[0] !== B) throw new Error(`loss: task targets [${targets.readmission.shape[0]}], [${targets.days.shape[0]}] for a batch of ${B}`);
+    const y = tf.cast(targets.readmission, 'float32');
+    const known = tf.cast(tf.greaterEqual(y, 0), 'float32');
+    const l = readmissionLogits;
+    // max(l, 0) − l·y + log(1 + e^−|l|): the stable form of −y·log σ(l) − (1 − y)·log(1 − σ(l)).
+    const bce = tf.add(tf.sub(tf.relu(l), tf.mul(l, y)), tf.log1p(tf.exp(tf.neg(tf.abs(l)))));
+    const readmission = tf.div(tf.sum(tf.mul(bce, known)), tf.maximum(tf.sum(known), 1)) as tf.Scalar;
+    const readmitted = tf.logicalAnd(tf.equal(y, 1), tf.isFinite(targets.days));
+    // Rows not readmitted: error 0 and no gradient (Select passes dy only where chosen), whatever their days hold, NaN included.
+    const err = tf.where(readmitted, tf.sub(daysOut, tf.div(tf.cast(targets.days, 'float32'), DAYS_SCALE)), tf.zerosLike(daysOut));
+    const days = tf.div(tf.sum(tf.square(err)), tf.maximum(tf.sum(tf.cast(readmitted, 'float32')), 1)) as tf.Scalar;
+    return { readmission, days };
+  });
 }
 
 function checkInput(name: string, t: tf.Tensor, rank: number, lastDim: number, batch?: number): void {
@@ -297,6 +368,19 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
   const normBeta = pc.add('fusion.norm.beta', [fusionDim], constantInit([fusionDim], 0)) as tf.Variable<tf.Rank.R1>;
   const headSizes = [fusionDim, ...cfg.headHidden, cfg.numClasses];
   const head = headSizes.slice(1).map((out, k) => addDense(pc, rng, `head.dense${k}`, headSizes[k]!, out));
+  // Drawn after everything else: the single-task parameters (and their initial values) are a prefix.
+  const taskWeights = cfg.taskWeights ? Object.freeze(checkTaskWeights(cfg.taskWeights)) : null;
+  const aux = taskWeights
+    ? {
+        readmission: addDense(pc, rng, 'aux.readmission', fusionDim, 1),
+        days: {
+          // Starts as the constant 15.5 days (the middle of the target's range, a prior that needs no data):
+          // Glorot's kernel on the 256-wide fused vector would start with a spread of ±40 days instead.
+          W: pc.add('aux.days.kernel', [fusionDim, 1], constantInit([fusionDim, 1], 0)) as tf.Variable<tf.Rank.R2>,
+          b: pc.add('aux.days.bias', [1], constantInit([1], DAYS_BIAS_INIT)) as tf.Variable<tf.Rank.R1>,
+        },
+      }
+    : null;
   const params: readonly Param[] = Object.freeze([...pc.params]);
 
   // Offsets of each embedding inside the fusion width: clinical, lab, demographics, biology, omics.
@@ -352,13 +436,24 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     return tf.mean(tf.reshape(normed, [B, 5, fusionDim]), 1);
   };
 
-  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder, onAttention?: (probs: tf.Tensor4D) => void): tf.Tensor2D => {
-    let x = embedRaw(inputs, seeds, recorder, onAttention);
+  const forwardRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder, onAttention?: (probs: tf.Tensor4D) => void) => {
+    const fused = embedRaw(inputs, seeds, recorder, onAttention);
+    let x = fused;
     head.forEach((layer, k) => {
       x = linear(x, layer.W, layer.b, recorder);
       if (k < head.length - 1) x = dropout(tf.relu(x), k === 0 ? cfg.headDropout : 0, seeds);
     });
-    return x;
+    return { fused, logits: x };
+  };
+  const logitsRaw = (inputs: ClassifierInputs, seeds: DropoutSeeds, recorder?: GradRecorder, onAttention?: (probs: tf.Tensor4D) => void): tf.Tensor2D =>
+    forwardRaw(inputs, seeds, recorder, onAttention).logits;
+  const auxRaw = (fused: tf.Tensor2D, recorder?: GradRecorder) => {
+    if (!aux) throw new Error('this classifier has no multi-task heads (run config task_weights)');
+    const B = fused.shape[0];
+    return {
+      readmission: tf.reshape(linear(fused, aux.readmission.W, aux.readmission.b, recorder), [B]) as tf.Tensor1D,
+      days: tf.reshape(linear(fused, aux.days.W, aux.days.b, recorder), [B]) as tf.Tensor1D,
+    };
   };
 
   let disposed = false;
@@ -371,6 +466,14 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
     params,
     fusionDim,
     recordsParameterUses: cfg.fastLstm,
+    taskWeights,
+    predictTasks(inputs, options) {
+      live();
+      return tf.tidy(() => {
+        const { fused, logits } = forwardRaw(inputs, seedsFor(options), options.recorder);
+        return { logits, ...auxRaw(fused, options.recorder) };
+      });
+    },
     predictLogits(inputs, options) {
       live();
       return tf.tidy(() => logitsRaw(inputs, seedsFor(options), options.recorder));
@@ -385,10 +488,10 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
       live();
       return tf.tidy(() => embedRaw(inputs, seedsFor(options), options.recorder));
     },
-    loss(inputs, labels, options) {
+    loss(inputs, labels, options, tasks) {
       live();
       return tf.tidy(() => {
-        const logits = logitsRaw(inputs, seedsFor(options), options.recorder);
+        const { fused, logits } = forwardRaw(inputs, seedsFor(options), options.recorder);
         const B = logits.shape[0];
         let targets: tf.Tensor2D;
         if (labels.rank === 1) {
@@ -401,7 +504,11 @@ export function createClassifier(config: Partial<ClassifierConfig> = {}, seed = 
           }
           targets = tf.cast(labels as tf.Tensor2D, 'float32');
         }
-        return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1)));
+        const risk = tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+        if (!tasks || !taskWeights) return risk;
+        const out = auxRaw(fused, options.recorder);
+        const { readmission, days } = taskLosses(out.readmission, out.days, tasks);
+        return tf.addN([risk, tf.mul(readmission, taskWeights.readmission_30d), tf.mul(days, taskWeights.days_to_readmission)]) as tf.Scalar;
       });
     },
     dispose() {
@@ -425,6 +532,7 @@ export function classifierParamCount(config: Partial<ClassifierConfig> = {}): nu
   };
   const headSizes = [fusionDim, ...c.headHidden, c.numClasses];
   return (
+    (c.taskWeights ? 2 * dense(fusionDim, 1) : 0) +
     lstmParams(c.vitalsChannels, c.clinicalHidden) +
     lstmParams(c.labChannels, c.labHidden) +
     dense(c.demographicsDim, c.demographicsHidden) + dense(c.demographicsHidden, c.demographicsOut) +

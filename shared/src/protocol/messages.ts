@@ -24,6 +24,8 @@ import { BIOLOGY_DIM, OMICS_DIM, OMICS_RAW_DIM, VITALS_CHANNELS, LAB_CHANNELS, t
 import { hospitalIdSchema } from '../data/schema';
 import { classifierParamCount, MODEL_NAMES, modelConfigFor, type ModelName } from '../model/classifier';
 import type { ProtocolErrorPayload } from './errors';
+import type { TabularLayout, TabularSchema } from '../tabular/schema';
+import { tabularLayoutSchema, tabularSchemaSchema, tabularShapeSchema, tabularTaskSchema } from '../tabular/wire';
 import {
   advertiseKeysReplySchema,
   advertiseKeysRequestSchema,
@@ -102,6 +104,12 @@ export const dpConfigSchema = z.strictObject({
 });
 export type DpConfig = z.infer<typeof dpConfigSchema>;
 
+/** Loss weights of the multi-task heads (run config `task_weights`; the risk head's weight is 1). */
+export const taskWeightsSchema = z.strictObject({
+  readmission_30d: z.number().min(0).max(100),
+  days_to_readmission: z.number().min(0).max(100),
+});
+
 export const runConfigSchema = z.strictObject({
   /** The model definition (shared/src/model/classifier.ts MODEL_PRESETS): 'compact' is the DP recipe's. */
   model: z.enum(MODEL_NAMES).default('standard'),
@@ -109,6 +117,17 @@ export const runConfigSchema = z.strictObject({
   hidden_dim: z.number().int().min(2).max(1024).optional(),
   /** Every dropout rate of the model (its preset's when absent). */
   dropout: z.number().min(0).max(0.9).optional(),
+  /**
+   * 'risk': the multimodal risk model on patient records. 'tabular': any table with a target column
+   * (shared/src/tabular: an MLP, hidden_dim wide; `tabular` names the target).
+   */
+  task: z.enum(['risk', 'tabular']).default('risk'),
+  tabular: tabularTaskSchema.optional(),
+  /**
+   * Multi-task heads (readmission_30d, days_to_readmission) on the fused representation and their
+   * loss weights beside the risk head's 1 (shared/src/model/classifier.ts). Absent: single task.
+   */
+  task_weights: taskWeightsSchema.optional(),
   strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
   rounds: z.number().int().min(1).max(1000).default(50),
   local_epochs: z.number().int().min(1).max(100).default(5),
@@ -180,13 +199,21 @@ export const runConfigSchema = z.strictObject({
   straggler_policy: z.enum(['none', 'exclude']).default('exclude'),
   straggler_strikes: z.number().int().min(1).max(1000).default(3),
 }).superRefine((c, ctx) => {
+  if (c.task === 'tabular' && !c.tabular) ctx.addIssue({ code: 'custom', path: ['tabular'], message: 'task tabular needs tabular.target (the column to predict)' });
   // hidden_dim / dropout must give a model that can be built (the fusion width divisible by the preset's heads).
-  if (c.hidden_dim !== undefined || c.dropout !== undefined) {
+  if (c.task === 'risk' && (c.hidden_dim !== undefined || c.dropout !== undefined)) {
     try {
       classifierParamCount(modelConfigFor(c.model, c));
     } catch (e) {
       ctx.addIssue({ code: 'custom', path: [c.hidden_dim !== undefined ? 'hidden_dim' : 'dropout'], message: `the ${c.model} model cannot take it: ${(e as Error).message}` });
     }
+  }
+  // The heads' losses are masked means over a minibatch, not per-example losses DP-SGD can clip.
+  if (c.task_weights !== undefined && c.dp !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['task_weights'], message: 'task_weights (multi-task heads) cannot be combined with dp (DP-SGD clips per-example losses; the heads\' masked means are not): remove task_weights or dp' });
+  }
+  if (c.task_weights !== undefined && c.task === 'tabular') {
+    ctx.addIssue({ code: 'custom', path: ['task_weights'], message: 'task_weights adds heads to the risk model (task risk); a tabular run has one target (tabular.target)' });
   }
   if (c.strategy === 'trimmed') {
     // The hospitals a round is expected to have: at least min_fit_clients, and fraction_fit of the hospitals the run waits for.
@@ -241,6 +268,7 @@ export type Hello = z.infer<typeof helloSchema>;
 export interface ModelOptionsWire {
   hidden_dim?: number | undefined;
   dropout?: number | undefined;
+  task_weights?: { readmission_30d: number; days_to_readmission: number } | undefined;
 }
 
 export interface FitConfigWire {
@@ -271,7 +299,7 @@ export type WireInstruction =
 export type Instruction =
   /** secure_aggregation 'secagg': keep the sums and send them only masked (SecAgg+ stages of round 0, fixed point), not in the reply. */
   /** weights: the run's initial model, so that round 1's train instruction can name it alone (each model goes once). */
-  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg'; weights?: Uint8Array; weights_sha256?: string }
+  | { run_id: string; round: 0; stage: 'preprocess'; seq_len: number; secure_aggregation?: 'secagg'; weights?: Uint8Array; weights_sha256?: string; tabular?: TabularPreprocessWire }
   /** timeout_s: how long the coordinator waits for the result, from when it sends the instruction. */
   | { run_id: string; round: number; stage: 'train'; config: FitConfigWire; weights: Uint8Array; weights_sha256: string; timeout_s?: number }
   | { run_id: string; round: number; stage: 'evaluate'; weights: Uint8Array; weights_sha256: string; timeout_s?: number; model?: ModelName; model_options?: ModelOptionsWire }
@@ -279,7 +307,7 @@ export type Instruction =
   | HeRequest;
 
 /** A run's hidden_dim / dropout overrides of its model preset, sent with the model's name. */
-const modelOptionsSchema = z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional() });
+const modelOptionsSchema = z.strictObject({ hidden_dim: z.number().int().min(2).max(1024).optional(), dropout: z.number().min(0).max(0.9).optional(), task_weights: taskWeightsSchema.optional() });
 
 const fitConfigSchema = z.object({
   local_epochs: z.number().int().min(1),
@@ -294,6 +322,9 @@ const fitConfigSchema = z.object({
   secure_aggregation: z.enum(['secagg', 'he']).optional(),
 });
 
+/** A tabular run's preprocess instruction block (TabularPreprocessWire). */
+const tabularPreprocessSchema = z.strictObject({ task: tabularTaskSchema, layout: tabularLayoutSchema.optional() });
+
 export const instructionSchema = z.discriminatedUnion('stage', [
   z.object({
     run_id: runId,
@@ -303,6 +334,7 @@ export const instructionSchema = z.discriminatedUnion('stage', [
     secure_aggregation: z.literal('secagg').optional(),
     weights: binarySchema.optional(),
     weights_sha256: sha256Hex.optional(),
+    tabular: tabularPreprocessSchema.optional(),
   }),
   z.object({ run_id: runId, round, stage: z.literal('train'), config: fitConfigSchema, weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional() }),
   z.object({ run_id: runId, round, stage: z.literal('evaluate'), weights: binarySchema.optional(), weights_sha256: sha256Hex, timeout_s: z.number().positive().optional(), model: z.enum(MODEL_NAMES).optional(), model_options: modelOptionsSchema.optional() }),
@@ -317,12 +349,27 @@ export const instructionSchema = z.discriminatedUnion('stage', [
   heDecryptRequestSchema,
 ]);
 
-export interface GlobalStatsMessage {
-  run_id: string;
-  /** Sequence length the statistics and every stage of the run use. */
-  seq_len: number;
-  stats: FeatureStats;
+export type GlobalStatsMessage =
+  | {
+      run_id: string;
+      /** Sequence length the statistics and every stage of the run use. */
+      seq_len: number;
+      stats: FeatureStats;
+    }
+  /** A tabular run's schema (shared/src/tabular/schema.ts) instead of the risk model's statistics. */
+  | { run_id: string; seq_len: number; tabular: TabularSchema };
+
+/**
+ * A tabular run's preprocessing (shared/src/tabular/schema.ts): without `layout`, phase 1 (reply with
+ * `tabular_shape`); with it, phase 2 (reply with `tabular_sums` over it, or hold them for SecAgg+).
+ */
+export interface TabularPreprocessWire {
+  task: { target: string; min_category_count: number };
+  layout?: TabularLayout;
 }
+
+/** A tabular run's `fl:stats`, checked by hospitals before use. */
+export const tabularStatsSchema = z.object({ run_id: runId, seq_len: z.number().int().min(2), tabular: tabularSchemaSchema });
 
 const channelStats = (d: number) => z.object({ mean: z.array(z.number()).length(d), std: z.array(z.number().positive()).length(d) });
 /** Checked by hospitals before use, like every inbound payload. */
@@ -377,7 +424,16 @@ export const featureSumsSchema = z.object({
 
 export const resultSchema = z.discriminatedUnion('stage', [
   /** sums are absent when the instruction asked for secure aggregation. */
-  z.object({ run_id: runId, round: z.literal(0), stage: z.literal('preprocess'), sums: featureSumsSchema.optional() }),
+  z.object({
+    run_id: runId,
+    round: z.literal(0),
+    stage: z.literal('preprocess'),
+    sums: featureSumsSchema.optional(),
+    /** Tabular phase 1: column names, types, locally frequent categories, classes (no counts). */
+    tabular_shape: tabularShapeSchema.optional(),
+    /** Tabular phase 2: the sums over the run's layout (absent with secure aggregation: they go masked). */
+    tabular_sums: z.array(z.number()).max(1_000_000).optional(),
+  }),
   z.object({
     run_id: runId,
     round,

@@ -8,7 +8,7 @@
  * and ids of hospitals only; the coordinator never had a patient's record, and the tests check no
  * patient identifier is in it. Pure string building: the CLI and the coordinator both render it.
  */
-import type { AuditEntry, ModelCard, RoundMetrics, RoundReport, RunRecord } from '../fl';
+import type { AuditEntry, ModelCard, RoundMetrics, RoundReport, RunRecord, TabularModelCard } from '../fl';
 import { renderChart } from './plot';
 
 /** The round as the charts take it: bytes per hospital summed over its stages. */
@@ -47,21 +47,36 @@ function table(head: readonly string[], rows: readonly (readonly unknown[])[]): 
 
 const section = (title: (typeof REPORT_SECTIONS)[number], body: string) => `<section id="${title.toLowerCase().replace(/\W+/g, '-')}"><h2>${esc(title)}</h2>${body}</section>`;
 
-/** The page. `card` is undefined when the run committed no model. */
-export function reportHtml(run: RunRecord, rounds: readonly RoundMetrics[], card: ModelCard | undefined, audit: readonly AuditEntry[], generatedAt = new Date().toISOString()): string {
+/** A tabular run's model card: its MLP, and the schema the hospitals encode with (counts and column names only). */
+function tabularCardHtml(card: TabularModelCard): string {
+  const d = card.data;
+  return `<p>Tabular model <code>${esc(card.model.definition)}</code>, round ${card.model.round}, ${card.model.parameters.toLocaleString('en-US')} parameters; weights SHA-256 <code>${esc(card.model.weights_sha256)}</code>, schema SHA-256 <code>${esc(card.model.schema_sha256)}</code>.</p>
+<p>Target <code>${esc(d.target)}</code> over ${d.records.toLocaleString('en-US')} training rows; ${d.numeric_columns.length} numeric and ${d.categorical_columns.length} categorical columns, ${d.width} encoded features.</p>
+${table(['class', 'training rows'], d.classes.map((c, i) => [c, d.class_counts[i] ?? '—']))}
+${table(['column', 'kind'], [...d.numeric_columns.map((c) => [c, 'numeric']), ...d.categorical_columns.map((c) => [c, 'categorical'])])}
+<p>Pooled: ${esc(Object.entries(card.metrics.pooled).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || '—')}. Secure aggregation: ${esc(card.secure_aggregation)}.</p>`;
+}
+
+/** The page. `card` is undefined when the run committed no model; a tabular run's card shows its MLP and schema. */
+export function reportHtml(run: RunRecord, rounds: readonly RoundMetrics[], card: ModelCard | TabularModelCard | undefined, audit: readonly AuditEntry[], generatedAt = new Date().toISOString()): string {
+  const tabular = card?.format === 'fedcare-tabular-model-card/1' ? card : undefined;
+  const risk = card?.format === 'fedcare-model-card/1' ? card : undefined;
   const hospitals = [...new Set(rounds.flatMap((r) => Object.keys(r.perHospital)))].sort();
   const last = rounds.at(-1);
   const chart = rounds.length > 0
     ? roundsChart(`run ${run.runId}`, rounds.map((r) => asReport(run.runId, r))).replace(/^<\?xml[^>]*>\s*/, '')
     : '';
-  const cardHtml = card
-    ? `<p>Model <code>${esc(card.model.definition)}</code>, round ${card.model.round}, ${card.model.parameters.toLocaleString('en-US')} parameters; weights SHA-256 <code>${esc(card.model.weights_sha256)}</code>.</p>
-<p><strong>Intended use.</strong> ${esc(card.intended_use)}</p><p><strong>Out of scope.</strong> ${esc(card.out_of_scope)}</p>
-${table(['hospital', 'training examples', 'test examples', 'rounds trained'], card.training.hospitals.map((h) => [h.hospital_id, h.train_examples ?? '—', h.test_examples ?? '—', h.rounds_participated]))}
-<p>Pooled: ${esc(Object.entries(card.metrics.pooled).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || '—')}. Secure aggregation: ${esc(card.secure_aggregation)}.</p>`
+  const cardHtml = tabular
+    ? tabularCardHtml(tabular)
+    : risk
+    ? `<p>Model <code>${esc(risk.model.definition)}</code>, round ${risk.model.round}, ${risk.model.parameters.toLocaleString('en-US')} parameters; weights SHA-256 <code>${esc(risk.model.weights_sha256)}</code>.</p>
+<p><strong>Intended use.</strong> ${esc(risk.intended_use)}</p><p><strong>Out of scope.</strong> ${esc(risk.out_of_scope)}</p>
+${table(['hospital', 'training examples', 'test examples', 'rounds trained'], risk.training.hospitals.map((h) => [h.hospital_id, h.train_examples ?? '—', h.test_examples ?? '—', h.rounds_participated]))}
+<p>Pooled: ${esc(Object.entries(risk.metrics.pooled).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || '—')}. Secure aggregation: ${esc(risk.secure_aggregation)}.</p>`
     : '<p class="muted">The run committed no model.</p>';
   const config = Object.entries(run.config).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)]);
-  const metricNames = ['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy', 'test_loss', 'val_loss', 'train_loss', 'num_participating_clients', 'round_duration_seconds'];
+  const multiTask = ['readmission_auc_roc', 'days_mae', 'days_rmse'].filter((k) => rounds.some((r) => r.metrics[k] !== undefined));
+  const metricNames = ['auc_roc', 'auc_pr', 'f1_score', 'test_accuracy', 'test_loss', 'val_loss', 'train_loss', ...multiTask, 'num_participating_clients', 'round_duration_seconds'];
   const epsilon = (h: string, r: RoundMetrics) => r.perHospital[h]?.privacy_epsilon;
   const dropouts = rounds.flatMap((r) => r.participation.filter((p) => p.status !== 'ok').map((p) => [r.round, p.hospitalId, p.stage, p.status, p.reason ?? '']));
   const participated = rounds.map((r) => [r.round, ...hospitals.map((h) => (r.participation.some((p) => p.hospitalId === h && p.stage === 'train' && p.status === 'ok') ? 'trained' : r.participation.some((p) => p.hospitalId === h) ? 'left out' : '—'))]);
@@ -84,8 +99,8 @@ ${section('Hospitals', last ? table(['hospital', 'train examples', 'test example
     return [h, m.num_samples ?? '—', m.num_examples ?? '—', fmt(m.test_accuracy), fmt(m.auc_roc), fmt(m.f1_score), fmt(m.test_loss)];
   })) : '<p class="muted">no round completed</p>')}
 ${section('Fairness', table(['round', 'min hospital accuracy', 'max hospital accuracy', 'variance', 'accuracy Low', 'accuracy Medium', 'accuracy High'], rounds.map((r) => [r.round, fmt(r.metrics.min_hospital_accuracy), fmt(r.metrics.max_hospital_accuracy), fmt(r.metrics.performance_variance, 5), fmt(r.metrics.accuracy_low_risk), fmt(r.metrics.accuracy_medium_risk), fmt(r.metrics.accuracy_high_risk)])))}
-${section('Calibration', `<p>${esc(card?.calibration.note ?? 'Not measured by this run.')}</p>${rounds.some((r) => r.metrics.ece !== undefined) ? table(['round', 'pooled ECE', 'temperature', 'ECE at it', ...hospitals.map((h) => `ECE ${h}`)], rounds.map((r) => [r.round, fmt(r.metrics.ece), fmt(r.metrics.temperature, 2), fmt(r.metrics.ece_calibrated), ...hospitals.map((h) => fmt(r.perHospital[h]?.ece))])) : ''}`)}
-${section('Privacy', `<p>${esc(card ? `${card.privacy.mechanism}${card.privacy.delta !== null ? `; δ ${card.privacy.delta}, noise multiplier ${fmt(card.privacy.noise_multiplier, 2)}, clipping norm ${fmt(card.privacy.max_grad_norm, 2)}` : ''}` : '')}</p>${table(['round', ...hospitals.map((h) => `ε ${h}`)], rounds.map((r) => [r.round, ...hospitals.map((h) => (epsilon(h, r) === undefined ? 'not private' : fmt(epsilon(h, r), 2)))]))}`)}
+${section('Calibration', `<p>${esc(risk?.calibration.note ?? 'Not measured by this run.')}</p>${rounds.some((r) => r.metrics.ece !== undefined) ? table(['round', 'pooled ECE', 'temperature', 'ECE at it', ...hospitals.map((h) => `ECE ${h}`)], rounds.map((r) => [r.round, fmt(r.metrics.ece), fmt(r.metrics.temperature, 2), fmt(r.metrics.ece_calibrated), ...hospitals.map((h) => fmt(r.perHospital[h]?.ece))])) : ''}`)}
+${section('Privacy', `<p>${esc(risk ? `${risk.privacy.mechanism}${risk.privacy.delta !== null ? `; δ ${risk.privacy.delta}, noise multiplier ${fmt(risk.privacy.noise_multiplier, 2)}, clipping norm ${fmt(risk.privacy.max_grad_norm, 2)}` : ''}` : '')}</p>${table(['round', ...hospitals.map((h) => `ε ${h}`)], rounds.map((r) => [r.round, ...hospitals.map((h) => (epsilon(h, r) === undefined ? 'not private' : fmt(epsilon(h, r), 2)))]))}`)}
 ${section('Participation and dropouts', `${table(['round', ...hospitals], participated)}<h3>Left out, with why</h3>${table(['round', 'hospital', 'stage', 'status', 'reason'], dropouts)}`)}
 ${section('Audit trail', table(['time', 'who', 'what', 'outcome', 'detail'], audit.map((e) => [e.at, e.actor, e.action, e.outcome, e.detail ? clip(JSON.stringify(e.detail), 400) : ''])))}
 </body></html>

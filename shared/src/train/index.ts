@@ -7,3 +7,4 @@ export * from './throughput';
 export * from './score';
 export * from './calibration';
 export * from './personalise';
+export * from './multitask';

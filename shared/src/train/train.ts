@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { addMany } from '../model/nn';
+import type { TaskTargets, TaskWeights } from '../model/classifier';
 import type { FeatureBatch } from '../data/features';
 import { Rng } from '../util/random';
 import { classificationMetrics, type ClassificationMetrics } from './metrics';
@@ -25,7 +26,9 @@ export interface ModelInputs {
 /** What the loop needs of a model: its variables, a loss and logits. */
 export interface TrainableModel {
   readonly params: readonly { readonly variable: tf.Variable }[];
-  loss(inputs: ModelInputs, labels: tf.Tensor1D, options: { training: boolean }): tf.Scalar;
+  /** Set when the model has the multi-task heads: the loop then passes `targets` to `loss`. */
+  readonly taskWeights?: Readonly<TaskWeights> | null;
+  loss(inputs: ModelInputs, labels: tf.Tensor1D, options: { training: boolean }, targets?: TaskTargets): tf.Scalar;
   predictLogits(inputs: ModelInputs, options: { training: boolean }): tf.Tensor2D;
 }
 
@@ -87,6 +90,17 @@ function gatherRows(src: Float32Array, width: number, rows: readonly number[]): 
   return out;
 }
 
+/** The multi-task heads' targets for `rows` of `batch` (caller disposes); undefined when the batch carries none. */
+export function taskTargetsFor(batch: FeatureBatch, rows: readonly number[]): TaskTargets | undefined {
+  const readmission = batch.readmission;
+  const days = batch.daysToReadmission;
+  if (!readmission || !days) return undefined;
+  return {
+    readmission: tf.tensor1d(Float32Array.from(rows, (r) => readmission[r] as number)),
+    days: tf.tensor1d(Float32Array.from(rows, (r) => days[r] as number)),
+  };
+}
+
 /** Builds model input tensors for the given rows of a FeatureBatch (caller disposes). */
 export function inputsFor(batch: FeatureBatch, rows: readonly number[]): ModelInputs {
   const b = rows.length;
@@ -128,14 +142,16 @@ export async function trainLocal(
   const started = performance.now();
   const epochs: EpochSummary[] = [];
   const anchors = cfg.proximalMu > 0 ? varList.map((v) => tf.keep(v.clone())) : [];
-  const objective = (inputs: ModelInputs, labels: tf.Tensor1D): tf.Scalar => {
-    const base = model.loss(inputs, labels, { training: true });
+  const objective = (inputs: ModelInputs, labels: tf.Tensor1D, targets?: TaskTargets): tf.Scalar => {
+    const base = targets ? model.loss(inputs, labels, { training: true }, targets) : model.loss(inputs, labels, { training: true });
     if (anchors.length === 0) return base;
     const prox = addMany(varList.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i] as tf.Tensor)))) as tf.Scalar;
     return tf.add(base, tf.mul(prox, cfg.proximalMu / 2));
   };
   try {
     if (cfg.dp) {
+      // The heads' masked means couple the examples of a lot: not a per-example loss DP-SGD can clip.
+      if (model.taskWeights) throw new Error('multi-task heads (task_weights) cannot train under DP-SGD (dp): drop one of the two');
       validateDpSgd(cfg.dp);
       const { sampleRate, stepsPerEpoch } = dpSchedule(usable.length, cfg.batchSize, cfg.epochs);
       const prox = anchors.length ? { mu: cfg.proximalMu, anchors } : undefined;
@@ -166,12 +182,14 @@ export async function trainLocal(
         const rowsB = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
         const inputs = inputsFor(batch, rowsB);
         const labels = tf.tensor1d(Int32Array.from(rowsB, (r) => batch.labels[r] as number), 'int32');
+        const targets = model.taskWeights ? taskTargetsFor(batch, rowsB) : undefined;
         let loss: tf.Scalar | null;
         try {
-          loss = optimizer.minimize(() => objective(inputs, labels), true, varList);
+          loss = optimizer.minimize(() => objective(inputs, labels, targets), true, varList);
         } finally {
           disposeInputs(inputs);
           labels.dispose();
+          if (targets) tf.dispose([targets.readmission, targets.days]);
         }
         const value = loss ? (await loss.data())[0] as number : Number.NaN;
         loss?.dispose();

@@ -11,16 +11,19 @@ import { ProgressBar } from '../progress';
 import { defaultLedgerPath, defaultPinPath, fileLedgerStore, filePinStore, readRoster } from '../privacy-ledger-file';
 import { defaultIdentityPath, loadOrCreateIdentityFile } from '../identity-file';
 import { identityFingerprint, exportIdentityPublicKey } from '@fedcare/shared/secagg';
+import { parseCsv, type TabularTable } from '@fedcare/shared/tabular';
 
-const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson [--once]
+const HELP = `usage: fedcare client --server URL --hospital H1 [--token TOKEN | env FEDCARE_TOKEN] --data H1.ndjson|H1.csv [--once]
          [--ca FILE] [--insecure] [--privacy-ledger FILE] [--max-epsilon E] [--identity FILE] [--pins FILE | --roster FILE]
          [--fault H1:disconnect@train:round=2]
 
 Connects to the coordinator and trains on the hospital's own records whenever a run asks; only
-model updates and metrics leave this process. --once exits when the current run ends. With a
-differentially private run, the ε this hospital has spent is kept in --privacy-ledger (default:
-H1.privacy.json beside the data) and training past the run's target ε is declined. --max-epsilon
-is this hospital's own cap: it then trains only in DP runs, and never past E, whatever a run asks.
+model updates and metrics leave this process. A --data FILE.csv (a header row, any columns) takes
+part in tabular runs (run config task: tabular; tabular.target names the column to predict).
+--once exits when the current run ends. With a differentially private run, the ε this hospital
+has spent is kept in --privacy-ledger (default: H1.privacy.json beside the data) and training
+past the run's target ε is declined. --max-epsilon is this hospital's own cap: it then trains only
+in DP runs, and never past E, whatever a run asks.
 With secure aggregation, this hospital signs with its own identity key, generated here on first use
 and kept in --identity (default: H1.identity.pem beside the data, mode 0600; never derived from the
 token, so the coordinator cannot sign as this hospital); \`fedcare identity\` prints its fingerprint.
@@ -64,8 +67,10 @@ export async function run(argv: string[]): Promise<number> {
   if (refusal) throw new CliError(refusal, 2);
   if (!values.token) throw new CliError('a token is required: --token TOKEN or FEDCARE_TOKEN in the environment (preferred: argv is visible to other users)', 2);
   const hospitalId = values.hospital as string;
-  const records = loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);
-  if (records.length === 0) throw new CliError(`${values.data} holds no records of ${hospitalId}`);
+  // A .csv is a table for tabular runs (any columns, the run names the target); anything else, patient records.
+  const table = /\.csv$/i.test(values.data as string) ? readTable(values.data as string) : undefined;
+  const records = table ? [] : loadRecords(values.data as string).filter((r) => r.hospital_id === hospitalId);
+  if (!table && records.length === 0) throw new CliError(`${values.data} holds no records of ${hospitalId}`);
   const faults = values.fault.map(parseFault).filter((f) => f.hospital === hospitalId);
   const maxEpsilon = values['max-epsilon'] === undefined ? undefined : Number(values['max-epsilon']);
   if (maxEpsilon !== undefined && !(maxEpsilon > 0)) throw new CliError(`--max-epsilon must be a number > 0, got "${values['max-epsilon']}"`, 2);
@@ -86,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     hospitalId,
     token: values.token as string,
     records,
+    ...(table ? { table } : {}),
     identity,
     modelSeed: Number(values['model-seed']),
     privacyLedger: fileLedgerStore(values['privacy-ledger'] ?? defaultLedgerPath(values.data as string, hospitalId)),
@@ -119,6 +125,17 @@ export async function run(argv: string[]): Promise<number> {
     hospital.close();
   }
   return 0;
+}
+
+/** A CSV file as a table; a malformed one fails here, naming the line. */
+function readTable(file: string): TabularTable {
+  try {
+    const table = parseCsv(readFileSync(file, 'utf8'), file);
+    if (table.rows.length === 0) throw new Error(`${file} has a header and no rows`);
+    return table;
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
 }
 
 /** A PEM CA bundle, read now: a missing file or one without a certificate fails here, in one line. */

@@ -3,8 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { toNdjson, type FeatureStats } from '@fedcare/shared/data';
-import { HospitalClient, modelCardMarkdown, type ModelCard } from '@fedcare/shared/fl';
+import { toNdjson } from '@fedcare/shared/data';
+import { HospitalClient, modelCardMarkdown, riskStatsOf, type ModelCard } from '@fedcare/shared/fl';
 import { openSqliteStore } from '@fedcare/server';
 import { initTf } from '../tf-node';
 import { fedcareRun } from '../testing-processes';
@@ -44,7 +44,7 @@ describe('fedcare export and predict', () => {
     await initTf('wasm');
     const store = openSqliteStore(db);
     const stored = (await store.getModel(runId, 'latest'))!;
-    const stats = (await store.getFeatureStats(runId)) as FeatureStats;
+    const stats = riskStatsOf(runId, (await store.getFeatureStats(runId))!, 'this check');
     await store.close();
     const client = new HospitalClient('H2', cohort[1]!);
     client.setStats(runId, stats, 8);

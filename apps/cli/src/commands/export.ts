@@ -10,10 +10,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import { BUNDLE_ONNX_FILE, BUNDLE_WEIGHTS_FILE, loadBundle, modelBundleSchema, modelCard, modelCardMarkdown, storedBundle, type ModelBundle, type ModelSelector } from '@fedcare/shared/fl';
+import { BUNDLE_ONNX_FILE, BUNDLE_WEIGHTS_FILE, loadBundle, modelBundleSchema, modelCard, modelCardMarkdown, storedBundle, TabularRunError, type ModelBundle, type ModelSelector } from '@fedcare/shared/fl';
 import { MODEL_NAMES, sha256Hex } from '@fedcare/shared/model';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
-import { classifierToOnnx, ONNX_INPUTS, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUTS } from '../onnx/onnx';
+import { classifierToOnnx, ONNX_INPUTS, ONNX_IR_VERSION, ONNX_OPSET, ONNX_OUTPUTS, ONNX_TASK_OUTPUTS } from '../onnx/onnx';
 import { initTf } from '../tf-node';
 import { resolveRun } from './runs';
 
@@ -78,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
           : `run ${run.runId} has no global feature statistics in the store`,
       );
     }
+    if ('tabular' in stored) throw new CliError(`${new TabularRunError(run.runId, `fedcare export --format ${format}`).message}; its MLP and schema are served by GET /api/v1/runs/${run.runId}/models/${String(which)}, and \`fedcare report\` shows them`);
     let bundle: ModelBundle = stored.bundle;
     const files = ['model.json', BUNDLE_WEIGHTS_FILE, 'model-card.json', 'MODEL_CARD.md'];
     let onnx: Uint8Array | undefined;
@@ -91,7 +92,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       bundle = modelBundleSchema.parse({
         ...bundle,
-        onnx: { file: BUNDLE_ONNX_FILE, sha256: await sha256Hex(onnx), opset: ONNX_OPSET, ir_version: ONNX_IR_VERSION, inputs: [...ONNX_INPUTS], outputs: [...ONNX_OUTPUTS] },
+        onnx: { file: BUNDLE_ONNX_FILE, sha256: await sha256Hex(onnx), opset: ONNX_OPSET, ir_version: ONNX_IR_VERSION, inputs: [...ONNX_INPUTS], outputs: [...ONNX_OUTPUTS, ...(bundle.model_options?.task_weights ? ONNX_TASK_OUTPUTS : [])] },
       });
       files.splice(2, 0, BUNDLE_ONNX_FILE);
     }

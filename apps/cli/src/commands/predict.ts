@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BUNDLE_WEIGHTS_FILE, loadBundle, scoreWithBundle } from '@fedcare/shared/fl';
+import { BUNDLE_WEIGHTS_FILE, loadBundle, scoreWithBundle, TABULAR_BUNDLE_FORMAT, TabularRunError } from '@fedcare/shared/fl';
 import { scoresToCsv } from '@fedcare/shared/train';
 import { CliError, readText, writeFileAtomic } from '../io';
 import { loadRecords } from '../records-io';
@@ -41,6 +41,8 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError(e instanceof CliError ? e.message : `${path.join(values.model, 'model.json')}: not JSON (${(e as Error).message})`);
   }
+  const tabular = manifest as { format?: unknown; run_id?: unknown } | null;
+  if (tabular?.format === TABULAR_BUNDLE_FORMAT) throw new CliError(`${values.model}: ${new TabularRunError(String(tabular.run_id), 'fedcare predict').message}`);
   const records = loadRecords(values.data);
   await initTf('wasm');
   let weights: Uint8Array;

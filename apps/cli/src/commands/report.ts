@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { openSqliteStore } from '@fedcare/server';
-import { modelCard, storedBundle } from '@fedcare/shared/fl';
+import { storedBundle, storedCard } from '@fedcare/shared/fl';
 import { reportHtml, runAudit } from '@fedcare/shared/report';
 import { CliError, defaultDbPath, writeFileAtomic } from '../io';
 import { initTf } from '../tf-node';
@@ -48,8 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     const rounds = await store.getRoundMetrics(run.runId);
     await initTf('wasm');
     const stored = await storedBundle(store, run, rounds, 'latest');
-    const card = 'bundle' in stored ? modelCard(run, rounds, stored.bundle) : undefined;
-    writeFileAtomic(values.out, reportHtml(run, rounds, card, runAudit(run, rounds, await store.listAudit({ limit: 10_000 }))));
+    writeFileAtomic(values.out, reportHtml(run, rounds, storedCard(run, rounds, stored), runAudit(run, rounds, await store.listAudit({ limit: 10_000 }))));
     process.stderr.write(`report of ${run.runId} (${rounds.length} rounds) → ${values.out}\n`);
     return 0;
   } finally {

@@ -21,9 +21,12 @@ async function simulate(dir: string, extra: string[]): Promise<{ rounds: Line[];
 describe('fedcare simulate --secure-aggregation secagg', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fc-simsa-'));
   generateToDir(['H1', 'H2', 'H3'], 5, dir, 60);
+  // Plain FedAvg on these seeds, run once for the SecAgg+ and the HE comparison (it is deterministic).
+  let plainRun: ReturnType<typeof simulate> | undefined;
+  const plainFedAvg = () => (plainRun ??= simulate(dir, []));
 
   it('reaches the pooled test AUC of plain FedAvg with the same seeds (within 0.01) and reports its traffic', async () => {
-    const plain = await simulate(dir, []);
+    const plain = await plainFedAvg();
     const secure = await simulate(dir, ['--secure-aggregation', 'secagg']);
     expect(secure.summary.status).toBe('completed');
     expect(Math.abs(secure.summary.test.auc_roc - plain.summary.test.auc_roc)).toBeLessThan(0.01);
@@ -49,7 +52,7 @@ describe('fedcare simulate --secure-aggregation secagg', () => {
   }, 600_000);
 
   it('HE (BFV): the same AUC as plain FedAvg, uploads ≤ 10 MB per hospital (seed spec 8.3), and a hospital lost at he-input is left out', async () => {
-    const plain = await simulate(dir, []);
+    const plain = await plainFedAvg();
     const he = await simulate(dir, ['--secure-aggregation', 'he']);
     expect(he.summary.status).toBe('completed');
     expect(Math.abs(he.summary.test.auc_roc - plain.summary.test.auc_roc)).toBeLessThan(0.01);

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { generateToken, openStore, startServer, type StoreSpec } from '@fedcare/server';
-import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type FeatureStats, type PatientRecord } from '@fedcare/shared/data';
-import { HospitalClient, type FederationSummary, type RoundReport, type StageProgress } from '@fedcare/shared/fl';
+import { encodeRecords, OBSERVATION_WINDOW_DAYS, splitByHospital, type PatientRecord } from '@fedcare/shared/data';
+import { HospitalClient, riskStatsOf, type FederationSummary, type RoundReport, type StageProgress } from '@fedcare/shared/fl';
 import { DP_RECIPE, proposeDp } from '@fedcare/shared/privacy';
 import { createModel, unflattenWeights, weightsFromBytes } from '@fedcare/shared/model';
 import { runConfigSchema, STRATEGY_NAMES, type RunConfig, type RunConfigInput } from '@fedcare/shared/protocol';
@@ -27,7 +27,9 @@ import { loadRecords } from '../records-io';
 import { initTf } from '../tf-node';
 import { mlflowSetting, storeSpec } from '../server-config';
 import { personaliseHospitals, type PersonalisationRow } from '../personalisation';
-import { readRunConfigFile, resolveRunConfig } from '../run-config-file';
+import { parseSet, readRunConfigFile, resolveRunConfig } from '../run-config-file';
+import { isTabularSchema, type TabularTable } from '@fedcare/shared/tabular';
+import { tabularSimulationInputs, tabularTestMetrics, tabularTrainExamples } from './simulate-tabular';
 
 const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--rounds 5] [--strategy fedavg]
          [--local-epochs 1] [--fraction-fit 1] [--min-fit-clients N] [--seed 1] [--seq-len 30]
@@ -36,6 +38,15 @@ const HELP = `usage: fedcare simulate --data DIR [--hospitals H1,H2,H3] [--round
          [--secure-aggregation none|secagg|he [--secagg-threshold T] [--secagg-neighbours K] [--secagg-clip R]]
          [--store sqlite|aws [--create-missing]] [--cloudwatch-emf FILE] [--plot metrics.svg] [--personalise]
          [--config run.yaml] [--set key=value …] [--json]
+       fedcare simulate --task tabular --csv data.csv --target COLUMN [--split-by COLUMN | --hospitals 3 --non-iid dirichlet:0.5|iid]
+         [--min-category-count 5] [--hidden-dim 32] [the run, DP and secure-aggregation flags above]
+
+--task tabular federates any CSV with a target column (README "Your own tabular data"): the file is
+split into hospitals (one per value of --split-by, or N label-skewed by Dirichlet(α) per class),
+each hospital types its columns, the coordinator merges normalisation statistics and category
+vocabularies (a value seen fewer than --min-category-count times at a hospital stays there), and an
+MLP (hidden --hidden-dim, ⌈half⌉) trains with the same federation, DP and secure aggregation. Defaults
+without --dp: --rounds 5 --local-epochs 2 --batch-size 16 --lr 0.01.
 
 --dp trains with DP-SGD (Poisson sampling, per-example clipping, discrete Gaussian noise) and an RDP
 accountant per hospital (a fresh ledger per simulation); a hospital declines rounds that would
@@ -106,6 +117,14 @@ export const SIMULATE_OPTIONS = {
   set: { type: 'string', multiple: true, default: [] },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
+  // Bring-your-own tabular data (./simulate-tabular.ts).
+  task: { type: 'string', default: 'risk' },
+  csv: { type: 'string' },
+  target: { type: 'string' },
+  'split-by': { type: 'string' },
+  'non-iid': { type: 'string' },
+  'min-category-count': { type: 'string' },
+  'hidden-dim': { type: 'string' },
 } satisfies NonNullable<ParseArgsConfig['options']>;
 
 type SimulateValues = ReturnType<typeof parseArgs<{ args: string[]; strict: true; options: typeof SIMULATE_OPTIONS }>>['values'];
@@ -145,6 +164,8 @@ export function trainExamplesOf(records: readonly PatientRecord[], hospitals: re
 
 /** Without --dp: the seed spec's model and schedule. */
 const PLAIN_DEFAULTS = { rounds: 5, model: 'standard', local_epochs: 1, batch_size: 32, learning_rate: 0.001 } as const;
+/** --task tabular without --dp: the MLP's schedule (`model` is unused by a tabular run). */
+const TABULAR_DEFAULTS = { rounds: 5, model: 'standard', local_epochs: 2, batch_size: 16, learning_rate: 0.01 } as const;
 
 /**
  * The run configuration the options describe, validated (a CliError naming the field otherwise).
@@ -174,6 +195,10 @@ const FLAG_KEYS: Readonly<Record<string, readonly (keyof RunConfigInput)[]>> = {
   'max-grad-norm': ['dp'],
   'target-epsilon': ['dp'],
   delta: ['dp'],
+  task: ['task'],
+  target: ['tabular'],
+  'min-category-count': ['tabular'],
+  'hidden-dim': ['hidden_dim'],
 };
 
 /** The options given on the command line (not left at their defaults), from parseArgs' tokens. */
@@ -205,7 +230,8 @@ export function runConfigFromOptions(values: SimulateValues, hospitals: number, 
 function flagsRunConfig(values: SimulateValues, hospitals: number, trainExamples: readonly { hospital_id: string; n: number }[]): RunConfigInput {
   const n = hospitals;
   const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
-  const base = values.dp ? DP_RECIPE : PLAIN_DEFAULTS;
+  const tabular = values.task === 'tabular';
+  const base = values.dp ? DP_RECIPE : tabular ? TABULAR_DEFAULTS : PLAIN_DEFAULTS;
   const rounds = num(values.rounds, base.rounds);
   const localEpochs = num(values['local-epochs'], base.local_epochs);
   const batchSize = num(values['batch-size'], base.batch_size);
@@ -225,6 +251,13 @@ function flagsRunConfig(values: SimulateValues, hospitals: number, trainExamples
     dp = { noise_multiplier: sigma, max_grad_norm: num(values['max-grad-norm'], DP_RECIPE.max_grad_norm), target_epsilon: target, delta };
   }
   const input: RunConfigInput = {
+    ...(tabular
+      ? {
+          task: 'tabular' as const,
+          tabular: { target: values.target as string, ...(values['min-category-count'] ? { min_category_count: Number(values['min-category-count']) } : {}) },
+        }
+      : {}),
+    ...(values['hidden-dim'] ? { hidden_dim: Number(values['hidden-dim']) } : {}),
     model: (values.model ?? base.model) as RunConfigInput['model'],
     strategy: values.strategy as RunConfigInput['strategy'],
     rounds,
@@ -249,15 +282,49 @@ function flagsRunConfig(values: SimulateValues, hospitals: number, trainExamples
   return input;
 }
 
+/**
+ * The flags' values with the task settings the layers below them give filled in (flags > --set >
+ * --config, as runConfigFromOptions resolves them): `task: tabular` with `tabular.target` in a
+ * --config file or --set federates --csv as `--task tabular --target` does. Read before the data,
+ * which the task decides (records or a CSV). An invalid --set is left to runConfigFromOptions to report.
+ */
+export function withConfigTask(values: SimulateValues, given: ReadonlySet<string>): SimulateValues {
+  if (!values.config && values.set.length === 0) return values;
+  const file = values.config ? readRunConfigFile(values.config).values : {};
+  const layer: Record<string, unknown> = { task: file.task };
+  const tabular = file.tabular;
+  if (typeof tabular === 'object' && tabular !== null) Object.assign(layer, { target: (tabular as Record<string, unknown>).target, min: (tabular as Record<string, unknown>).min_category_count });
+  const KEYS: Record<string, string> = { task: 'task', 'tabular.target': 'target', 'tabular.min_category_count': 'min' };
+  for (const arg of values.set) {
+    let set: { path: string[]; value: unknown };
+    try {
+      set = parseSet(arg);
+    } catch {
+      continue;
+    }
+    const key = KEYS[set.path.join('.')];
+    if (key) layer[key] = set.value;
+  }
+  const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v));
+  const task = given.has('task') ? undefined : str(layer.task);
+  const target = given.has('target') ? undefined : str(layer.target);
+  const min = given.has('min-category-count') ? undefined : str(layer.min);
+  return { ...values, ...(task ? { task } : {}), ...(target ? { target } : {}), ...(min ? { 'min-category-count': min } : {}) };
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const { values, tokens } = parseArgs({ args: argv, strict: true, options: SIMULATE_OPTIONS, tokens: true });
+  const parsed = parseArgs({ args: argv, strict: true, options: SIMULATE_OPTIONS, tokens: true });
+  const { tokens } = parsed;
+  const values = withConfigTask(parsed.values, givenOptions(tokens));
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
-  const inputs = simulationInputs(values);
+  const tabular = values.task === 'tabular' ? tabularInputsFrom(values, givenOptions(tokens)) : undefined;
+  if (values.task !== 'tabular' && values.task !== 'risk') throw new CliError(`--task: expected risk or tabular, got "${values.task}"`, 2);
+  const inputs = tabular ? { hospitals: tabular.hospitals, records: [], tables: tabular.tables, faults: values.fault.map(parseFault), clients: 'process' as const, data: tabular.data } : simulationInputs(values);
   const hospitals = inputs.hospitals;
-  const config = runConfigFromOptions(values, hospitals.length, trainExamplesOf(inputs.records, hospitals), givenOptions(tokens));
+  const config = runConfigFromOptions(values, hospitals.length, tabular ? tabularTrainExamples(tabular.tables) : trainExamplesOf(inputs.records, hospitals), givenOptions(tokens));
 
   const bar = new ProgressBar('rounds', config.rounds);
   const result = await runSimulation({
@@ -307,7 +374,19 @@ export async function run(argv: string[]): Promise<number> {
   return out.status === 'completed' ? 0 : 1;
 }
 
+/** --task tabular: the CSV split into hospitals (--split-by COLUMN, or --hospitals N --non-iid dirichlet:α). */
+function tabularInputsFrom(values: SimulateValues, given: ReadonlySet<string>) {
+  if (!values.csv) throw new CliError('task tabular (--task, or task: in --config / --set) needs --csv FILE', 2);
+  if (!values.target) throw new CliError('task tabular needs --target COLUMN, or tabular.target in --config / --set (the column to predict)', 2);
+  if (values['split-by'] && (given.has('hospitals') || values['non-iid'])) throw new CliError('--split-by names the hospitals itself: leave out --hospitals and --non-iid', 2);
+  const n = given.has('hospitals') ? Number(values.hospitals) : 3;
+  if (!values['split-by'] && !(Number.isInteger(n) && n >= 2)) throw new CliError(`--hospitals: with --task tabular, a number of hospitals ≥ 2, got "${values.hospitals}"`, 2);
+  return tabularSimulationInputs({ csv: values.csv, target: values.target, splitBy: values['split-by'], hospitals: n, nonIid: values['non-iid'], seed: Number(values.seed) });
+}
+
 export interface SimulationOptions {
+  /** --task tabular: each hospital's table (its <H>.csv in `data`), for the final test metrics. */
+  tables?: Record<string, TabularTable>;
   records: PatientRecord[];
   hospitals: string[];
   config: RunConfig;
@@ -362,7 +441,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
   const inProcess: HeadlessHospital[] = [];
   for (const h of o.hospitals) {
     if (o.clients === 'process') {
-      const file = o.data ? path.join(o.data, `${h}.ndjson`) : '';
+      const csv = o.data ? path.join(o.data, `${h}.csv`) : '';
+      const file = o.tables && existsSync(csv) ? csv : o.data ? path.join(o.data, `${h}.ndjson`) : '';
       if (!o.data) throw new CliError('process clients need the data directory');
       // The token goes in the environment, not argv: other users can read argv, and a base64url
       // token may start with '-', which an option parser takes for a flag.
@@ -400,15 +480,20 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
     // Final model on the pooled test split (this harness holds every hospital's data; a real
     // coordinator never does).
     await initTf('wasm');
-    const stats = (await server.store.getFeatureStats(runId)) as FeatureStats;
+    const stats = await server.store.getFeatureStats(runId);
     const model = await server.store.getModel(runId, 'latest');
     const out: SimulationResult['summary'] = { rounds: summary.roundsCompleted, status: summary.status, strategy: o.config.strategy, run_id: runId };
     if (summary.reason) out.reason = summary.reason;
-    if (model && stats) {
+    if (model && stats && o.tables) {
+      // A tabular run: its stats are the schema (shared/src/tabular/schema.ts).
+      if (!isTabularSchema(stats)) throw new CliError(`run ${runId} is a tabular run, but the store holds the risk model's feature statistics`);
+      Object.assign(out, await tabularTestMetrics(o.tables, stats, model.bytes, o.config), { model_sha256: model.sha256, schema: stats });
+    } else if (model && stats) {
+      const riskStats = riskStatsOf(runId, stats, 'the pooled test evaluation');
       const clf = createModel(o.config.model, 0, o.config);
       unflattenWeights(clf.params, weightsFromBytes(model.bytes));
       const test = splitByHospital(o.records, 0.2, 0).test;
-      const batch = encodeRecords(test, stats, { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
+      const batch = encodeRecords(test, riskStats, { seqLen: o.config.seq_len, windowDays: OBSERVATION_WINDOW_DAYS });
       out.test = splitMetrics('test', await evaluate(clf, batch));
       const per: Record<string, unknown> = {};
       for (const h of o.hospitals) {
@@ -421,7 +506,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRes
       if (o.personalise) {
         const round = summary.roundsCompleted;
         out.personalisation = await personaliseHospitals({
-          records: o.records, hospitals: o.hospitals, runId, round, stats, weights: model.bytes, sha256: model.sha256, config: o.config,
+          records: o.records, hospitals: o.hospitals, runId, round, stats: riskStats, weights: model.bytes, sha256: model.sha256, config: o.config,
           ledgerFile: (h) => path.join(work, `${h}.privacy.json`),
           ...(o.onInfo ? { onInfo: o.onInfo } : {}),
         });

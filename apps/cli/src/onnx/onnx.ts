@@ -20,8 +20,10 @@
  * Outputs: logits [N,3]; probabilities = Softmax(logits / T_calibration) [N,3] (the run's temperature,
  * as scoreBatch applies it); attention [N,5] = the softmax weights averaged over heads and query
  * tokens (predictWithAttention), MODALITY_TOKENS order. N is symbolic; T is the run's seq_len.
+ * A multi-task model (run config task_weights) adds readmission_probability [N,1] = Sigmoid(Gemm of
+ * the pooled fusion vector) and days_to_readmission [N,1] = DAYS_SCALE × Gemm (ONNX_TASK_OUTPUTS).
  */
-import { MODALITY_TOKENS, type ClassifierConfig, type MultimodalRiskClassifier } from '@fedcare/shared/model';
+import { DAYS_SCALE, MODALITY_TOKENS, type ClassifierConfig, type MultimodalRiskClassifier } from '@fedcare/shared/model';
 import { AttributeType, DataType, encodeModel, type AttributeMessage, type DimMessage, type ModelMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './onnx-proto';
 
 export const ONNX_OPSET = 17;
@@ -29,6 +31,8 @@ export const ONNX_OPSET = 17;
 export const ONNX_IR_VERSION = 8;
 export const ONNX_INPUTS = ['vitals', 'labs', 'demographics', 'biology', 'omics'] as const;
 export const ONNX_OUTPUTS = ['logits', 'probabilities', 'attention'] as const;
+/** The multi-task heads' outputs, after ONNX_OUTPUTS, in a model with task_weights only. */
+export const ONNX_TASK_OUTPUTS = ['readmission_probability', 'days_to_readmission'] as const;
 
 /**
  * For each ONNX gate slot (i, o, f, c), the Keras gate block (0 i, 1 f, 2 g = c, 3 o) that goes
@@ -217,7 +221,8 @@ export function classifierToOnnx(model: MultimodalRiskClassifier, options: OnnxE
     [attrInt('axis', -1), attrFloat('epsilon', 1e-5)],
     'fusion.normed',
   );
-  let x = g.op1('ReduceMean', [normed], [attrInts('axes', [1]), attrInt('keepdims', 0)], 'fusion.pooled'); // [N, F]
+  const pooled = g.op1('ReduceMean', [normed], [attrInts('axes', [1]), attrInt('keepdims', 0)], 'fusion.pooled'); // [N, F]
+  let x = pooled;
 
   // Head.
   const sizes = [F, ...cfg.headHidden, cfg.numClasses];
@@ -229,6 +234,10 @@ export function classifierToOnnx(model: MultimodalRiskClassifier, options: OnnxE
   const scaled = g.op1('Div', [x, g.floats('temperature', [], [options.temperature])]);
   g.op1('Softmax', [scaled], [attrInt('axis', -1)], 'probabilities');
   g.op1('ReduceMean', [probs], [attrInts('axes', [1, 2]), attrInt('keepdims', 0)], 'attention');
+  if (model.taskWeights) {
+    g.op1('Sigmoid', [dense(pooled, 'aux.readmission', F, 1)], [], 'readmission_probability');
+    g.op1('Mul', [dense(pooled, 'aux.days', F, 1), g.floats('days_scale', [], [DAYS_SCALE])], [], 'days_to_readmission');
+  }
 
   const unused = [...weights.keys()].filter((n) => !used.has(n));
   if (unused.length > 0) throw new Error(`onnx export: parameters not in the graph: ${unused.join(', ')}`);
@@ -261,6 +270,9 @@ export function classifierToOnnx(model: MultimodalRiskClassifier, options: OnnxE
         valueInfo('logits', ['N', cfg.numClasses], 'class logits: Low, Medium, High'),
         valueInfo('probabilities', ['N', cfg.numClasses], `softmax(logits / ${options.temperature})`),
         valueInfo('attention', ['N', 5], `attention each modality token receives (${MODALITY_TOKENS.join(', ')}), rows sum to 1`),
+        ...(model.taskWeights
+          ? [valueInfo('readmission_probability', ['N', 1], 'P(readmission within 30 days), the multi-task head'), valueInfo('days_to_readmission', ['N', 1], 'predicted days to readmission (meaningful for readmitted patients), the multi-task head')]
+          : []),
       ],
     },
     metadata_props: Object.entries({ temperature: String(options.temperature), modalities: MODALITY_TOKENS.join(','), ...options.metadata }).map(([key, value]) => ({ key, value })),

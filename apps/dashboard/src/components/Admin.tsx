@@ -4,7 +4,7 @@ import { store, useDash } from '../instance';
 import { downloadText } from '../download';
 import { applyDpRecipe, DEFAULT_RUN_FORM, exportRunConfig, formToConfig, importRunConfig, STRATEGIES, type RunForm } from '../runForm';
 
-type TextField = Exclude<keyof RunForm, 'dp' | 'secure_aggregation' | 'model' | 'extra'>;
+type TextField = Exclude<keyof RunForm, 'task' | 'dp' | 'secure_aggregation' | 'model' | 'extra'>;
 
 const DP_FIELDS: Array<[TextField, string, string]> = [
   ['noise_multiplier', 'Noise multiplier σ', 'any'],
@@ -73,6 +73,25 @@ export function AdminPanel() {
     <section className="wide" aria-label="Run control">
       <h2>Run control (admin)</h2>
       <form className="run" onSubmit={onSubmit}>
+        <label>
+          Task
+          <select value={form.task} onChange={(e) => setForm({ ...form, task: e.target.value })}>
+            <option value="risk">risk (patient records)</option>
+            <option value="tabular">tabular (the hospitals' CSVs)</option>
+          </select>
+        </label>
+        {form.task === 'tabular' && (
+          <>
+            <label>
+              Target column
+              <input type="text" value={form.target} placeholder="e.g. readmitted" onChange={(e) => setForm({ ...form, target: e.target.value })} />
+            </label>
+            <label>
+              Min category count
+              <input type="number" step="1" value={form.min_category_count} onChange={(e) => setForm({ ...form, min_category_count: e.target.value })} />
+            </label>
+          </>
+        )}
         <label>
           Model
           <select value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })}>

@@ -13,6 +13,9 @@ const COMPARE_METRICS: readonly { key: string; label: string; unit?: true }[] = 
   { key: 'test_accuracy', label: 'Test accuracy', unit: true },
   { key: 'test_loss', label: 'Test loss' },
   { key: 'privacy_epsilon', label: 'ε spent' },
+  { key: 'readmission_auc_roc', label: 'Readmission AUC-ROC (multi-task)', unit: true },
+  { key: 'days_mae', label: 'Days to readmission MAE (multi-task)' },
+  { key: 'days_rmse', label: 'Days to readmission RMSE (multi-task)' },
 ];
 
 /** The ticked runs overlaid, one line each, for a chosen metric; with each run's final value. */

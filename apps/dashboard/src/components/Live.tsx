@@ -68,6 +68,9 @@ const ACCURACY = ['train_accuracy', 'test_accuracy'] as const;
 const AUC = ['auc_roc', 'auc_pr', 'f1_score'] as const;
 const BYTES = ['communication_bytes'] as const;
 const DURATION = ['round_duration_seconds', 'aggregation_time_seconds'] as const;
+/** Multi-task heads (run config task_weights): shown only for a run whose rounds report them. */
+const READMISSION = ['readmission_auc_roc'] as const;
+const DAYS = ['days_mae', 'days_rmse'] as const;
 
 export function LivePanels() {
   const status = useDash((s) => s.status);
@@ -78,6 +81,7 @@ export function LivePanels() {
   const last = latestRound(live);
   const runId = status?.run_id ?? run?.run_id ?? null;
   const hospitals = last ? Object.keys(last.per_hospital).sort() : [];
+  const multiTask = live.rounds.some((r) => r.metrics.readmission_auc_roc != null || r.metrics.days_mae != null);
   return (
     <>
       <section aria-label="Current run">
@@ -151,6 +155,8 @@ export function LivePanels() {
           <MetricChart rounds={live.rounds} keys={AUC} title="AUC-ROC, AUC-PR, F1" yDomain={[0, 1]} />
           <MetricChart rounds={live.rounds} keys={BYTES} title="Communication per round" yFormat={(v) => formatBytes(v)} />
           <MetricChart rounds={live.rounds} keys={DURATION} title="Round duration (s)" />
+          {multiTask && <MetricChart rounds={live.rounds} keys={READMISSION} title="Readmission (30 d) AUC-ROC" yDomain={[0, 1]} />}
+          {multiTask && <MetricChart rounds={live.rounds} keys={DAYS} title="Days to readmission: MAE, RMSE (days)" />}
         </div>
       </section>
       <section className="wide" aria-label="Per-hospital metrics">
@@ -172,6 +178,8 @@ export function LivePanels() {
                 <th>Loss</th>
                 <th>AUC-ROC</th>
                 <th>ECE</th>
+                {multiTask && <th>Readmission AUC-ROC</th>}
+                {multiTask && <th>Days MAE / RMSE</th>}
                 <th>Examples</th>
                 <th>Train samples</th>
                 <th>Bytes up</th>
@@ -189,6 +197,12 @@ export function LivePanels() {
                     <td className="num">{formatMetric(m.test_loss ?? m.loss)}</td>
                     <td className="num">{formatMetric(m.auc_roc)}</td>
                     <td className="num">{formatMetric(m.ece)}</td>
+                    {multiTask && <td className="num">{formatMetric(m.readmission_auc_roc)}</td>}
+                    {multiTask && (
+                      <td className="num">
+                        {formatMetric(m.days_mae, 2)} / {formatMetric(m.days_rmse, 2)}
+                      </td>
+                    )}
                     <td className="num">{formatMetric(m.num_examples)}</td>
                     <td className="num">{formatMetric(m.num_samples)}</td>
                     <td className="num">{formatBytes(m.communication_bytes_up)}</td>

@@ -109,6 +109,11 @@ export async function clearRecords(hospitalId: string): Promise<void> {
   await Promise.all([tx.objectStore('records').delete(hospitalRange(hospitalId)), tx.objectStore('imports').delete(hospitalId), tx.done]);
 }
 
+/** Where a hospital's imported table (a CSV, for tabular runs) is kept, as its text: `{ name, text }`. */
+export function tableKey(hospitalId: string): string {
+  return `tabular/${hospitalId}`;
+}
+
 export async function kvGet<T>(key: string): Promise<T | undefined> {
   const db = await openPortalDb();
   return (await db.get('kv', key)) as T | undefined;

@@ -5,7 +5,8 @@
  */
 import type { FeatureStats, FeatureSums } from '@fedcare/shared/data';
 import type { ClientProgress, EvaluateReply, HospitalCompute, PatientScores, PersonalisationReport, TrainReply } from '@fedcare/shared/fl';
-import type { Instruction } from '@fedcare/shared/protocol';
+import type { Instruction, TabularPreprocessWire } from '@fedcare/shared/protocol';
+import type { TabularPreprocessReply, TabularSchema } from '@fedcare/shared/tabular';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
 import type { BackendChoice, BackendReport, LoadReport, StepComparison, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
@@ -96,6 +97,15 @@ export class TrainingWorker implements HospitalCompute {
 
   async setStats(runId: string, stats: FeatureStats, seqLen: number): Promise<void> {
     await this.call('setStats', { runId, stats, seqLen });
+  }
+
+  /** A tabular run's preprocessing: the table's shape, or its sums (held in the worker with secure aggregation). */
+  tabularPreprocess(runId: string, wire: TabularPreprocessWire, secure: boolean): Promise<TabularPreprocessReply> {
+    return this.call('tabularPreprocess', { runId, wire, secure });
+  }
+
+  async setTabularSchema(runId: string, schema: TabularSchema): Promise<void> {
+    await this.call('setTabularSchema', { runId, schema });
   }
 
   fit(instr: Extract<Instruction, { stage: 'train' }>, deadline?: number): Promise<TrainReply> {

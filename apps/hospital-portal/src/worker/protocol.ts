@@ -9,6 +9,8 @@ import type { Instruction } from '@fedcare/shared/protocol';
 import type { SecAggReply, SecAggRequest } from '@fedcare/shared/secagg';
 import type { HeReply, HeRequest } from '@fedcare/shared/he';
 import type { StepComparison } from '@fedcare/shared/train';
+import type { TabularPreprocessReply, TabularSchema } from '@fedcare/shared/tabular';
+import type { TabularPreprocessWire } from '@fedcare/shared/protocol';
 
 /** TF.js backends in the order feature detection tries them. */
 export const BACKEND_ORDER = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -56,6 +58,8 @@ export interface LoadReport {
   test: number;
   /** Labelled training examples (what num_samples will be). */
   numTrainExamples: number;
+  /** Set when the hospital's data is a table (an imported CSV, for tabular runs): its columns. */
+  table?: { name: string; columns: string[] };
 }
 
 export type WorkerRequest =
@@ -66,6 +70,9 @@ export type WorkerRequest =
   | { id: number; op: 'featureSums'; seqLen: number }
   | { id: number; op: 'holdFeatureSums'; runId: string; seqLen: number }
   | { id: number; op: 'setStats'; runId: string; stats: FeatureStats; seqLen: number }
+  /** A tabular run's preprocessing and schema (@fedcare/shared/tabular), for a hospital whose data is a CSV. */
+  | { id: number; op: 'tabularPreprocess'; runId: string; wire: TabularPreprocessWire; secure: boolean }
+  | { id: number; op: 'setTabularSchema'; runId: string; schema: TabularSchema }
   /** deadline: when the coordinator stops waiting for this stage (Date.now() clock), if it said. */
   | { id: number; op: 'fit'; instr: Extract<Instruction, { stage: 'train' }>; deadline?: number }
   | { id: number; op: 'evaluate'; instr: Extract<Instruction, { stage: 'evaluate' }>; deadline?: number }
@@ -86,6 +93,8 @@ export interface WorkerReplies {
   featureSums: FeatureSums;
   holdFeatureSums: null;
   setStats: null;
+  tabularPreprocess: TabularPreprocessReply;
+  setTabularSchema: null;
   fit: TrainReply;
   evaluate: EvaluateReply;
   checkBackend: StepComparison;

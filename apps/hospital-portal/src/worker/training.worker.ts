@@ -11,10 +11,11 @@
 // tfjs-core registers no gradients by itself (the union package does it for Node hosts).
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tf from '@tensorflow/tfjs-core';
-import { HospitalClient, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { HospitalClient, type HospitalClientOptions, type PinStore, type PrivacyLedgerState, type PrivacyLedgerStore } from '@fedcare/shared/fl';
+import { parseCsv, TabularHospitalClient } from '@fedcare/shared/tabular';
 import { loadOrCreateIdentity, parseRoster } from '@fedcare/shared/secagg';
 import { compareSteps, measureTrainThroughput, stepCheckBatch, trainingStepNumbers, type Throughput, type ThroughputOptions } from '@fedcare/shared/train';
-import { kvGet, kvSet, loadRecords } from '../data/db';
+import { kvGet, kvSet, loadRecords, tableKey } from '../data/db';
 import { indexedDbIdentity } from '../data/identity';
 import { BackendGuard, NoBackendError } from './backend';
 import type { BackendName, WorkerMessage, WorkerReplies, WorkerRequest } from './protocol';
@@ -73,6 +74,12 @@ function indexedDbPins(hospitalId: string): PinStore {
 function requireClient(): HospitalClient {
   if (!client) throw new Error('no records loaded in the training worker');
   return client;
+}
+
+function requireTabular(): TabularHospitalClient {
+  const c = requireClient();
+  if (!(c instanceof TabularHospitalClient)) throw new Error('this hospital holds patient records, not a table: it takes part in risk runs only (import a CSV for tabular runs)');
+  return c;
 }
 
 /** Moves to the next backend of the chain; the model (on the failed one) is dropped and rebuilt on first use. */
@@ -156,9 +163,11 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
     }
     case 'load': {
       await ready;
-      const records = await loadRecords(req.hospitalId);
+      // An imported CSV (kept as its text) makes this a tabular hospital; otherwise its patient records.
+      const table = await kvGet<{ name: string; text: string }>(tableKey(req.hospitalId));
+      const records = table ? [] : await loadRecords(req.hospitalId);
       client?.dispose();
-      client = new HospitalClient(req.hospitalId, records, {
+      const options: HospitalClientOptions = {
         onProgress: (progress) => post({ kind: 'progress', progress }),
         privacyLedger: indexedDbLedger(req.hospitalId),
         // A roster (checked again here) replaces trust on first use; the TOFU pins stay untouched meanwhile.
@@ -166,7 +175,17 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
         ...(req.maxEpsilon !== undefined ? { maxEpsilon: req.maxEpsilon } : {}),
         // Its own identity key, generated in this profile on first use (never derived from the token).
         identity: () => loadOrCreateIdentity(indexedDbIdentity(req.hospitalId)),
-      });
+      };
+      if (table) {
+        const tc = new TabularHospitalClient(req.hospitalId, parseCsv(table.text, table.name), options);
+        client = tc;
+        const { train, val, test } = tc.table;
+        return {
+          value: { records: train.rows.length + val.rows.length + test.rows.length, train: train.rows.length, val: val.rows.length, test: test.rows.length, numTrainExamples: tc.numTrainExamples, table: { name: table.name, columns: [...train.columns] } },
+          transfer: [],
+        };
+      }
+      client = new HospitalClient(req.hospitalId, records, options);
       return {
         value: { records: records.length, train: client.train.length, val: client.val.length, test: client.test.length, numTrainExamples: client.numTrainExamples },
         transfer: [],
@@ -179,6 +198,11 @@ async function answer(req: WorkerRequest): Promise<{ value: WorkerReplies[keyof 
       return { value: null, transfer: [] };
     case 'setStats':
       requireClient().setStats(req.runId, req.stats, req.seqLen);
+      return { value: null, transfer: [] };
+    case 'tabularPreprocess':
+      return { value: requireTabular().tabularPreprocess(req.runId, req.wire, req.secure), transfer: [] };
+    case 'setTabularSchema':
+      requireTabular().setTabularSchema(req.runId, req.schema);
       return { value: null, transfer: [] };
     case 'fit': {
       const r = await onBackend('train', `round ${req.instr.round} train`, req.deadline, () => requireClient().fit(req.instr));

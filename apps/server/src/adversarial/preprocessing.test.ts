@@ -3,6 +3,7 @@
 // goes on without them when enough hospitals remain, and otherwise fails cleanly, naming them.
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatureSums, finalizeFeatureStats, mergeFeatureSums, OBSERVATION_WINDOW_DAYS, type FeatureStats, type FeatureSums } from '@fedcare/shared/data';
+import { riskStatsOf } from '@fedcare/shared/fl';
 import type { Behaviour } from '../testing/fake-hospital';
 import { auditNaming, baseConfig, cohort, records, runTo, type Cohort } from './harness';
 
@@ -43,7 +44,7 @@ describe.each([3, 5])('preprocessing, one hostile hospital among %i', (n) => {
     current = await cohort(n, { preprocess: tampered(edit) });
     const { summary } = await runTo(current, { ...baseConfig(n), rounds: 1 });
     expect(summary?.status, summary?.reason).toBe('completed');
-    expectStatsOf(summary!.stats, current.honest.map((f) => f.hospitalId));
+    expectStatsOf(riskStatsOf(summary!.runId, summary!.stats ?? expect.fail('no statistics'), 'these checks'), current.honest.map((f) => f.hospitalId));
     const named = await auditNaming(current, `H${n}`);
     expect(named.map((e) => e.action)).toContain('preprocess.refused');
   });

@@ -89,6 +89,7 @@ import {
   type RoundCommit,
   type RoundMetrics,
   type RunRecord,
+  type RunStats,
   type RunStatus,
   type Store,
   type StoredModel,
@@ -1130,7 +1131,7 @@ export class AwsStore implements Store {
     if (old !== undefined && old !== key) await this.deleteObjects([old], `feature statistics of run ${JSON.stringify(runId)} replaced`);
   }
 
-  async getFeatureStats(runId: string): Promise<unknown> {
+  async getFeatureStats(runId: string): Promise<RunStats | undefined> {
     this.live();
     for (let attempt = 1; ; attempt++) {
       const run = await this.runState(runId);
@@ -1140,7 +1141,8 @@ export class AwsStore implements Store {
         if (attempt < 3) continue; // replaced meanwhile
         throw this.missing(runId, run.statsKey, 'feature statistics');
       }
-      return JSON.parse(Buffer.from(this.verified(run.statsKey, bytes, run.statsSha256)).toString('utf8')) as unknown;
+      // What saveFeatureStats was given, as it was given (the store keeps the JSON, not its kind).
+      return JSON.parse(Buffer.from(this.verified(run.statsKey, bytes, run.statsSha256)).toString('utf8')) as RunStats;
     }
   }
 

@@ -6,9 +6,12 @@
  * was and that no token's plaintext is stored anywhere.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StoreError, type CreatedToken, type RoundCommit, type Store, type StoreErrorCode, type TokenSpec } from '@fedcare/shared/fl';
+import { StoreError, type CreatedToken, type RoundCommit, type RunStats, type Store, type StoreErrorCode, type TokenSpec } from '@fedcare/shared/fl';
 import { hashToken } from './tokens';
 import { METRIC_NAMES, commitFor, metricsFor, sha256Hex, weightsFor } from './testing/rounds';
+
+/** A stats slot's contents as the store sees them: any JSON (what kind of stats it is, is the caller's business). */
+const opaque = (json: unknown) => json as RunStats;
 
 export interface StoreUnderTest {
   store: Store;
@@ -371,14 +374,14 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
 
     it('saves feature statistics, replaceable until round 1 commits', async () => {
       expect(await store.getFeatureStats('r')).toBeUndefined();
-      await store.saveFeatureStats('r', { vitals: { mean: [1, 2], std: [0.5, 0.25] } });
-      await store.saveFeatureStats('r', { vitals: { mean: [3], std: [1] } });
+      await store.saveFeatureStats('r', opaque({ vitals: { mean: [1, 2], std: [0.5, 0.25] } }));
+      await store.saveFeatureStats('r', opaque({ vitals: { mean: [3], std: [1] } }));
       expect(await store.getFeatureStats('r')).toEqual({ vitals: { mean: [3], std: [1] } });
-      await rejectsWith(store.saveFeatureStats('r', { n: 1n }), 'invalid', /feature stats is not JSON-serialisable/);
+      await rejectsWith(store.saveFeatureStats('r', opaque({ n: 1n })), 'invalid', /feature stats is not JSON-serialisable/);
       await store.commitRound(commitFor({ runId: 'r', round: 1 }));
       await changesNothing(async () => {
-        await rejectsWith(store.saveFeatureStats('r', {}), 'conflict', /fixed/);
-        await rejectsWith(store.saveFeatureStats('nope', {}), 'not_found');
+        await rejectsWith(store.saveFeatureStats('r', opaque({})), 'conflict', /fixed/);
+        await rejectsWith(store.saveFeatureStats('nope', opaque({})), 'not_found');
       });
       expect(await store.getFeatureStats('r')).toEqual({ vitals: { mean: [3], std: [1] } });
       expect(await store.getFeatureStats('nope')).toBeUndefined();
@@ -568,7 +571,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreUnd
         ['resumePoint', () => store.resumePoint('r')],
         ['getModel', () => store.getModel('r', 'latest')],
         ['listModelVersions', () => store.listModelVersions('r')],
-        ['saveFeatureStats', () => store.saveFeatureStats('r', {})],
+        ['saveFeatureStats', () => store.saveFeatureStats('r', opaque({}))],
         ['getFeatureStats', () => store.getFeatureStats('r')],
         ['appendAudit', () => store.appendAudit({ actor: 'a', action: 'b', outcome: 'ok' })],
         ['listAudit', () => store.listAudit({ limit: 1 })],

@@ -35,6 +35,7 @@ import {
   type RoundCommit,
   type RoundMetrics,
   type RunRecord,
+  type RunStats,
   type RunStatus,
   type Store,
   type StoredModel,
@@ -581,10 +582,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  getFeatureStats(runId: string): Promise<unknown> {
+  getFeatureStats(runId: string): Promise<RunStats | undefined> {
     return this.call(() => {
       const row = this.s.getStats.get(runId);
-      return row === undefined ? undefined : (JSON.parse(row.stats_json) as unknown);
+      // What saveFeatureStats was given, as it was given (the store keeps the JSON, not its kind).
+      return row === undefined ? undefined : (JSON.parse(row.stats_json) as RunStats);
     });
   }
 
