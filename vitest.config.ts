@@ -4,7 +4,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * The slowest files on CI's two cores (clean clone, seconds): train 635, portal e2e 562, image 293,
- * simulate-secagg 99, secagg protocol 64, compare 60. Without a results cache (a fresh clone)
+ * simulate-secagg 99, secagg protocol 64, compare 60, simulate-tabular ~60. Without a results cache (a fresh clone)
  * Vitest starts the largest files first, and a small slow file started last is the run's tail;
  * these start first, the rest in Vitest's own order.
  */
@@ -15,6 +15,7 @@ const SLOW_FIRST = [
   'apps/cli/src/commands/simulate-secagg.test.ts',
   'shared/src/secagg/protocol.test.ts',
   'apps/cli/src/commands/compare.test.ts',
+  'apps/cli/src/commands/simulate-tabular.test.ts',
 ];
 
 class SlowFirst extends BaseSequencer {

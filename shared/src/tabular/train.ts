@@ -13,6 +13,7 @@ import { dpSchedule } from '../privacy/schedule';
 import { clipRecorded } from '../train/dp-fast';
 import { discreteNoisySum, poissonSample, validateDpSgd, type DpSgdConfig } from '../train/dp';
 import { classificationMetrics, type ClassificationMetrics } from '../train/metrics';
+import { knownLabelRows } from '../train/train';
 import { cryptoRandom } from '../util/csprng';
 import { Rng } from '../util/random';
 import type { TabularMlp } from './mlp';
@@ -36,9 +37,7 @@ export interface TabularTrainResult {
 
 /** Rows with a known label. */
 export function labelledRows(data: TabularData): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < data.n; i++) if ((data.y[i] as number) >= 0) out.push(i);
-  return out;
+  return knownLabelRows(data.y, data.n);
 }
 
 function rowsTensor(data: TabularData, rows: readonly number[]): tf.Tensor2D {

@@ -77,11 +77,16 @@ export interface TrainResult {
   seconds: number;
 }
 
+/** Indices of the first `n` labels that are known (≥ 0; −1 = unlabelled). */
+export function knownLabelRows(labels: ArrayLike<number>, n = labels.length): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) if ((labels[i] as number) >= 0) out.push(i);
+  return out;
+}
+
 /** Indices of records with a known label. */
 export function labelledIndices(batch: FeatureBatch): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < batch.n; i++) if ((batch.labels[i] as number) >= 0) out.push(i);
-  return out;
+  return knownLabelRows(batch.labels, batch.n);
 }
 
 function gatherRows(src: Float32Array, width: number, rows: readonly number[]): Float32Array {
