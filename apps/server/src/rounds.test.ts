@@ -1,10 +1,11 @@
 // The round engine against an in-memory Grid (scripted hospitals, no sockets, no TF) and a real
 // SQLite store: failure policies, dropouts, early stopping, stopping a run.
 import { describe, expect, it } from 'vitest';
-import { generateHospital, computeFeatureSums, OBSERVATION_WINDOW_DAYS } from '@fedcare/shared/data';
+import { generateHospital, computeFeatureSums, finalizeFeatureStats, mergeFeatureSums, OBSERVATION_WINDOW_DAYS } from '@fedcare/shared/data';
 import { createStrategy, runFederation, SHUTDOWN, type Grid, type StageOutcome, type StageRequest } from '@fedcare/shared/fl';
 import { sha256Hex, weightsToBytes } from '@fedcare/shared/model';
 import { runConfigSchema, type StageResult } from '@fedcare/shared/protocol';
+import { storeTabularRun } from '../../../shared/src/testing/tabular-run';
 import { openSqliteStore } from './store/sqlite';
 
 type Behaviour = (round: number, stage: string) => 'ok' | 'silent';
@@ -164,5 +165,36 @@ describe('min_available_clients counts the federation, not the round', () => {
     expect(summary.status).toBe('completed');
     expect(rounds[0]!.metrics.num_participating_clients).toBe(2);
     expect(grid.requests.find((q) => q.round === 1 && q.stage === 'evaluate')?.targets).toEqual(['H1', 'H2']);
+  });
+});
+
+describe("a run's stored statistics and its task", () => {
+  // A resumed run whose stats slot holds the other task's statistics (a store edited by hand, a
+  // config changed under a run) is refused by name, never trained on a misread schema.
+  const options = (store: ReturnType<typeof openSqliteStore>, config: ReturnType<typeof runConfigSchema.parse>) => ({
+    runId: 'r1',
+    config,
+    strategy: createStrategy(config.strategy, { minFitClients: 3, minEvaluateClients: 2, minAvailableClients: 3 }),
+    grid: new MemoryGrid(hospitals, () => 'ok'),
+    store,
+    initialWeights: new Float32Array(P),
+  });
+
+  it('a tabular schema under a risk config', async () => {
+    const { schema } = await storeTabularRun(openSqliteStore(':memory:'), 'other');
+    const store = openSqliteStore(':memory:');
+    const config = runConfigSchema.parse({ rounds: 2, min_fit_clients: 3, min_evaluate_clients: 2, min_available_clients: 3 });
+    await store.createRun('r1', config as unknown as Record<string, unknown>, 2);
+    await store.saveFeatureStats('r1', schema);
+    await expect(runFederation(options(store, config))).rejects.toThrow('run r1: its stored statistics are a tabular schema but its config says task risk');
+  });
+
+  it("the risk model's statistics under a tabular config", async () => {
+    const store = openSqliteStore(':memory:');
+    const config = runConfigSchema.parse({ task: 'tabular', tabular: { target: 'readmitted' }, rounds: 2, min_fit_clients: 3, min_evaluate_clients: 2, min_available_clients: 3 });
+    await store.createRun('r1', config as unknown as Record<string, unknown>, 2);
+    const sums = hospitals.map((h) => computeFeatureSums(generateHospital(h, { seed: 1, patients: 10 }).records, { seqLen: 8, windowDays: OBSERVATION_WINDOW_DAYS }));
+    await store.saveFeatureStats('r1', finalizeFeatureStats(sums.reduce((a, b) => mergeFeatureSums(a, b))));
+    await expect(runFederation(options(store, config))).rejects.toThrow("run r1: its stored statistics are the risk model's but its config says task tabular");
   });
 });

@@ -4,6 +4,7 @@
  * MLP weights as round 1. For the readers that must handle a tabular run, or refuse it by name
  * (export, predict, the REST model route, the report), without federating one.
  */
+import { encodeStrategyState } from '../fl/state-codec';
 import type { Store } from '../fl/store';
 import { sha256Hex } from '../model/weights';
 import { runConfigSchema } from '../protocol/messages';
@@ -30,7 +31,7 @@ export async function storeTabularRun(store: Store, runId: string, hospitals: re
     perHospital: Object.fromEntries(hospitals.map((h, i) => [h, { test_accuracy: 0.7 + i / 100, test_loss: 0.5, num_samples: 100, num_examples: 25 }])),
     participation: hospitals.map((h) => ({ hospitalId: h, stage: 'train' as const, status: 'ok' as const, bytesUp: weights.byteLength, bytesDown: weights.byteLength })),
     model: { bytes: weights, sha256: await sha256Hex(weights) },
-    strategyState: new TextEncoder().encode('{}'),
+    strategyState: encodeStrategyState({}), // FedAvg keeps no state
     checkpoint: true,
     best: true,
   });
