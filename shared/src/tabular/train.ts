@@ -13,20 +13,12 @@ import { dpSchedule } from '../privacy/schedule';
 import { clipRecorded } from '../train/dp-fast';
 import { discreteNoisySum, poissonSample, validateDpSgd, type DpSgdConfig } from '../train/dp';
 import { classificationMetrics, type ClassificationMetrics } from '../train/metrics';
-import { knownLabelRows } from '../train/train';
+import { knownLabelRows, type TrainConfig } from '../train/train';
 import { cryptoRandom } from '../util/csprng';
 import { Rng } from '../util/random';
 import type { TabularMlp } from './mlp';
 import type { TabularData } from './schema';
 
-export interface TabularTrainConfig {
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  seed: number;
-  proximalMu: number;
-  dp?: DpSgdConfig;
-}
 
 export interface TabularTrainResult {
   samples: number;
@@ -48,7 +40,7 @@ function rowsTensor(data: TabularData, rows: readonly number[]): tf.Tensor2D {
 
 const yieldToHost = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-export async function trainTabular(model: TabularMlp, data: TabularData, config: TabularTrainConfig, onBatch?: (p: { epoch: number; batch: number; batches: number; loss: number }) => void): Promise<TabularTrainResult> {
+export async function trainTabular(model: TabularMlp, data: TabularData, config: TrainConfig, onBatch?: (p: { epoch: number; batch: number; batches: number; loss: number }) => void): Promise<TabularTrainResult> {
   const rows = labelledRows(data);
   if (rows.length === 0) throw new Error('no labelled rows to train on');
   const started = performance.now();
