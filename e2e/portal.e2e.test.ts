@@ -515,7 +515,8 @@ describe('hospital portals and the dashboard in Chromium', () => {
   }, 400_000);
 
   it('a round with secure aggregation (SecAgg+) in three browser tabs: the coordinator gets only masked feature sums and updates', async () => {
-    // H2's tab was closed in the dropout test: a new one (WebGL again) imports and joins.
+    // H2's tab was closed in the dropout test: a new one imports and joins, on WASM this time — WebGL
+    // (SwiftShader here) was H2's in the two rounds above; the rounds from here on test who sees what.
     const context = await browser.newContext({ viewport: { width: 1280, height: 1800 } });
     const page = await context.newPage();
     csp.watch(page);
@@ -523,7 +524,7 @@ describe('hospital portals and the dashboard in Chromium', () => {
     page.on('pageerror', (e) => h2.errors.push(e.message));
     await page.goto(`${server.url}/hospital/?hospital=H2`);
     await signIn(page, TOKENS.H2 as string);
-    await page.getByTestId('backend-select').selectOption('webgl');
+    await page.getByTestId('backend-select').selectOption('wasm');
     await page.getByTestId('import-input').setInputFiles(path.join(dir, 'H2.ndjson'));
     await expect.poll(() => page.getByText(/records in the worker/).count(), { timeout: 120_000 }).toBe(1);
     // H2's operator loads the federation roster (the keys each operator published out of band: the
