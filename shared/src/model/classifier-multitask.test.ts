@@ -6,18 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { classifierParamCount, createClassifier, createModel, DAYS_SCALE, modelConfigFor, modelOptionsOf, taskLosses, type ClassifierInputs, type MultimodalRiskClassifier, type TaskTargets } from './classifier';
 import { countParams } from './params';
 import { flattenWeights } from './weights';
+import { randomInputs } from '../testing/classifier-inputs';
 
 const WEIGHTS = { readmission_30d: 0.5, days_to_readmission: 2 };
 
-function inputs(B: number, T: number, seed = 1): ClassifierInputs {
-  return {
-    vitals: tf.randomNormal([B, T, 10], 0, 1, 'float32', seed) as tf.Tensor3D,
-    labs: tf.randomNormal([B, T, 16], 0, 1, 'float32', seed + 1) as tf.Tensor3D,
-    demographics: tf.randomNormal([B, 10], 0, 1, 'float32', seed + 2) as tf.Tensor2D,
-    biology: tf.randomNormal([B, 20], 0, 1, 'float32', seed + 3) as tf.Tensor2D,
-    omics: tf.randomNormal([B, 32], 0, 1, 'float32', seed + 4) as tf.Tensor2D,
-  };
-}
+const inputs = randomInputs;
 
 function targets(readmission: number[], days: number[]): TaskTargets {
   return { readmission: tf.tensor1d(readmission), days: tf.tensor1d(days) };

@@ -1,19 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { classifierParamCount, createClassifier, DEFAULT_CLASSIFIER_CONFIG, type ClassifierInputs, type MultimodalRiskClassifier } from './classifier';
+import { classifierParamCount, createClassifier, DEFAULT_CLASSIFIER_CONFIG, type MultimodalRiskClassifier } from './classifier';
 import { countParams } from './params';
 import { flattenWeights } from './weights';
+import { randomInputs } from '../testing/classifier-inputs';
 
-function inputs(B: number, T: number, seed = 1): ClassifierInputs {
-  return {
-    vitals: tf.randomNormal([B, T, 10], 0, 1, 'float32', seed) as tf.Tensor3D,
-    labs: tf.randomNormal([B, T, 16], 0, 1, 'float32', seed + 1) as tf.Tensor3D,
-    demographics: tf.randomNormal([B, 10], 0, 1, 'float32', seed + 2) as tf.Tensor2D,
-    biology: tf.randomNormal([B, 20], 0, 1, 'float32', seed + 3) as tf.Tensor2D,
-    omics: tf.randomNormal([B, 32], 0, 1, 'float32', seed + 4) as tf.Tensor2D,
-  };
-}
+const inputs = randomInputs;
 
 function withModel(f: (m: MultimodalRiskClassifier) => void, seed = 1, fastLstm = true): void {
   const m = createClassifier({ fastLstm }, seed);
